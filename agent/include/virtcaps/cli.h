@@ -1,0 +1,36 @@
+// Command-line flags in node_exporter's style (--flag=value or --flag value).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "virtcaps/config.h"
+#include "virtcaps/status.h"
+
+namespace virtcaps {
+
+struct CommandLine {
+  enum class Mode { kServe, kOnce, kCheckConfig, kVersion, kHelp };
+  Mode mode = Mode::kServe;
+  enum class Format { kXml, kPrometheus };
+  Format once_format = Format::kXml;
+
+  std::string config_file;  // empty: the embedded default
+  std::vector<std::string> listen_addresses;  // non-empty replaces the config's list
+  std::optional<std::string> telemetry_path;
+  std::optional<std::string> rootfs, procfs, sysfs, devfs;
+  std::map<std::string, bool> collectors;  // --collector.NAME / --no-collector.NAME
+  std::optional<LogConfig::Level> log_level;
+};
+
+Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
+                                       const std::vector<CollectorDefault>& collectors);
+std::string UsageText(const std::vector<CollectorDefault>& collectors);
+
+// Loads the configuration the command line names and applies flag overrides.
+Expected<Config> ResolveConfig(const CommandLine& command_line,
+                               const std::vector<CollectorDefault>& collectors);
+
+}  // namespace virtcaps

@@ -1,0 +1,43 @@
+// The refresh loop: probe the host every refresh_interval, publish a snapshot.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "virtcaps/config.h"
+#include "virtcaps/snapshot.h"
+
+namespace virtcaps {
+
+// Probes the host once with this configuration (what --once and each loop turn do).
+HostCapabilities ProbeHost(const Config& config);
+
+class Refresher {
+ public:
+  Refresher(Config config, SnapshotStore& store);
+  ~Refresher();
+  Refresher(const Refresher&) = delete;
+  Refresher& operator=(const Refresher&) = delete;
+
+  void Start();
+  void Stop();
+  // Swaps in a new configuration (after a reload) and refreshes at once.
+  void Reconfigure(Config config);
+
+ private:
+  void Run();
+  void RefreshOnce(const Config& config);
+
+  SnapshotStore& store_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  Config config_;
+  bool stopping_ = false;
+  bool config_changed_ = false;
+  uint64_t refreshes_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace virtcaps

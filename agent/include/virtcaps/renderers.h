@@ -1,0 +1,34 @@
+// The two formats the agent publishes: libvirt's capabilities XML and the
+// Prometheus text exposition. Both are pure functions of a snapshot.
+#pragma once
+
+#include <string>
+
+#include "virtcaps/model.h"
+#include "virtcaps/xml.h"
+
+namespace virtcaps {
+
+struct BuildInfo {
+  std::string version;
+  std::string revision;
+  std::string compiler;
+};
+const BuildInfo& CurrentBuildInfo();
+
+// What a refresh produced, plus the facts about the refresh itself.
+struct RefreshFacts {
+  double finished_at_seconds = 0;  // Unix time
+  double duration_seconds = 0;
+  uint64_t refreshes_total = 0;
+};
+
+// libvirt's <capabilities> document (element order as capability.rng requires).
+XmlElement CapabilitiesXml(const HostCapabilities& caps);
+std::string RenderCapabilitiesXml(const HostCapabilities& caps);
+
+// The whole /metrics body.
+std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& refresh,
+                             const BuildInfo& build);
+
+}  // namespace virtcaps

@@ -1,0 +1,155 @@
+#include "virtcaps/cli.h"
+
+#include <unistd.h>
+
+#include <set>
+
+namespace virtcaps {
+
+namespace {
+
+Expected<LogConfig::Level> ParseLevel(const std::string& text) {
+  if (text == "debug") return LogConfig::Level::kDebug;
+  if (text == "info") return LogConfig::Level::kInfo;
+  if (text == "warn") return LogConfig::Level::kWarn;
+  if (text == "error") return LogConfig::Level::kError;
+  return Status::Error("--log.level: expected debug, info, warn or error, got '" + text + "'");
+}
+
+Expected<std::string> AbsoluteFlagPath(const std::string& flag, const std::string& value) {
+  if (value.empty()) return Status::Error(flag + ": needs a path");
+  // Relative paths are allowed on the command line; they resolve against the working directory.
+  if (value.front() == '/') return value;
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof(cwd)) == nullptr) return Status::Error(flag + ": cannot resolve '" + value + "'");
+  return std::string(cwd) + "/" + value;
+}
+
+}  // namespace
+
+Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
+                                       const std::vector<CollectorDefault>& collectors) {
+  CommandLine cli;
+  std::set<std::string> collector_names;
+  for (const CollectorDefault& collector : collectors) collector_names.insert(collector.name);
+  static const std::set<std::string> kValueFlags = {
+      "--config.file", "--web.listen-address", "--web.telemetry-path", "--path.rootfs",
+      "--path.procfs", "--path.sysfs",         "--path.devfs",         "--log.level",
+      "--format"};
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    std::string name = arg;
+    std::optional<std::string> value;
+    size_t equals = arg.find('=');
+    if (arg.rfind("--", 0) == 0 && equals != std::string::npos) {
+      name = arg.substr(0, equals);
+      value = arg.substr(equals + 1);
+    }
+    if (kValueFlags.count(name) && !value) {
+      if (i + 1 >= args.size()) return Status::Error(name + ": needs a value");
+      value = args[++i];
+    }
+    if (name == "--config.file") {
+      if (value->empty()) return Status::Error("--config.file: needs a path");
+      cli.config_file = *value;
+    } else if (name == "--web.listen-address") {
+      cli.listen_addresses.push_back(*value);
+    } else if (name == "--web.telemetry-path") {
+      cli.telemetry_path = *value;
+    } else if (name == "--path.rootfs" || name == "--path.procfs" || name == "--path.sysfs" ||
+               name == "--path.devfs") {
+      auto path = AbsoluteFlagPath(name, *value);
+      if (!path) return path.status();
+      if (name == "--path.rootfs") cli.rootfs = *path;
+      if (name == "--path.procfs") cli.procfs = *path;
+      if (name == "--path.sysfs") cli.sysfs = *path;
+      if (name == "--path.devfs") cli.devfs = *path;
+    } else if (name == "--log.level") {
+      auto level = ParseLevel(*value);
+      if (!level) return level.status();
+      cli.log_level = *level;
+    } else if (name == "--format") {
+      if (*value == "xml") {
+        cli.once_format = CommandLine::Format::kXml;
+      } else if (*value == "prometheus") {
+        cli.once_format = CommandLine::Format::kPrometheus;
+      } else {
+        return Status::Error("--format: expected xml or prometheus, got '" + *value + "'");
+      }
+    } else if (arg == "--once") {
+      cli.mode = CommandLine::Mode::kOnce;
+    } else if (arg == "--check-config") {
+      cli.mode = CommandLine::Mode::kCheckConfig;
+    } else if (arg == "--version") {
+      cli.mode = CommandLine::Mode::kVersion;
+    } else if (arg == "--help" || arg == "-h") {
+      cli.mode = CommandLine::Mode::kHelp;
+    } else if (arg.rfind("--collector.", 0) == 0 || arg.rfind("--no-collector.", 0) == 0) {
+      bool enable = arg.rfind("--collector.", 0) == 0;
+      std::string collector = arg.substr(enable ? 12 : 15);
+      if (!collector_names.count(collector)) {
+        return Status::Error(arg + ": unknown collector '" + collector + "'");
+      }
+      cli.collectors[collector] = enable;
+    } else {
+      return Status::Error("unknown flag '" + arg + "' (see --help)");
+    }
+  }
+  return cli;
+}
+
+std::string UsageText(const std::vector<CollectorDefault>& collectors) {
+  std::string text =
+      "usage: virtcaps-agent [flags]\n\n"
+      "Probes this host's virtualization capabilities and serves them as a libvirt\n"
+      "capabilities document (/capabilities) and Prometheus metrics (/metrics).\n\n"
+      "Flags:\n"
+      "  --config.file=FILE          YAML configuration (default: the embedded defaults)\n"
+      "  --web.listen-address=ADDR   host:port to listen on; repeatable (default 127.0.0.1:9977)\n"
+      "  --web.telemetry-path=PATH   path of the metrics (default /metrics)\n"
+      "  --path.rootfs=DIR           read the host under DIR (default /)\n"
+      "  --path.procfs=DIR           procfs mount (default <rootfs>/proc)\n"
+      "  --path.sysfs=DIR            sysfs mount (default <rootfs>/sys)\n"
+      "  --path.devfs=DIR            devfs mount (default <rootfs>/dev)\n"
+      "  --collector.NAME            enable collector NAME\n"
+      "  --no-collector.NAME         disable collector NAME\n"
+      "  --log.level=LEVEL           debug, info, warn or error (default info)\n"
+      "  --once                      probe once, print the document to stdout and exit\n"
+      "  --format=xml|prometheus     what --once prints (default xml)\n"
+      "  --check-config              validate the configuration and exit\n"
+      "  --version                   print the version and exit\n"
+      "  --help                      print this help and exit\n\n"
+      "Collectors:\n";
+  for (const CollectorDefault& collector : collectors) {
+    text += "  " + collector.name + (collector.enabled_by_default ? " (default on)\n" : " (default off)\n");
+  }
+  return text;
+}
+
+Expected<Config> ResolveConfig(const CommandLine& cli,
+                               const std::vector<CollectorDefault>& collectors) {
+  Expected<Config> loaded = cli.config_file.empty() ? DefaultConfig(collectors)
+                                                    : LoadConfigFile(cli.config_file, collectors);
+  if (!loaded) return loaded;
+  Config config = std::move(*loaded);
+  for (const std::string& address : cli.listen_addresses) {
+    std::string error = ValidateListenAddress(address);
+    if (!error.empty()) return Status::Error("--web.listen-address: " + error);
+  }
+  if (!cli.listen_addresses.empty()) config.web.listen_addresses = cli.listen_addresses;
+  if (cli.telemetry_path) {
+    if (cli.telemetry_path->size() < 2 || cli.telemetry_path->front() != '/') {
+      return Status::Error("--web.telemetry-path: expected a path such as /metrics");
+    }
+    config.web.telemetry_path = *cli.telemetry_path;
+  }
+  if (cli.rootfs) config.paths.rootfs = *cli.rootfs;
+  if (cli.procfs) config.paths.procfs = *cli.procfs;
+  if (cli.sysfs) config.paths.sysfs = *cli.sysfs;
+  if (cli.devfs) config.paths.devfs = *cli.devfs;
+  for (const auto& [name, enabled] : cli.collectors) config.collectors[name] = enabled;
+  if (cli.log_level) config.log.level = *cli.log_level;
+  return config;
+}
+
+}  // namespace virtcaps

@@ -1,0 +1,162 @@
+#include "virtcaps/http_server.h"
+
+#include <CivetServer.h>
+#include <civetweb.h>
+
+#include "virtcaps/log.h"
+#include "virtcaps/renderers.h"
+
+namespace virtcaps {
+
+namespace {
+
+constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+std::string HtmlEscape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string LandingPage(const std::string& telemetry_path) {
+  const BuildInfo& build = CurrentBuildInfo();
+  std::string path = HtmlEscape(telemetry_path);
+  return "<!DOCTYPE html>\n<html><head><title>virtcaps-agent</title></head><body>\n"
+         "<h1>virtcaps-agent</h1>\n<p>Version " +
+         HtmlEscape(build.version) + " (revision " + HtmlEscape(build.revision) +
+         "): what this host can run, as libvirt capabilities and Prometheus metrics.</p>\n<ul>\n"
+         "<li><a href=\"" + path + "\">" + path + "</a>: Prometheus metrics</li>\n"
+         "<li><a href=\"/capabilities\">/capabilities</a>: libvirt capabilities XML</li>\n"
+         "<li><a href=\"/healthz\">/healthz</a>: health</li>\n</ul>\n</body></html>\n";
+}
+
+// CivetWeb's C-level handler: one entry point for every method and path.
+int HandleRequest(struct mg_connection* connection, void* data) {
+  const auto* server = static_cast<const HttpServer*>(data);
+  const struct mg_request_info* request = mg_get_request_info(connection);
+  std::string method = request->request_method ? request->request_method : "";
+  std::string path = request->local_uri ? request->local_uri : "";
+  HttpServer::Response response = server->Handle(method, path);
+
+  std::string head = "HTTP/1.1 " + std::to_string(response.status) + " " +
+                     mg_get_response_code_text(connection, response.status) + "\r\n";
+  head += "Content-Type: " + response.content_type + "\r\n";
+  head += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
+  for (const auto& [name, value] : response.headers) head += name + ": " + value + "\r\n";
+  head += "\r\n";
+  mg_write(connection, head.data(), head.size());
+  if (method != "HEAD") mg_write(connection, response.body.data(), response.body.size());
+  return response.status;
+}
+
+// CivetWeb wants "127.0.0.1:9977" or "9977" (every address) for ":9977".
+std::string CivetPort(const std::string& address) {
+  return address.size() > 1 && address.front() == ':' ? address.substr(1) : address;
+}
+
+}  // namespace
+
+HttpServer::HttpServer(HttpServerOptions options, const SnapshotStore& store)
+    : options_(std::move(options)), store_(store) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+HttpServer::Response HttpServer::Handle(const std::string& method, const std::string& path) const {
+  Response response;
+  response.content_type = "text/plain; charset=utf-8";
+  bool known_path =
+      path == "/" || path == options_.telemetry_path || path == "/capabilities" || path == "/healthz";
+  if (!known_path) {
+    response.status = 404;
+    response.body = "404 page not found\n";
+    return response;
+  }
+  if (method != "GET" && method != "HEAD") {
+    response.status = 405;
+    response.headers.emplace_back("Allow", "GET, HEAD");
+    response.body = "405 method not allowed\n";
+    return response;
+  }
+  if (path == "/") {
+    response.content_type = "text/html; charset=utf-8";
+    response.body = LandingPage(options_.telemetry_path);
+    return response;
+  }
+  std::shared_ptr<const Snapshot> snapshot = store_.Current();
+  if (path == "/healthz") {
+    response.status = snapshot ? 200 : 503;
+    response.body = snapshot ? "ok\n" : "starting: no snapshot yet\n";
+    return response;
+  }
+  if (!snapshot) {
+    response.status = 503;
+    response.headers.emplace_back("Retry-After", "1");
+    response.body = "starting: the first probe of the host has not finished\n";
+    return response;
+  }
+  if (path == "/capabilities") {
+    response.content_type = "application/xml";
+    response.body = snapshot->xml;
+  } else {
+    response.content_type = kMetricsContentType;
+    response.body = snapshot->metrics_text;
+  }
+  return response;
+}
+
+Status HttpServer::Start() {
+  std::string ports;
+  for (const std::string& address : options_.listen_addresses) {
+    ports += (ports.empty() ? "" : ",") + CivetPort(address);
+  }
+  std::vector<std::string> civet_options = {
+      "listening_ports", ports,
+      "num_threads", std::to_string(options_.worker_threads),
+      "enable_keep_alive", "yes",
+      "request_timeout_ms", "10000",
+      "enable_directory_listing", "no",
+  };
+  try {
+    server_ = std::make_unique<CivetServer>(civet_options);
+  } catch (const CivetException& error) {
+    return Status::Error("cannot listen on " + ports + ": " + error.what());
+  }
+  mg_set_request_handler(const_cast<struct mg_context*>(server_->getContext()), "/", HandleRequest,
+                         const_cast<HttpServer*>(this));
+  return Status();
+}
+
+void HttpServer::Stop() {
+  if (server_) {
+    server_->close();
+    server_.reset();
+  }
+}
+
+std::vector<std::string> HttpServer::BoundAddresses() const {
+  std::vector<std::string> addresses;
+  if (!server_) return addresses;
+  struct mg_server_port ports[16];
+  int count = mg_get_server_ports(server_->getContext(), 16, ports);
+  for (int i = 0; i < count; ++i) {
+    // CivetWeb does not report the bound IP; the configured host part is reused.
+    std::string host = "0.0.0.0";
+    if (static_cast<size_t>(i) < options_.listen_addresses.size()) {
+      const std::string& configured = options_.listen_addresses[static_cast<size_t>(i)];
+      size_t colon = configured.rfind(':');
+      if (colon != std::string::npos && colon > 0) host = configured.substr(0, colon);
+    }
+    addresses.push_back(host + ":" + std::to_string(ports[i].port));
+  }
+  return addresses;
+}
+
+}  // namespace virtcaps

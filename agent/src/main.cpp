@@ -1,0 +1,134 @@
+// virtcaps-agent: probes what this host can run and serves it over HTTP.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "virtcaps/cli.h"
+#include "virtcaps/collector.h"
+#include "virtcaps/http_server.h"
+#include "virtcaps/log.h"
+#include "virtcaps/refresher.h"
+#include "virtcaps/renderers.h"
+
+namespace virtcaps {
+namespace {
+
+int RunOnce(const Config& config, CommandLine::Format format) {
+  auto start = std::chrono::steady_clock::now();
+  HostCapabilities caps = ProbeHost(config);
+  for (const CollectorOutcome& outcome : caps.collectors) {
+    if (!outcome.success) LogWarn("collector failed", {{"collector", outcome.name}, {"error", outcome.error}});
+  }
+  if (format == CommandLine::Format::kXml) {
+    std::cout << RenderCapabilitiesXml(caps);
+  } else {
+    RefreshFacts facts;
+    facts.duration_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    facts.finished_at_seconds =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    facts.refreshes_total = 1;
+    std::cout << RenderPrometheus(caps, facts, CurrentBuildInfo());
+  }
+  std::cout.flush();
+  return std::cout.good() ? 0 : 1;
+}
+
+int Serve(const CommandLine& cli, Config config) {
+  // Signals are taken synchronously by this thread; every other thread blocks them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  SnapshotStore store;
+  HttpServerOptions options;
+  options.listen_addresses = config.web.listen_addresses;
+  options.telemetry_path = config.web.telemetry_path;
+  HttpServer server(options, store);
+  if (Status status = server.Start(); !status.ok()) {
+    LogError("cannot start web server", {{"error", status.message()}});
+    return 1;
+  }
+  for (const std::string& address : server.BoundAddresses()) {
+    LogInfo("listening", {{"address", address}, {"telemetry_path", config.web.telemetry_path}});
+  }
+  LogInfo("starting", {{"version", CurrentBuildInfo().version},
+                       {"config", config.source},
+                       {"rootfs", config.paths.rootfs},
+                       {"refresh_interval", FormatDuration(config.refresh_interval)}});
+  Refresher refresher(config, store);
+  refresher.Start();
+
+  while (true) {
+    int signal_number = 0;
+    if (sigwait(&signals, &signal_number) != 0) continue;
+    if (signal_number == SIGHUP) {
+      auto reloaded = ResolveConfig(cli, CollectorDefaults());
+      if (!reloaded) {
+        LogError("reload failed; keeping the running configuration", {{"error", reloaded.error()}});
+        continue;
+      }
+      if (reloaded->web.listen_addresses != config.web.listen_addresses ||
+          reloaded->web.telemetry_path != config.web.telemetry_path) {
+        LogWarn("web settings changed; they take effect after a restart");
+      }
+      SetLogLevel(reloaded->log.level);
+      config = *reloaded;
+      refresher.Reconfigure(config);
+      LogInfo("configuration reloaded", {{"config", config.source}});
+      continue;
+    }
+    LogInfo("shutting down", {{"signal", std::to_string(signal_number)}});
+    break;
+  }
+  server.Stop();  // finishes requests in flight
+  refresher.Stop();
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<CollectorDefault> collectors = CollectorDefaults();
+  auto cli = ParseCommandLine(args, collectors);
+  if (!cli) {
+    std::cerr << "virtcaps-agent: " << cli.error() << "\n";
+    return 2;
+  }
+  if (cli->mode == CommandLine::Mode::kHelp) {
+    std::cout << UsageText(collectors);
+    return 0;
+  }
+  if (cli->mode == CommandLine::Mode::kVersion) {
+    const BuildInfo& build = CurrentBuildInfo();
+    std::cout << "virtcaps-agent " << build.version << " (revision " << build.revision << ", "
+              << build.compiler << ")\n";
+    return 0;
+  }
+  auto config = ResolveConfig(*cli, collectors);
+  if (!config) {
+    std::cerr << "virtcaps-agent: invalid configuration: " << config.error() << "\n";
+    return 1;
+  }
+  SetLogLevel(config->log.level);
+  switch (cli->mode) {
+    case CommandLine::Mode::kCheckConfig:
+      std::cout << "configuration OK: " << config->source << "\n";
+      return 0;
+    case CommandLine::Mode::kOnce:
+      return RunOnce(*config, cli->once_format);
+    default:
+      return Serve(*cli, std::move(*config));
+  }
+}
+
+}  // namespace
+}  // namespace virtcaps
+
+int main(int argc, char** argv) { return virtcaps::Main(argc, argv); }

@@ -1,0 +1,72 @@
+#include "virtcaps/refresher.h"
+
+#include <chrono>
+
+#include "virtcaps/collector.h"
+#include "virtcaps/log.h"
+
+namespace virtcaps {
+
+HostCapabilities ProbeHost(const Config& config) {
+  HostPaths paths = HostPaths::FromConfig(config.paths);
+  Probes probes = MakeProbes(config.probes, paths);
+  CollectContext context{paths, probes, config};
+  return CollectHost(context);
+}
+
+Refresher::Refresher(Config config, SnapshotStore& store)
+    : store_(store), config_(std::move(config)) {}
+
+Refresher::~Refresher() { Stop(); }
+
+void Refresher::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void Refresher::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Refresher::Reconfigure(Config config) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    config_ = std::move(config);
+    config_changed_ = true;
+  }
+  wake_.notify_all();
+}
+
+void Refresher::RefreshOnce(const Config& config) {
+  auto start = std::chrono::steady_clock::now();
+  HostCapabilities caps = ProbeHost(config);
+  std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  for (const CollectorOutcome& outcome : caps.collectors) {
+    if (!outcome.success) {
+      LogWarn("collector failed", {{"collector", outcome.name}, {"error", outcome.error}});
+    }
+  }
+  RefreshFacts facts;
+  facts.duration_seconds = elapsed.count();
+  facts.finished_at_seconds =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  facts.refreshes_total = ++refreshes_;
+  store_.Publish(MakeSnapshot(std::move(caps), facts));
+  LogDebug("refreshed", {{"duration_seconds", std::to_string(facts.duration_seconds)}});
+}
+
+void Refresher::Run() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stopping_) {
+    Config config = config_;
+    config_changed_ = false;
+    lock.unlock();
+    RefreshOnce(config);
+    lock.lock();
+    wake_.wait_for(lock, config.refresh_interval, [this] { return stopping_ || config_changed_; });
+  }
+}
+
+}  // namespace virtcaps

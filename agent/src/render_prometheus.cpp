@@ -1,0 +1,191 @@
+#include <prometheus/check_names.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include <cmath>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "virtcaps/renderers.h"
+
+namespace virtcaps {
+
+namespace {
+
+constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
+
+double Bool(bool value) { return value ? 1 : 0; }
+// "Unknown is not false": an unknown answer is NaN, which no `== 0` alert matches.
+double Tristate(const std::optional<bool>& value) { return value ? Bool(*value) : kUnknown; }
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// Collects families so each name is declared once (the serializer does not merge).
+class Exposition {
+ public:
+  void Gauge(const std::string& name, const std::string& help, double value, const Labels& labels = {}) {
+    Add(name, help, prometheus::MetricType::Gauge, value, labels);
+  }
+  void Counter(const std::string& name, const std::string& help, double value) {
+    Add(name, help, prometheus::MetricType::Counter, value, {});
+  }
+  std::string Serialize() const {
+    prometheus::TextSerializer serializer;
+    return serializer.Serialize(families_);
+  }
+
+ private:
+  void Add(const std::string& name, const std::string& help, prometheus::MetricType type,
+           double value, const Labels& labels) {
+    auto found = index_.find(name);
+    if (found == index_.end()) {
+      if (!prometheus::CheckMetricName(name)) throw std::logic_error("bad metric name " + name);
+      found = index_.emplace(name, families_.size()).first;
+      prometheus::MetricFamily family;
+      family.name = name;
+      family.help = help;
+      family.type = type;
+      families_.push_back(std::move(family));
+    }
+    prometheus::ClientMetric metric;
+    for (const auto& [label, label_value] : labels) {
+      metric.label.push_back(prometheus::ClientMetric::Label{label, label_value});
+    }
+    if (type == prometheus::MetricType::Counter) {
+      metric.counter.value = value;
+    } else {
+      metric.gauge.value = value;
+    }
+    families_[found->second].metric.push_back(std::move(metric));
+  }
+
+  std::vector<prometheus::MetricFamily> families_;
+  std::map<std::string, size_t> index_;
+};
+
+std::string Hex(uint64_t value) {
+  char buffer[24];
+  std::snprintf(buffer, sizeof(buffer), "0x%llx", static_cast<unsigned long long>(value));
+  return buffer;
+}
+
+bool CollectorRan(const HostCapabilities& caps, const std::string& name) {
+  for (const CollectorOutcome& outcome : caps.collectors) {
+    if (outcome.name == name) return true;
+  }
+  return false;
+}
+
+void AddCpu(Exposition& out, const HostCpu& cpu) {
+  const std::string signature_family = cpu.signature ? std::to_string(cpu.signature->family) : "";
+  out.Gauge("virtcaps_cpu_info",
+            "Host CPU identity from /proc/cpuinfo and CPUID leaf 1 (value is always 1).", 1,
+            {{"arch", cpu.arch},
+             {"vendor", cpu.vendor},
+             {"vendor_id", cpu.vendor_id},
+             {"model_name", cpu.model_name},
+             {"family", signature_family},
+             {"model", cpu.signature ? std::to_string(cpu.signature->model) : ""},
+             {"stepping", cpu.signature ? std::to_string(cpu.signature->stepping) : ""},
+             {"microcode", cpu.microcode ? Hex(*cpu.microcode) : ""}});
+  for (const std::string& feature : cpu.features) {
+    out.Gauge("virtcaps_cpu_feature_info",
+              "CPU feature flags the kernel lists in /proc/cpuinfo, one series per flag.", 1,
+              {{"feature", feature}});
+  }
+  const HardwareVirtualization& virt = cpu.virtualization;
+  out.Gauge("virtcaps_cpu_virtualization_info",
+            "Hardware virtualization extension of this architecture (vmx, svm, sie; empty if none "
+            "is known).",
+            1, {{"extension", virt.extension}});
+  out.Gauge("virtcaps_cpu_virtualization_supported",
+            "1 if the CPU implements hardware virtualization (CPUID vmx/svm bit), 0 if not, NaN "
+            "if unknown.",
+            Tristate(virt.cpu_supported));
+  out.Gauge("virtcaps_cpu_virtualization_enabled",
+            "1 if the kernel lists the virtualization flag (vmx/svm/sie) in /proc/cpuinfo, 0 if "
+            "not, NaN if unknown.",
+            Tristate(virt.kernel_enabled));
+  out.Gauge("virtcaps_cpu_virtualization_firmware_disabled",
+            "1 if the CPU implements hardware virtualization but firmware left it disabled "
+            "(IA32_FEATURE_CONTROL, VM_CR or CPUID against cpuinfo), NaN if unknown.",
+            Tristate(virt.firmware_disabled));
+  if (cpu.topology) {
+    out.Gauge("virtcaps_cpu_sockets", "CPU sockets (physical packages) from sysfs topology.",
+              cpu.topology->sockets);
+    out.Gauge("virtcaps_cpu_dies_per_socket", "CPU dies per socket from sysfs topology.",
+              cpu.topology->dies);
+    out.Gauge("virtcaps_cpu_cores_per_die", "CPU cores per die from sysfs topology.",
+              cpu.topology->cores);
+    out.Gauge("virtcaps_cpu_threads_per_core", "Hardware threads per core from sysfs topology.",
+              cpu.topology->threads);
+  }
+  out.Gauge("virtcaps_cpu_online", "Online logical CPUs (/sys/devices/system/cpu/online).",
+            cpu.online_cpus);
+  if (cpu.max_phys_addr_bits) {
+    out.Gauge("virtcaps_cpu_physical_address_width",
+              "Physical address width, in bits (/proc/cpuinfo address sizes).",
+              *cpu.max_phys_addr_bits);
+  }
+}
+
+void AddKvm(Exposition& out, const KvmState& kvm) {
+  out.Gauge("virtcaps_kvm_device_present", "1 if the KVM device node (/dev/kvm) exists.",
+            Bool(kvm.device_present));
+  out.Gauge("virtcaps_kvm_device_accessible",
+            "1 if the agent may open /dev/kvm read-write, NaN if unknown.",
+            Tristate(kvm.device_accessible));
+  out.Gauge("virtcaps_kvm_usable",
+            "1 if a KVM virtual machine could be created (KVM_CREATE_VM, closed at once).",
+            Bool(kvm.usable()));
+  out.Gauge("virtcaps_kvm_nested_enabled",
+            "1 if the KVM module's nested parameter is on, 0 if off or absent, NaN if unreadable.",
+            Tristate(kvm.nested));
+  if (kvm.api_version) {
+    out.Gauge("virtcaps_kvm_api_version", "KVM API version (KVM_GET_API_VERSION).",
+              *kvm.api_version);
+  }
+  if (kvm.max_vcpus) {
+    out.Gauge("virtcaps_kvm_max_vcpus", "Most vCPUs one KVM guest may have (KVM_CAP_MAX_VCPUS).",
+              *kvm.max_vcpus);
+  }
+  for (const std::string& module : kvm.modules) {
+    out.Gauge("virtcaps_kvm_module_info",
+              "KVM kernel modules present in /sys/module; provider=1 marks the one serving this "
+              "CPU.",
+              1, {{"module", module}, {"provider", module == kvm.provider ? "1" : "0"}});
+  }
+}
+
+}  // namespace
+
+std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& refresh,
+                             const BuildInfo& build) {
+  Exposition out;
+  out.Gauge("virtcaps_build_info",
+            "Build of virtcaps-agent: version, git revision and compiler (value is always 1).", 1,
+            {{"version", build.version}, {"revision", build.revision}, {"compiler", build.compiler}});
+  if (CollectorRan(caps, "cpu")) AddCpu(out, caps.cpu);
+  if (CollectorRan(caps, "kvm")) AddKvm(out, caps.kvm);
+  for (const CollectorOutcome& outcome : caps.collectors) {
+    out.Gauge("virtcaps_scrape_collector_success",
+              "1 if the collector succeeded in the latest refresh, 0 if it failed.",
+              Bool(outcome.success), {{"collector", outcome.name}});
+  }
+  for (const CollectorOutcome& outcome : caps.collectors) {
+    out.Gauge("virtcaps_scrape_collector_duration_seconds",
+              "How long the collector took in the latest refresh.", outcome.duration_seconds,
+              {{"collector", outcome.name}});
+  }
+  out.Gauge("virtcaps_last_refresh_timestamp_seconds",
+            "Unix time the snapshot being served was finished.", refresh.finished_at_seconds);
+  out.Gauge("virtcaps_refresh_duration_seconds", "How long the latest refresh took.",
+            refresh.duration_seconds);
+  out.Counter("virtcaps_refreshes_total", "Refreshes completed since the agent started.",
+              static_cast<double>(refresh.refreshes_total));
+  return out.Serialize();
+}
+
+}  // namespace virtcaps

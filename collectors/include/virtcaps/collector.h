@@ -1,0 +1,54 @@
+// A collector reads one area of the host and fills its section of the model.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "virtcaps/config.h"
+#include "virtcaps/host_paths.h"
+#include "virtcaps/model.h"
+#include "virtcaps/probes.h"
+#include "virtcaps/status.h"
+
+namespace virtcaps {
+
+struct CollectContext {
+  const HostPaths& paths;
+  const Probes& probes;
+  const Config& config;
+};
+
+class Collector {
+ public:
+  virtual ~Collector() = default;
+  virtual std::string_view name() const = 0;
+  // Fills this collector's part of `caps`. An error leaves what was read so far in
+  // place and is reported as this collector's failure; other collectors carry on.
+  virtual Status Collect(const CollectContext& context, HostCapabilities& caps) = 0;
+};
+
+// The explicit collector list: name (also --collector.NAME and the `collector`
+// label), whether it runs by default, and how to make one.
+struct CollectorInfo {
+  std::string name;
+  bool enabled_by_default;
+  std::unique_ptr<Collector> (*make)();
+};
+const std::vector<CollectorInfo>& AllCollectors();
+std::vector<CollectorDefault> CollectorDefaults();
+
+// Runs the enabled collectors in list order, timing each, and records their outcomes.
+HostCapabilities CollectHost(const CollectContext& context);
+
+// The collectors, for tests.
+std::unique_ptr<Collector> MakeCpuCollector();
+std::unique_ptr<Collector> MakeKvmCollector();
+
+// libvirt's name for a kernel machine string: i?86 -> i686, arm64 -> aarch64, ...
+std::string LibvirtArchName(std::string_view uname_machine);
+// The host's architecture: <procfs>/sys/kernel/arch when present, else uname.
+std::string HostArch(const HostPaths& paths);
+
+}  // namespace virtcaps

@@ -1,0 +1,76 @@
+// Seams for what a file tree cannot hold: the CPUID instruction, KVM ioctls and
+// MSRs. Live implementations ask the hardware; fixture stand-ins replay recordings.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "virtcaps/config.h"
+#include "virtcaps/host_paths.h"
+#include "virtcaps/status.h"
+
+namespace virtcaps {
+
+struct CpuidRegisters {
+  uint32_t eax = 0, ebx = 0, ecx = 0, edx = 0;
+};
+
+class CpuidSource {
+ public:
+  virtual ~CpuidSource() = default;
+  // Why the source cannot answer at all (a missing dump file); ok when it can.
+  virtual Status status() const { return Status(); }
+  // nullopt when the leaf is beyond what the CPU (or the dump) reports.
+  virtual std::optional<CpuidRegisters> Query(uint32_t leaf, uint32_t subleaf) const = 0;
+};
+
+// The raw dump format of Debian's `cpuid -r`: "CPU 0:" then lines of
+// "   0x00000001 0x00: eax=0x... ebx=0x... ecx=0x... edx=0x...". Only CPU 0 is kept.
+using CpuidTable = std::map<std::pair<uint32_t, uint32_t>, CpuidRegisters>;
+Expected<CpuidTable> ParseCpuidDump(std::string_view text);
+
+struct KvmIoctlResult {
+  bool opened = false;  // open(O_RDWR) succeeded
+  std::string open_error;
+  std::optional<int> api_version;
+  std::optional<bool> vm_creatable;
+  std::string create_vm_error;
+  std::optional<int> max_vcpus;
+};
+
+class KvmProbe {
+ public:
+  virtual ~KvmProbe() = default;
+  virtual KvmIoctlResult Probe(const std::string& device_path) const = 0;
+};
+
+class MsrReader {
+ public:
+  virtual ~MsrReader() = default;
+  // nullopt when the MSR cannot be read (no msr module, not root, not recorded).
+  virtual std::optional<uint64_t> Read(uint32_t index) const = 0;
+};
+
+struct Probes {
+  std::unique_ptr<CpuidSource> cpuid;  // null when there is no CPUID (non-x86, source none)
+  std::unique_ptr<KvmProbe> kvm;       // null with source none
+  std::unique_ptr<MsrReader> msr;      // null with source none
+};
+
+// Builds the probes the configuration asks for.
+Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths);
+
+// Individual implementations, exposed for tests.
+std::unique_ptr<CpuidSource> MakeInstructionCpuid();  // null off x86
+std::unique_ptr<CpuidSource> MakeDumpCpuid(const std::string& dump_file);
+std::unique_ptr<CpuidSource> MakeTableCpuid(CpuidTable table);
+std::unique_ptr<KvmProbe> MakeIoctlKvmProbe();
+std::unique_ptr<KvmProbe> MakeFixedKvmProbe(const KvmProbeConfig& config);
+std::unique_ptr<MsrReader> MakeDeviceMsrReader(const std::string& msr_device);
+std::unique_ptr<MsrReader> MakeFixedMsrReader(std::map<uint32_t, uint64_t> values);
+
+}  // namespace virtcaps

@@ -1,0 +1,40 @@
+#include <chrono>
+
+#include "virtcaps/collector.h"
+
+namespace virtcaps {
+
+const std::vector<CollectorInfo>& AllCollectors() {
+  static const std::vector<CollectorInfo> kCollectors = {
+      {"cpu", true, MakeCpuCollector},
+      {"kvm", true, MakeKvmCollector},
+  };
+  return kCollectors;
+}
+
+std::vector<CollectorDefault> CollectorDefaults() {
+  std::vector<CollectorDefault> defaults;
+  for (const CollectorInfo& info : AllCollectors()) {
+    defaults.push_back({info.name, info.enabled_by_default});
+  }
+  return defaults;
+}
+
+HostCapabilities CollectHost(const CollectContext& context) {
+  HostCapabilities caps;
+  caps.cpu.arch = HostArch(context.paths);
+  for (const CollectorInfo& info : AllCollectors()) {
+    auto enabled = context.config.collectors.find(info.name);
+    if (enabled == context.config.collectors.end() ? !info.enabled_by_default : !enabled->second) {
+      continue;
+    }
+    auto collector = info.make();
+    auto start = std::chrono::steady_clock::now();
+    Status status = collector->Collect(context, caps);
+    std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    caps.collectors.push_back({info.name, status.ok(), elapsed.count(), status.message()});
+  }
+  return caps;
+}
+
+}  // namespace virtcaps

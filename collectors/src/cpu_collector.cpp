@@ -1,0 +1,381 @@
+// The cpu collector: architecture, vendor, model, microcode, signature, topology,
+// physical address bits, features, page sizes and hardware virtualization.
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "virtcaps/collector.h"
+#include "virtcaps/cpuinfo.h"
+#include "virtcaps/files.h"
+#include "virtcaps/strings.h"
+
+namespace virtcaps {
+
+std::string LibvirtArchName(std::string_view machine) {
+  if (machine.size() == 4 && machine[0] == 'i' && machine.substr(2) == "86") return "i686";
+  if (machine == "arm64") return "aarch64";
+  if (machine == "armv8l" || machine == "armv7a") return "armv7l";
+  if (machine == "amd64") return "x86_64";
+  if (machine == "ppc64el") return "ppc64le";
+  return std::string(machine);
+}
+
+std::string HostArch(const HostPaths& paths) {
+  // A fixture root names its architecture in the kernel.arch sysctl; the live host
+  // has the same file, and uname is the fallback for kernels without it.
+  auto arch = ReadValue(paths.Proc("sys/kernel/arch"));
+  if (arch && !arch->empty()) return LibvirtArchName(*arch);
+  struct utsname name;
+  if (::uname(&name) == 0) return LibvirtArchName(name.machine);
+  return "x86_64";
+}
+
+namespace {
+
+bool IsX86(const std::string& arch) { return arch == "x86_64" || arch == "i686"; }
+
+std::string X86VendorName(const std::string& vendor_id) {
+  static const std::map<std::string, std::string> kVendors = {
+      {"GenuineIntel", "Intel"}, {"AuthenticAMD", "AMD"}, {"HygonGenuine", "Hygon"},
+      {"CentaurHauls", "VIA"},   {"  Shanghai  ", "Zhaoxin"}};
+  auto found = kVendors.find(vendor_id);
+  return found == kVendors.end() ? vendor_id : found->second;
+}
+
+// MIDR implementer codes, named as libvirt's cpu_map/arm_vendors.xml names them.
+std::string ArmVendorName(uint64_t implementer) {
+  static const std::map<uint64_t, std::string> kVendors = {
+      {0x41, "ARM"},      {0x42, "Broadcom"}, {0x43, "Cavium"},  {0x46, "Fujitsu"},
+      {0x48, "HiSilicon"}, {0x50, "APM"},     {0x51, "Qualcomm"}, {0x70, "Phytium"},
+      {0xc0, "Ampere"}};
+  auto found = kVendors.find(implementer);
+  return found == kVendors.end() ? "" : found->second;
+}
+
+// A few common server cores; others are named by their MIDR numbers.
+std::string ArmPartName(uint64_t implementer, uint64_t part) {
+  static const std::map<std::pair<uint64_t, uint64_t>, std::string> kParts = {
+      {{0x41, 0xd03}, "Cortex-A53"},  {{0x41, 0xd07}, "Cortex-A57"},
+      {{0x41, 0xd08}, "Cortex-A72"},  {{0x41, 0xd0b}, "Cortex-A76"},
+      {{0x41, 0xd0c}, "Neoverse-N1"}, {{0x41, 0xd40}, "Neoverse-V1"},
+      {{0x41, 0xd49}, "Neoverse-N2"}, {{0x41, 0xd4f}, "Neoverse-V2"},
+      {{0x43, 0x0af}, "ThunderX2"},   {{0x46, 0x001}, "A64FX"},
+      {{0x48, 0xd01}, "Kunpeng-920"}, {{0xc0, 0xac3}, "AmpereOne"}};
+  auto found = kParts.find({implementer, part});
+  if (found != kParts.end()) return found->second;
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "implementer 0x%02llx part 0x%03llx",
+                static_cast<unsigned long long>(implementer), static_cast<unsigned long long>(part));
+  return buffer;
+}
+
+// libvirt's feature-name pattern; the kernel's names always match it.
+bool IsValidFeatureName(std::string_view name) {
+  if (name.empty()) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+  });
+}
+
+std::vector<std::string> FeatureList(std::string_view text) {
+  std::set<std::string> features;
+  for (std::string_view word : SplitWhitespace(text)) {
+    if (IsValidFeatureName(word)) features.emplace(word);
+  }
+  return {features.begin(), features.end()};
+}
+
+CpuSignature SignatureFromLeaf1(uint32_t eax) {
+  unsigned stepping = eax & 0xf;
+  unsigned model = (eax >> 4) & 0xf;
+  unsigned family = (eax >> 8) & 0xf;
+  unsigned extended_model = (eax >> 16) & 0xf;
+  unsigned extended_family = (eax >> 20) & 0xff;
+  CpuSignature signature;
+  signature.stepping = stepping;
+  signature.family = family == 0xf ? family + extended_family : family;
+  signature.model = (family == 0x6 || family == 0xf) ? (extended_model << 4) + model : model;
+  return signature;
+}
+
+Status ReadX86Identity(const Cpuinfo& cpuinfo, const CpuidSource* cpuid, HostCpu& cpu) {
+  cpu.vendor_id = cpuinfo.Get("vendor_id");
+  cpu.vendor = X86VendorName(cpu.vendor_id);
+  cpu.model_name = cpuinfo.Get("model name");
+  if (std::string microcode = cpuinfo.Get("microcode"); !microcode.empty()) {
+    auto value = ParseHex(microcode);
+    if (!value) return Status::Error("/proc/cpuinfo: bad microcode '" + microcode + "'");
+    cpu.microcode = *value;
+  }
+  std::optional<CpuidRegisters> leaf1 = cpuid ? cpuid->Query(1, 0) : std::nullopt;
+  if (leaf1) {
+    cpu.signature = SignatureFromLeaf1(leaf1->eax);
+  } else if (!cpuinfo.Get("cpu family").empty()) {
+    auto family = ParseUint(cpuinfo.Get("cpu family"));
+    auto model = ParseUint(cpuinfo.Get("model"));
+    auto stepping = ParseUint(cpuinfo.Get("stepping"));
+    if (!family || !model || !stepping) return Status::Error("/proc/cpuinfo: bad cpu family/model/stepping");
+    cpu.signature = CpuSignature{static_cast<unsigned>(*family), static_cast<unsigned>(*model),
+                                 static_cast<unsigned>(*stepping)};
+  }
+  cpu.features = FeatureList(cpuinfo.Get("flags"));
+  // "address sizes	: 48 bits physical, 48 bits virtual"
+  if (std::string sizes = cpuinfo.Get("address sizes"); !sizes.empty()) {
+    auto words = SplitWhitespace(sizes);
+    auto bits = words.empty() ? std::nullopt : ParseUint(words[0]);
+    if (!bits || bits > 64) return Status::Error("/proc/cpuinfo: bad address sizes '" + sizes + "'");
+    cpu.max_phys_addr_bits = static_cast<unsigned>(*bits);
+  }
+  return Status();
+}
+
+Status ReadArmIdentity(const Cpuinfo& cpuinfo, HostCpu& cpu) {
+  std::string implementer_text = cpuinfo.Get("CPU implementer");
+  std::string part_text = cpuinfo.Get("CPU part");
+  if (!implementer_text.empty()) {
+    auto implementer = ParseHex(implementer_text);
+    auto part = ParseHex(part_text);
+    if (!implementer || !part) return Status::Error("/proc/cpuinfo: bad CPU implementer/part");
+    cpu.vendor_id = implementer_text;
+    cpu.vendor = ArmVendorName(*implementer);
+    cpu.model_name = ArmPartName(*implementer, *part);
+  }
+  cpu.features = FeatureList(cpuinfo.Get("Features"));
+  return Status();
+}
+
+void ReadPowerIdentity(const Cpuinfo& cpuinfo, HostCpu& cpu) {
+  // "cpu : POWER9 (architected), altivec supported"
+  std::string description = cpuinfo.Get("cpu");
+  auto words = SplitWhitespace(description);
+  cpu.model_name = words.empty() ? description : std::string(words[0]);
+  cpu.vendor = "IBM";
+  cpu.vendor_id = "IBM";
+}
+
+void ReadS390Identity(const Cpuinfo& cpuinfo, HostCpu& cpu) {
+  cpu.vendor_id = cpuinfo.Get("vendor_id");  // "IBM/S390"
+  cpu.vendor = "IBM";
+  // "processor 0: version = FF,  identification = 0133E8,  machine = 8561"
+  std::string processor0 = cpuinfo.Get("processor 0");
+  size_t machine = processor0.find("machine = ");
+  cpu.model_name = machine == std::string::npos ? "" : std::string(Trim(processor0.substr(machine + 10)));
+  cpu.features = FeatureList(cpuinfo.Get("features"));
+}
+
+bool HasFeature(const HostCpu& cpu, std::string_view name) {
+  return std::binary_search(cpu.features.begin(), cpu.features.end(), name);
+}
+
+void DetectX86Virtualization(const CpuidSource* cpuid, const MsrReader* msr, HostCpu& cpu) {
+  HardwareVirtualization& virt = cpu.virtualization;
+  std::optional<bool> vmx_bit, svm_bit;
+  if (cpuid) {
+    if (auto leaf1 = cpuid->Query(1, 0)) {
+      vmx_bit = (leaf1->ecx >> 5) & 1;
+      cpu.running_under_hypervisor = ((leaf1->ecx >> 31) & 1) != 0;
+    }
+    auto max_extended = cpuid->Query(0x80000000, 0);
+    if (max_extended && max_extended->eax >= 0x80000001) {
+      if (auto leaf = cpuid->Query(0x80000001, 0)) svm_bit = (leaf->ecx >> 2) & 1;
+    } else if (max_extended) {
+      svm_bit = false;
+    }
+  }
+  if (!cpu.running_under_hypervisor) cpu.running_under_hypervisor = HasFeature(cpu, "hypervisor");
+
+  bool amd_like = cpu.vendor == "AMD" || cpu.vendor == "Hygon";
+  if (amd_like || (!vmx_bit.value_or(false) && svm_bit.value_or(false))) {
+    virt.extension = "svm";
+  } else {
+    virt.extension = "vmx";
+  }
+  bool is_vmx = virt.extension == "vmx";
+  virt.cpu_supported = is_vmx ? vmx_bit : svm_bit;
+  virt.kernel_enabled = HasFeature(cpu, virt.extension);
+
+  // The MSR, when readable, says exactly what firmware did.
+  std::optional<uint64_t> control = msr ? msr->Read(is_vmx ? 0x3a : 0xc0010114) : std::nullopt;
+  char hex[32];
+  if (control && virt.cpu_supported.value_or(true)) {
+    std::snprintf(hex, sizeof(hex), "0x%llx", static_cast<unsigned long long>(*control));
+    if (is_vmx) {
+      bool locked = *control & 1;
+      bool vmx_outside_smx = (*control >> 2) & 1;
+      virt.firmware_disabled = locked && !vmx_outside_smx;
+      virt.firmware_evidence = std::string("IA32_FEATURE_CONTROL=") + hex +
+                               (locked ? " (locked" : " (unlocked") +
+                               (vmx_outside_smx ? ", VMX enabled)" : ", VMX off)");
+    } else {
+      bool svm_disabled = (*control >> 4) & 1;
+      virt.firmware_disabled = svm_disabled;
+      virt.firmware_evidence =
+          std::string("VM_CR=") + hex + (svm_disabled ? " (SVMDIS set)" : " (SVMDIS clear)");
+    }
+    return;
+  }
+  if (virt.cpu_supported == false) {
+    virt.firmware_disabled = false;
+    virt.firmware_evidence = "CPUID does not report " + virt.extension;
+  } else if (virt.kernel_enabled == true) {
+    virt.firmware_disabled = false;
+    virt.firmware_evidence = "the kernel lists " + virt.extension;
+  } else if (virt.cpu_supported == true) {
+    // The kernel drops the flag when firmware locked the feature off.
+    virt.firmware_disabled = true;
+    virt.firmware_evidence = "CPUID reports " + virt.extension + " but the kernel does not list it";
+  }
+}
+
+void DetectOtherVirtualization(HostCpu& cpu) {
+  HardwareVirtualization& virt = cpu.virtualization;
+  if (cpu.arch == "s390x" || cpu.arch == "s390") {
+    virt.extension = "sie";
+    virt.kernel_enabled = HasFeature(cpu, "sie");
+    if (*virt.kernel_enabled) virt.cpu_supported = true;
+  }
+  // aarch64 and POWER expose no such flag; KVM's presence is their signal.
+}
+
+struct CoreKey {
+  int64_t package, die, core;
+  auto operator<=>(const CoreKey&) const = default;
+};
+
+// libvirt's topology: sockets, dies per socket, cores per die, threads per core,
+// from each online CPU's sysfs topology (cpuinfo when sysfs has none).
+Status ReadTopology(const HostPaths& paths, const Cpuinfo& cpuinfo, HostCpu& cpu) {
+  std::vector<unsigned> online;
+  if (auto text = ReadValue(paths.Sys("devices/system/cpu/online"))) {
+    auto list = ParseCpuList(*text);
+    if (!list) return Status::Error(paths.Sys("devices/system/cpu/online") + ": bad cpu list");
+    online = *list;
+  } else {
+    for (size_t i = 0; i < cpuinfo.processors.size(); ++i) online.push_back(static_cast<unsigned>(i));
+  }
+  cpu.online_cpus = static_cast<unsigned>(online.size());
+  if (online.empty()) return Status();
+
+  std::set<CoreKey> cores;
+  std::set<std::pair<int64_t, int64_t>> dies;
+  std::set<int64_t> packages;
+  bool have_sysfs = IsDirectory(paths.Sys("devices/system/cpu/cpu" + std::to_string(online[0]) + "/topology"));
+  for (size_t i = 0; i < online.size(); ++i) {
+    CoreKey key{0, 0, static_cast<int64_t>(online[i])};
+    if (have_sysfs) {
+      std::string dir = paths.Sys("devices/system/cpu/cpu" + std::to_string(online[i]) + "/topology/");
+      auto read = [&](const char* file, int64_t& out, bool required) -> Status {
+        auto text = ReadValue(dir + file);
+        if (!text) return required ? text.status() : Status();
+        auto value = ParseInt(*text);
+        if (!value) return Status::Error(dir + file + ": not an integer: '" + text->substr(0, 40) + "'");
+        out = *value;
+        return Status();
+      };
+      if (Status s = read("physical_package_id", key.package, true); !s.ok()) return s;
+      if (Status s = read("die_id", key.die, false); !s.ok()) return s;
+      if (Status s = read("core_id", key.core, true); !s.ok()) return s;
+    } else if (i < cpuinfo.processors.size()) {
+      const CpuinfoBlock& block = cpuinfo.processors[i];
+      auto physical = block.find("physical id");
+      auto core = block.find("core id");
+      if (physical != block.end()) key.package = ParseInt(physical->second).value_or(0);
+      if (core != block.end()) key.core = ParseInt(core->second).value_or(key.core);
+    }
+    packages.insert(key.package);
+    dies.insert({key.package, key.die});
+    cores.insert(key);
+  }
+  CpuTopology topology;
+  topology.sockets = static_cast<unsigned>(packages.size());
+  topology.dies = static_cast<unsigned>(dies.size() / packages.size());
+  topology.cores = static_cast<unsigned>(cores.size() / dies.size());
+  topology.threads = static_cast<unsigned>(online.size() / cores.size());
+  if (topology.dies == 0 || topology.cores == 0 || topology.threads == 0) {
+    return Status::Error("inconsistent CPU topology in " + paths.Sys("devices/system/cpu"));
+  }
+  cpu.topology = topology;
+  return Status();
+}
+
+Status ReadPageSizes(const HostPaths& paths, HostCpu& cpu) {
+  uint64_t base_kib = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) / 1024;
+  if (!paths.IsLiveRoot()) {
+    // Another machine's tree: its own record of the kernel page size wins.
+    if (auto smaps = ReadFileHead(paths.Proc("self/smaps"), 4096)) {
+      size_t at = smaps->find("KernelPageSize:");
+      if (at != std::string::npos) {
+        auto words = SplitWhitespace(std::string_view(*smaps).substr(at + 15, 32));
+        if (!words.empty()) base_kib = ParseUint(words[0]).value_or(base_kib);
+      }
+    }
+  }
+  cpu.page_sizes_kib.push_back(base_kib);
+  std::string dir = paths.Sys("kernel/mm/hugepages");
+  if (!IsDirectory(dir)) return Status();
+  auto entries = ListDirectory(dir);
+  if (!entries) return entries.status();
+  std::vector<uint64_t> huge;
+  for (const std::string& entry : *entries) {
+    // "hugepages-2048kB"
+    if (entry.rfind("hugepages-", 0) != 0 || entry.size() < 13 || entry.substr(entry.size() - 2) != "kB") {
+      continue;
+    }
+    auto size = ParseUint(std::string_view(entry).substr(10, entry.size() - 12));
+    if (!size) return Status::Error(dir + "/" + entry + ": bad huge page size");
+    huge.push_back(*size);
+  }
+  std::sort(huge.begin(), huge.end());
+  cpu.page_sizes_kib.insert(cpu.page_sizes_kib.end(), huge.begin(), huge.end());
+  return Status();
+}
+
+class CpuCollector : public Collector {
+ public:
+  std::string_view name() const override { return "cpu"; }
+
+  Status Collect(const CollectContext& context, HostCapabilities& caps) override {
+    HostCpu& cpu = caps.cpu;
+    if (cpu.arch.empty()) cpu.arch = HostArch(context.paths);
+    std::string path = context.paths.Proc("cpuinfo");
+    auto text = ReadFile(path);
+    if (!text) return text.status();
+    auto cpuinfo = ParseCpuinfo(*text);
+    if (!cpuinfo) return Status::Error(path + ": " + cpuinfo.error());
+
+    const CpuidSource* cpuid = IsX86(cpu.arch) ? context.probes.cpuid.get() : nullptr;
+    Status cpuid_status = cpuid ? cpuid->status() : Status();
+    if (IsX86(cpu.arch)) {
+      if (Status s = ReadX86Identity(*cpuinfo, cpuid, cpu); !s.ok()) return s;
+      DetectX86Virtualization(cpuid, context.probes.msr.get(), cpu);
+    } else if (cpu.arch == "aarch64" || cpu.arch == "armv7l") {
+      if (Status s = ReadArmIdentity(*cpuinfo, cpu); !s.ok()) return s;
+      DetectOtherVirtualization(cpu);
+    } else if (cpu.arch.rfind("ppc", 0) == 0) {
+      ReadPowerIdentity(*cpuinfo, cpu);
+      DetectOtherVirtualization(cpu);
+    } else if (cpu.arch.rfind("s390", 0) == 0) {
+      ReadS390Identity(*cpuinfo, cpu);
+      DetectOtherVirtualization(cpu);
+    } else {
+      cpu.model_name = cpuinfo->Get("model name");
+      cpu.features = FeatureList(cpuinfo->Get("flags") + " " + cpuinfo->Get("Features"));
+    }
+    if (Status s = ReadTopology(context.paths, *cpuinfo, cpu); !s.ok()) return s;
+    if (Status s = ReadPageSizes(context.paths, cpu); !s.ok()) return s;
+    // A configured CPUID dump that cannot be read fails the collector, after
+    // everything the files could tell has been recorded.
+    if (!cpuid_status.ok()) return cpuid_status;
+    return Status();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Collector> MakeCpuCollector() { return std::make_unique<CpuCollector>(); }
+
+}  // namespace virtcaps

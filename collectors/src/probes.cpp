@@ -1,0 +1,253 @@
+#include "virtcaps/probes.h"
+
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#include "virtcaps/files.h"
+#include "virtcaps/strings.h"
+
+namespace virtcaps {
+
+Expected<CpuidTable> ParseCpuidDump(std::string_view text) {
+  CpuidTable table;
+  bool in_cpu0 = false;
+  bool saw_cpu_header = false;
+  int line_number = 0;
+  for (std::string_view line : Split(text, '\n')) {
+    ++line_number;
+    std::string_view trimmed = Trim(line);
+    if (trimmed.empty()) continue;
+    if (trimmed.substr(0, 4) == "CPU ") {
+      saw_cpu_header = true;
+      in_cpu0 = Trim(trimmed.substr(4)) == "0:";
+      continue;
+    }
+    if (!in_cpu0) continue;
+    // "0x00000001 0x00: eax=0x00a10f11 ebx=0x00020800 ecx=0xfffa3203 edx=0x178bfbff"
+    auto fields = SplitWhitespace(trimmed);
+    auto bad = [&](const std::string& what) {
+      return Status::Error("cpuid dump line " + std::to_string(line_number) + ": " + what);
+    };
+    if (fields.size() != 6 || fields[1].empty() || fields[1].back() != ':') {
+      return bad("expected 'LEAF SUBLEAF: eax=.. ebx=.. ecx=.. edx=..'");
+    }
+    auto leaf = ParseHex(fields[0]);
+    auto subleaf = ParseHex(fields[1].substr(0, fields[1].size() - 1));
+    if (!leaf || !subleaf || *leaf > 0xffffffffu || *subleaf > 0xffffffffu) {
+      return bad("bad leaf or subleaf");
+    }
+    CpuidRegisters registers;
+    uint32_t* slots[] = {&registers.eax, &registers.ebx, &registers.ecx, &registers.edx};
+    const char* names[] = {"eax=", "ebx=", "ecx=", "edx="};
+    for (int i = 0; i < 4; ++i) {
+      std::string_view field = fields[static_cast<size_t>(i) + 2];
+      if (field.substr(0, 4) != names[i]) return bad(std::string("expected ") + names[i]);
+      auto value = ParseHex(field.substr(4));
+      if (!value || *value > 0xffffffffu) return bad(std::string("bad value for ") + names[i]);
+      *slots[i] = static_cast<uint32_t>(*value);
+    }
+    table[{static_cast<uint32_t>(*leaf), static_cast<uint32_t>(*subleaf)}] = registers;
+  }
+  if (!saw_cpu_header || table.empty()) return Status::Error("cpuid dump: no 'CPU 0:' leaves found");
+  return table;
+}
+
+namespace {
+
+class TableCpuid : public CpuidSource {
+ public:
+  explicit TableCpuid(CpuidTable table) : table_(std::move(table)) {}
+  std::optional<CpuidRegisters> Query(uint32_t leaf, uint32_t subleaf) const override {
+    auto found = table_.find({leaf, subleaf});
+    if (found == table_.end()) return std::nullopt;
+    return found->second;
+  }
+
+ private:
+  CpuidTable table_;
+};
+
+// A dump file that could not be loaded: every query is unanswerable, with the reason.
+class BrokenCpuid : public CpuidSource {
+ public:
+  explicit BrokenCpuid(Status status) : status_(std::move(status)) {}
+  Status status() const override { return status_; }
+  std::optional<CpuidRegisters> Query(uint32_t, uint32_t) const override { return std::nullopt; }
+
+ private:
+  Status status_;
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+class InstructionCpuid : public CpuidSource {
+ public:
+  std::optional<CpuidRegisters> Query(uint32_t leaf, uint32_t subleaf) const override {
+    // __get_cpuid_max checks the range (basic or extended) the leaf belongs to.
+    unsigned max_leaf = __get_cpuid_max(leaf & 0x80000000u, nullptr);
+    if (max_leaf == 0 || leaf > max_leaf) return std::nullopt;
+    CpuidRegisters r;
+    __cpuid_count(leaf, subleaf, r.eax, r.ebx, r.ecx, r.edx);
+    return r;
+  }
+};
+#endif
+
+class IoctlKvmProbe : public KvmProbe {
+ public:
+  KvmIoctlResult Probe(const std::string& device_path) const override {
+    KvmIoctlResult result;
+    int fd = ::open(device_path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      result.open_error = device_path + ": " + std::strerror(errno);
+      return result;
+    }
+    result.opened = true;
+    int version = ::ioctl(fd, KVM_GET_API_VERSION, 0);
+    if (version >= 0) result.api_version = version;
+    int max_vcpus = ::ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    if (max_vcpus > 0) result.max_vcpus = max_vcpus;
+    // A VM file descriptor is the proof that KVM works; it is closed straight away.
+    int vm = ::ioctl(fd, KVM_CREATE_VM, 0);
+    if (vm >= 0) {
+      result.vm_creatable = true;
+      ::close(vm);
+    } else {
+      result.vm_creatable = false;
+      result.create_vm_error = std::string("KVM_CREATE_VM: ") + std::strerror(errno);
+    }
+    ::close(fd);
+    return result;
+  }
+};
+
+class FixedKvmProbe : public KvmProbe {
+ public:
+  explicit FixedKvmProbe(const KvmProbeConfig& config) : config_(config) {}
+  KvmIoctlResult Probe(const std::string&) const override {
+    KvmIoctlResult result;
+    result.opened = true;
+    result.api_version = config_.api_version;
+    result.vm_creatable = config_.vm_creatable;
+    if (!config_.vm_creatable) result.create_vm_error = "KVM_CREATE_VM failed (recorded)";
+    if (config_.max_vcpus > 0) result.max_vcpus = config_.max_vcpus;
+    return result;
+  }
+
+ private:
+  KvmProbeConfig config_;
+};
+
+class DeviceMsrReader : public MsrReader {
+ public:
+  explicit DeviceMsrReader(std::string device) : device_(std::move(device)) {}
+  std::optional<uint64_t> Read(uint32_t index) const override {
+    int fd = ::open(device_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;  // no msr module or not root: unknown, not an error
+    uint64_t value = 0;
+    ssize_t n = ::pread(fd, &value, sizeof(value), static_cast<off_t>(index));
+    ::close(fd);
+    if (n != static_cast<ssize_t>(sizeof(value))) return std::nullopt;
+    return value;
+  }
+
+ private:
+  std::string device_;
+};
+
+class FixedMsrReader : public MsrReader {
+ public:
+  explicit FixedMsrReader(std::map<uint32_t, uint64_t> values) : values_(std::move(values)) {}
+  std::optional<uint64_t> Read(uint32_t index) const override {
+    auto found = values_.find(index);
+    if (found == values_.end()) return std::nullopt;
+    return found->second;
+  }
+
+ private:
+  std::map<uint32_t, uint64_t> values_;
+};
+
+}  // namespace
+
+std::unique_ptr<CpuidSource> MakeInstructionCpuid() {
+#if defined(__x86_64__) || defined(__i386__)
+  return std::make_unique<InstructionCpuid>();
+#else
+  return nullptr;
+#endif
+}
+
+std::unique_ptr<CpuidSource> MakeDumpCpuid(const std::string& dump_file) {
+  auto text = ReadFile(dump_file, 4u << 20);
+  if (!text) return std::make_unique<BrokenCpuid>(text.status());
+  auto table = ParseCpuidDump(*text);
+  if (!table) return std::make_unique<BrokenCpuid>(Status::Error(dump_file + ": " + table.error()));
+  return std::make_unique<TableCpuid>(std::move(*table));
+}
+
+std::unique_ptr<CpuidSource> MakeTableCpuid(CpuidTable table) {
+  return std::make_unique<TableCpuid>(std::move(table));
+}
+
+std::unique_ptr<KvmProbe> MakeIoctlKvmProbe() { return std::make_unique<IoctlKvmProbe>(); }
+
+std::unique_ptr<KvmProbe> MakeFixedKvmProbe(const KvmProbeConfig& config) {
+  return std::make_unique<FixedKvmProbe>(config);
+}
+
+std::unique_ptr<MsrReader> MakeDeviceMsrReader(const std::string& msr_device) {
+  return std::make_unique<DeviceMsrReader>(msr_device);
+}
+
+std::unique_ptr<MsrReader> MakeFixedMsrReader(std::map<uint32_t, uint64_t> values) {
+  return std::make_unique<FixedMsrReader>(std::move(values));
+}
+
+Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths) {
+  Probes probes;
+  switch (config.cpuid.source) {
+    case CpuidProbeConfig::Source::kAuto:
+    case CpuidProbeConfig::Source::kInstruction:
+      probes.cpuid = MakeInstructionCpuid();
+      break;
+    case CpuidProbeConfig::Source::kDump:
+      probes.cpuid = MakeDumpCpuid(config.cpuid.dump_file);
+      break;
+    case CpuidProbeConfig::Source::kNone:
+      break;
+  }
+  switch (config.kvm.source) {
+    case KvmProbeConfig::Source::kAuto:
+    case KvmProbeConfig::Source::kIoctl:
+      probes.kvm = MakeIoctlKvmProbe();
+      break;
+    case KvmProbeConfig::Source::kFixed:
+      probes.kvm = MakeFixedKvmProbe(config.kvm);
+      break;
+    case KvmProbeConfig::Source::kNone:
+      break;
+  }
+  switch (config.msr.source) {
+    case MsrProbeConfig::Source::kAuto:
+    case MsrProbeConfig::Source::kDevice:
+      probes.msr = MakeDeviceMsrReader(paths.Dev("cpu/0/msr"));
+      break;
+    case MsrProbeConfig::Source::kFixed:
+      probes.msr = MakeFixedMsrReader(config.msr.values);
+      break;
+    case MsrProbeConfig::Source::kNone:
+      break;
+  }
+  return probes;
+}
+
+}  // namespace virtcaps

@@ -1,0 +1,33 @@
+// Strict, locale-independent string helpers for parsing kernel files.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace virtcaps {
+
+std::string_view Trim(std::string_view text);
+std::vector<std::string_view> Split(std::string_view text, char separator);
+// Splits on runs of spaces/tabs, dropping empty fields.
+std::vector<std::string_view> SplitWhitespace(std::string_view text);
+std::string ToLower(std::string_view text);
+
+// Whole-string parses: leading/trailing junk or overflow gives nullopt.
+std::optional<int64_t> ParseInt(std::string_view text);
+std::optional<uint64_t> ParseUint(std::string_view text, int base = 10);
+// "0x1f" or "1f" as hexadecimal.
+std::optional<uint64_t> ParseHex(std::string_view text);
+std::optional<double> ParseDouble(std::string_view text);
+
+// Kernel cpu list syntax: "0-3,8,10-11" -> {0,1,2,3,8,10,11}. Empty text is an empty list.
+std::optional<std::vector<unsigned>> ParseCpuList(std::string_view text);
+// The inverse, in the kernel's compressed form.
+std::string FormatCpuList(const std::vector<unsigned>& cpus);
+
+// Formats a double without locale influence ("0.001234").
+std::string FormatDouble(double value);
+
+}  // namespace virtcaps

@@ -1,0 +1,1 @@
+#include "virtcaps/status.h"

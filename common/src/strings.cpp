@@ -1,0 +1,132 @@
+#include "virtcaps/strings.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <set>
+
+namespace virtcaps {
+
+namespace {
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v'; }
+}  // namespace
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
+  while (!text.empty() && IsSpace(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+std::vector<std::string_view> Split(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    size_t end = text.find(separator, start);
+    if (end == std::string_view::npos) {
+      parts.push_back(text.substr(start));
+      return parts;
+    }
+    parts.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+}
+
+std::vector<std::string_view> SplitWhitespace(std::string_view text) {
+  std::vector<std::string_view> parts;
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && IsSpace(text[i])) ++i;
+    size_t start = i;
+    while (i < text.size() && !IsSpace(text[i])) ++i;
+    if (i > start) parts.push_back(text.substr(start, i - start));
+  }
+  return parts;
+}
+
+std::string ToLower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::optional<int64_t> ParseInt(std::string_view text) {
+  text = Trim(text);
+  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<uint64_t> ParseUint(std::string_view text, int base) {
+  text = Trim(text);
+  uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<uint64_t> ParseHex(std::string_view text) {
+  text = Trim(text);
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) text.remove_prefix(2);
+  return ParseUint(text, 16);
+}
+
+std::optional<double> ParseDouble(std::string_view text) {
+  text = Trim(text);
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<std::vector<unsigned>> ParseCpuList(std::string_view text) {
+  // Bounds the list so a garbled "0-4294967295" cannot allocate gigabytes.
+  constexpr uint64_t kMaxCpuId = 1u << 20;
+  std::set<unsigned> cpus;
+  text = Trim(text);
+  if (text.empty()) return std::vector<unsigned>{};
+  for (std::string_view part : Split(text, ',')) {
+    auto range = Split(part, '-');
+    if (range.size() == 1) {
+      auto cpu = ParseUint(range[0]);
+      if (!cpu || *cpu > kMaxCpuId) return std::nullopt;
+      cpus.insert(static_cast<unsigned>(*cpu));
+    } else if (range.size() == 2) {
+      auto first = ParseUint(range[0]);
+      auto last = ParseUint(range[1]);
+      if (!first || !last || *first > *last || *last > kMaxCpuId) return std::nullopt;
+      for (uint64_t cpu = *first; cpu <= *last; ++cpu) cpus.insert(static_cast<unsigned>(cpu));
+    } else {
+      return std::nullopt;
+    }
+  }
+  return std::vector<unsigned>(cpus.begin(), cpus.end());
+}
+
+std::string FormatCpuList(const std::vector<unsigned>& cpus) {
+  std::vector<unsigned> sorted = cpus;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  std::string out;
+  for (size_t i = 0; i < sorted.size();) {
+    size_t j = i;
+    while (j + 1 < sorted.size() && sorted[j + 1] == sorted[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += std::to_string(sorted[i]);
+    if (j > i) out += '-' + std::to_string(sorted[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string FormatDouble(double value) {
+  char buffer[64];
+  auto [ptr, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  if (ec != std::errc()) return "NaN";
+  return std::string(buffer, ptr);
+}
+
+}  // namespace virtcaps

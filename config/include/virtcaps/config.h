@@ -1,0 +1,145 @@
+// The agent's configuration: plain structs whose defaults are the documented
+// defaults of config/virtcaps.yaml, filled from YAML and validated strictly.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "virtcaps/status.h"
+
+namespace virtcaps {
+
+using Duration = std::chrono::milliseconds;
+
+struct WebConfig {
+  // host:port pairs to listen on; ":9977" means every IPv4 address.
+  std::vector<std::string> listen_addresses = {"127.0.0.1:9977"};
+  // Where the Prometheus exposition is served. Must start with '/'.
+  std::string telemetry_path = "/metrics";
+};
+
+// Where the host is read from. Empty procfs/sysfs/devfs mean <rootfs>/proc, /sys, /dev.
+struct PathsConfig {
+  std::string rootfs = "/";
+  std::string procfs;
+  std::string sysfs;
+  std::string devfs;
+};
+
+// Stand-ins for what a file tree cannot hold. "auto" means: ask the real host.
+struct CpuidProbeConfig {
+  enum class Source { kAuto, kInstruction, kDump, kNone };
+  Source source = Source::kAuto;
+  std::string dump_file;  // `cpuid -r` output; required with source dump
+};
+
+struct KvmProbeConfig {
+  enum class Source { kAuto, kIoctl, kFixed, kNone };
+  Source source = Source::kAuto;
+  // With source fixed: what the KVM ioctls answer.
+  int api_version = 12;
+  bool vm_creatable = true;
+  int max_vcpus = 0;
+};
+
+struct MsrProbeConfig {
+  enum class Source { kAuto, kDevice, kFixed, kNone };
+  Source source = Source::kAuto;
+  std::map<uint32_t, uint64_t> values;  // with source fixed: MSR index -> value
+};
+
+struct ProbesConfig {
+  CpuidProbeConfig cpuid;
+  KvmProbeConfig kvm;
+  MsrProbeConfig msr;
+};
+
+struct HostConfig {
+  // Where <uuid> comes from: DMI product_uuid first, or /etc/machine-id only
+  // (vendors ship boards with duplicate DMI UUIDs).
+  enum class UuidSource { kDmi, kMachineId };
+  UuidSource uuid_source = UuidSource::kDmi;
+};
+
+enum class HypervisorType { kQemu, kXen, kLxc };
+
+struct QemuOptions {
+  // Directories searched for qemu-system-* (under --path.rootfs).
+  std::vector<std::string> emulator_dirs = {"/usr/bin", "/usr/local/bin", "/usr/libexec"};
+  std::vector<std::string> emulators;  // explicit emulator paths, probed in addition
+  Duration probe_timeout = std::chrono::seconds(10);  // a probe still running then is killed
+  int parallel_probes = 2;                            // 1..64 emulators probed at once
+  std::string cache_dir = "/var/cache/virtcaps";      // empty disables the on-disk cache
+};
+
+struct XenOptions {
+  std::string emulator = "/usr/lib/xen-4.17/bin/qemu-system-i386";
+  std::map<std::string, std::string> emulator_by_arch;  // libvirt arch -> emulator
+  std::string loader = "/usr/lib/xen-4.17/boot/hvmloader";
+  std::vector<std::string> hvm_machines = {"xenfv"};
+  std::vector<std::string> pv_machines = {"xenpv"};
+};
+
+struct LxcOptions {
+  std::string emulator = "/usr/lib/libvirt/libvirt_lxc";
+};
+
+struct HypervisorConfig {
+  HypervisorType type = HypervisorType::kQemu;
+  bool enabled = true;
+  QemuOptions qemu;  // meaningful for type qemu
+  XenOptions xen;    // for type xen
+  LxcOptions lxc;    // for type lxc
+};
+
+struct LogConfig {
+  enum class Level { kDebug, kInfo, kWarn, kError };
+  Level level = Level::kInfo;
+};
+
+struct Config {
+  WebConfig web;
+  Duration refresh_interval = std::chrono::seconds(60);  // 1s .. 24h
+  PathsConfig paths;
+  std::map<std::string, bool> collectors;  // collector name -> enabled
+  ProbesConfig probes;
+  HostConfig host;
+  std::vector<HypervisorConfig> hypervisors;
+  LogConfig log;
+  std::string source;  // the file it came from, or "<embedded default>"
+};
+
+// The collectors the config may name, with their default state. The agent passes
+// its collector list so the config layer knows names without depending on collectors.
+struct CollectorDefault {
+  std::string name;
+  bool enabled_by_default;
+};
+
+// Parses YAML text. `source_name` is used in errors ("file:line:column: key.path: what").
+// Relative file paths inside (probe dump files) resolve against `base_dir`.
+Expected<Config> ParseConfig(std::string_view yaml_text, const std::string& source_name,
+                             const std::string& base_dir,
+                             const std::vector<CollectorDefault>& collectors);
+// Reads and parses a file.
+Expected<Config> LoadConfigFile(const std::string& path,
+                                const std::vector<CollectorDefault>& collectors);
+// The embedded default configuration (config/virtcaps.yaml, built in).
+std::string_view DefaultConfigText();
+Expected<Config> DefaultConfig(const std::vector<CollectorDefault>& collectors);
+
+// "90s", "5m", "1h30m", "250ms". Bare numbers are refused (units must be explicit).
+std::optional<Duration> ParseDuration(std::string_view text);
+std::string FormatDuration(Duration duration);
+
+std::string_view HypervisorTypeName(HypervisorType type);
+
+// Empty when `address` is a usable host:port for the web server, else why not.
+std::string ValidateListenAddress(const std::string& address);
+
+}  // namespace virtcaps

@@ -1,0 +1,471 @@
+#include "virtcaps/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+#include <utility>
+
+#include "virtcaps/files.h"
+#include "virtcaps/strings.h"
+
+namespace virtcaps {
+
+namespace {
+
+// Thrown inside the parser and turned into a Status at its edge; carries the full
+// "file:line:column: key.path: message" text.
+struct ConfigError {
+  std::string message;
+};
+
+class Parser {
+ public:
+  Parser(std::string source, std::string base_dir, const std::vector<CollectorDefault>& collectors)
+      : source_(std::move(source)), base_dir_(std::move(base_dir)), collectors_(collectors) {}
+
+  Config Parse(const YAML::Node& root) {
+    Config config;
+    config.source = source_;
+    for (const CollectorDefault& collector : collectors_) {
+      config.collectors[collector.name] = collector.enabled_by_default;
+    }
+    config.hypervisors = DefaultHypervisors();
+    if (!root || root.IsNull()) return config;  // an empty file means all defaults
+    ExpectMap(root, "");
+    CheckKeys(root, "",
+              {"web", "refresh_interval", "paths", "collectors", "probes", "host", "hypervisors",
+               "log"});
+    if (auto node = root["web"]) ParseWeb(node, config.web);
+    if (auto node = root["refresh_interval"]) {
+      config.refresh_interval = DurationValue(node, "refresh_interval", std::chrono::seconds(1),
+                                              std::chrono::hours(24));
+    }
+    if (auto node = root["paths"]) ParsePaths(node, config.paths);
+    if (auto node = root["collectors"]) ParseCollectors(node, config.collectors);
+    if (auto node = root["probes"]) ParseProbes(node, config.probes);
+    if (auto node = root["host"]) ParseHost(node, config.host);
+    if (auto node = root["hypervisors"]) config.hypervisors = ParseHypervisors(node);
+    if (auto node = root["log"]) ParseLog(node, config.log);
+    return config;
+  }
+
+  [[noreturn]] void Fail(const YAML::Node& node, const std::string& key_path,
+                         const std::string& message) const {
+    YAML::Mark mark = node.Mark();
+    std::string where = source_;
+    if (mark.line >= 0) {
+      where += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+    }
+    throw ConfigError{where + ": " + (key_path.empty() ? "" : key_path + ": ") + message};
+  }
+
+ private:
+  static std::string Join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  static std::string Describe(const YAML::Node& node) {
+    if (node.IsScalar()) return "'" + node.Scalar() + "'";
+    if (node.IsSequence()) return "a list";
+    if (node.IsMap()) return "a mapping";
+    return "nothing";
+  }
+
+  void ExpectMap(const YAML::Node& node, const std::string& path) const {
+    if (!node.IsMap()) Fail(node, path, "expected a mapping, got " + Describe(node));
+  }
+
+  // Unknown keys are errors: a typo must not silently fall back to a default.
+  void CheckKeys(const YAML::Node& node, const std::string& path,
+                 const std::set<std::string>& allowed) const {
+    std::set<std::string> seen;
+    for (const auto& entry : node) {
+      const YAML::Node& key = entry.first;
+      if (!key.IsScalar()) Fail(key, path, "keys must be plain strings");
+      const std::string& name = key.Scalar();
+      if (!seen.insert(name).second) Fail(key, Join(path, name), "duplicate key");
+      if (!allowed.count(name)) {
+        std::string expected;
+        for (const std::string& option : allowed) expected += (expected.empty() ? "" : ", ") + option;
+        Fail(key, Join(path, name), "unknown key (expected one of: " + expected + ")");
+      }
+    }
+  }
+
+  std::string StringValue(const YAML::Node& node, const std::string& path) const {
+    if (!node.IsScalar()) Fail(node, path, "expected a string, got " + Describe(node));
+    return node.Scalar();
+  }
+
+  bool BoolValue(const YAML::Node& node, const std::string& path) const {
+    if (node.IsScalar()) {
+      const std::string& text = node.Scalar();
+      if (text == "true" || text == "True" || text == "TRUE") return true;
+      if (text == "false" || text == "False" || text == "FALSE") return false;
+    }
+    Fail(node, path, "expected true or false, got " + Describe(node));
+  }
+
+  int64_t IntValue(const YAML::Node& node, const std::string& path, int64_t min,
+                   int64_t max) const {
+    std::optional<int64_t> value;
+    if (node.IsScalar()) value = ParseInt(node.Scalar());
+    if (!value) Fail(node, path, "expected an integer, got " + Describe(node));
+    if (*value < min || *value > max) {
+      Fail(node, path,
+           "out of range: " + std::to_string(*value) + " (allowed " + std::to_string(min) + ".." +
+               std::to_string(max) + ")");
+    }
+    return *value;
+  }
+
+  Duration DurationValue(const YAML::Node& node, const std::string& path, Duration min,
+                         Duration max) const {
+    std::optional<Duration> value;
+    if (node.IsScalar()) value = ParseDuration(node.Scalar());
+    if (!value) Fail(node, path, "expected a duration such as 30s, 5m or 1h, got " + Describe(node));
+    if (*value < min || *value > max) {
+      Fail(node, path,
+           "out of range: " + node.Scalar() + " (allowed " + FormatDuration(min) + ".." +
+               FormatDuration(max) + ")");
+    }
+    return *value;
+  }
+
+  std::vector<std::string> StringList(const YAML::Node& node, const std::string& path) const {
+    if (!node.IsSequence()) Fail(node, path, "expected a list, got " + Describe(node));
+    std::vector<std::string> values;
+    for (size_t i = 0; i < node.size(); ++i) {
+      values.push_back(StringValue(node[i], path + "[" + std::to_string(i) + "]"));
+    }
+    return values;
+  }
+
+  std::string AbsolutePath(const YAML::Node& node, const std::string& path) const {
+    std::string value = StringValue(node, path);
+    if (value.empty() || value.front() != '/') Fail(node, path, "expected an absolute path");
+    return value;
+  }
+
+  // Paths to files describing the host (dump files) may be relative to the config file.
+  std::string FilePath(const YAML::Node& node, const std::string& path) const {
+    std::string value = StringValue(node, path);
+    if (value.empty()) Fail(node, path, "expected a file path");
+    if (value.front() == '/') return value;
+    return JoinPath(base_dir_.empty() ? "." : base_dir_, value);
+  }
+
+  template <typename Enum>
+  Enum EnumValue(const YAML::Node& node, const std::string& path,
+                 const std::vector<std::pair<std::string, Enum>>& choices) const {
+    std::string text = StringValue(node, path);
+    std::string names;
+    for (const auto& [name, value] : choices) {
+      if (name == text) return value;
+      names += (names.empty() ? "" : ", ") + name;
+    }
+    Fail(node, path, "expected one of " + names + ", got '" + text + "'");
+  }
+
+  void ParseWeb(const YAML::Node& node, WebConfig& web) const {
+    ExpectMap(node, "web");
+    CheckKeys(node, "web", {"listen_addresses", "telemetry_path"});
+    if (auto addresses = node["listen_addresses"]) {
+      web.listen_addresses = StringList(addresses, "web.listen_addresses");
+      if (web.listen_addresses.empty()) {
+        Fail(addresses, "web.listen_addresses", "needs at least one address");
+      }
+      for (size_t i = 0; i < web.listen_addresses.size(); ++i) {
+        std::string error = ValidateListenAddress(web.listen_addresses[i]);
+        if (!error.empty()) {
+          Fail(addresses[i], "web.listen_addresses[" + std::to_string(i) + "]", error);
+        }
+      }
+    }
+    if (auto path = node["telemetry_path"]) {
+      web.telemetry_path = StringValue(path, "web.telemetry_path");
+      if (web.telemetry_path.size() < 2 || web.telemetry_path.front() != '/') {
+        Fail(path, "web.telemetry_path", "expected a path such as /metrics");
+      }
+    }
+  }
+
+  void ParsePaths(const YAML::Node& node, PathsConfig& paths) const {
+    ExpectMap(node, "paths");
+    CheckKeys(node, "paths", {"rootfs", "procfs", "sysfs", "devfs"});
+    if (auto value = node["rootfs"]) paths.rootfs = AbsolutePath(value, "paths.rootfs");
+    if (auto value = node["procfs"]) paths.procfs = AbsolutePath(value, "paths.procfs");
+    if (auto value = node["sysfs"]) paths.sysfs = AbsolutePath(value, "paths.sysfs");
+    if (auto value = node["devfs"]) paths.devfs = AbsolutePath(value, "paths.devfs");
+  }
+
+  void ParseCollectors(const YAML::Node& node, std::map<std::string, bool>& collectors) const {
+    ExpectMap(node, "collectors");
+    std::set<std::string> names;
+    for (const CollectorDefault& collector : collectors_) names.insert(collector.name);
+    CheckKeys(node, "collectors", names);
+    for (const auto& entry : node) {
+      std::string path = "collectors." + entry.first.Scalar();
+      ExpectMap(entry.second, path);
+      CheckKeys(entry.second, path, {"enabled"});
+      if (auto enabled = entry.second["enabled"]) {
+        collectors[entry.first.Scalar()] = BoolValue(enabled, path + ".enabled");
+      }
+    }
+  }
+
+  void ParseProbes(const YAML::Node& node, ProbesConfig& probes) const {
+    ExpectMap(node, "probes");
+    CheckKeys(node, "probes", {"cpuid", "kvm", "msr"});
+    if (auto cpuid = node["cpuid"]) {
+      using Source = CpuidProbeConfig::Source;
+      ExpectMap(cpuid, "probes.cpuid");
+      CheckKeys(cpuid, "probes.cpuid", {"source", "dump_file"});
+      if (auto source = cpuid["source"]) {
+        probes.cpuid.source = EnumValue<Source>(source, "probes.cpuid.source",
+                                                {{"auto", Source::kAuto},
+                                                 {"instruction", Source::kInstruction},
+                                                 {"dump", Source::kDump},
+                                                 {"none", Source::kNone}});
+      }
+      if (auto file = cpuid["dump_file"]) {
+        probes.cpuid.dump_file = FilePath(file, "probes.cpuid.dump_file");
+      }
+      if (probes.cpuid.source == Source::kDump && probes.cpuid.dump_file.empty()) {
+        Fail(cpuid, "probes.cpuid.dump_file", "required when source is dump");
+      }
+    }
+    if (auto kvm = node["kvm"]) {
+      using Source = KvmProbeConfig::Source;
+      ExpectMap(kvm, "probes.kvm");
+      CheckKeys(kvm, "probes.kvm", {"source", "api_version", "vm_creatable", "max_vcpus"});
+      if (auto source = kvm["source"]) {
+        probes.kvm.source = EnumValue<Source>(source, "probes.kvm.source",
+                                              {{"auto", Source::kAuto},
+                                               {"ioctl", Source::kIoctl},
+                                               {"fixed", Source::kFixed},
+                                               {"none", Source::kNone}});
+      }
+      if (auto value = kvm["api_version"]) {
+        probes.kvm.api_version = static_cast<int>(IntValue(value, "probes.kvm.api_version", 0, 1000));
+      }
+      if (auto value = kvm["vm_creatable"]) {
+        probes.kvm.vm_creatable = BoolValue(value, "probes.kvm.vm_creatable");
+      }
+      if (auto value = kvm["max_vcpus"]) {
+        probes.kvm.max_vcpus = static_cast<int>(IntValue(value, "probes.kvm.max_vcpus", 0, 1 << 20));
+      }
+    }
+    if (auto msr = node["msr"]) {
+      using Source = MsrProbeConfig::Source;
+      ExpectMap(msr, "probes.msr");
+      CheckKeys(msr, "probes.msr", {"source", "values"});
+      if (auto source = msr["source"]) {
+        probes.msr.source = EnumValue<Source>(source, "probes.msr.source",
+                                              {{"auto", Source::kAuto},
+                                               {"device", Source::kDevice},
+                                               {"fixed", Source::kFixed},
+                                               {"none", Source::kNone}});
+      }
+      if (auto values = msr["values"]) {
+        ExpectMap(values, "probes.msr.values");
+        for (const auto& entry : values) {
+          std::string path = "probes.msr.values." + entry.first.Scalar();
+          auto index = entry.first.IsScalar() ? ParseHex(entry.first.Scalar()) : std::nullopt;
+          if (!index || *index > 0xffffffffu) Fail(entry.first, path, "expected an MSR index such as 0x3a");
+          auto value = entry.second.IsScalar() ? ParseHex(entry.second.Scalar()) : std::nullopt;
+          if (!value) Fail(entry.second, path, "expected a hexadecimal value such as 0x5");
+          probes.msr.values[static_cast<uint32_t>(*index)] = *value;
+        }
+      }
+    }
+  }
+
+  void ParseHost(const YAML::Node& node, HostConfig& host) const {
+    ExpectMap(node, "host");
+    CheckKeys(node, "host", {"uuid_source"});
+    if (auto source = node["uuid_source"]) {
+      using UuidSource = HostConfig::UuidSource;
+      host.uuid_source = EnumValue<UuidSource>(
+          source, "host.uuid_source", {{"dmi", UuidSource::kDmi}, {"machine_id", UuidSource::kMachineId}});
+    }
+  }
+
+  static std::vector<HypervisorConfig> DefaultHypervisors() {
+    std::vector<HypervisorConfig> hypervisors(3);
+    hypervisors[0].type = HypervisorType::kQemu;
+    hypervisors[1].type = HypervisorType::kXen;
+    hypervisors[2].type = HypervisorType::kLxc;
+    return hypervisors;
+  }
+
+  std::vector<HypervisorConfig> ParseHypervisors(const YAML::Node& node) const {
+    if (!node.IsSequence()) {
+      Fail(node, "hypervisors", "expected a list of hypervisors, got " + Describe(node));
+    }
+    std::vector<HypervisorConfig> hypervisors;
+    std::set<HypervisorType> seen;
+    for (size_t i = 0; i < node.size(); ++i) {
+      const YAML::Node& entry = node[i];
+      std::string path = "hypervisors[" + std::to_string(i) + "]";
+      ExpectMap(entry, path);
+      if (!entry["type"]) Fail(entry, path + ".type", "required (qemu, xen or lxc)");
+      HypervisorConfig hypervisor;
+      hypervisor.type = EnumValue<HypervisorType>(
+          entry["type"], path + ".type",
+          {{"qemu", HypervisorType::kQemu}, {"xen", HypervisorType::kXen}, {"lxc", HypervisorType::kLxc}});
+      if (!seen.insert(hypervisor.type).second) {
+        Fail(entry["type"], path + ".type", "this hypervisor is listed twice");
+      }
+      switch (hypervisor.type) {
+        case HypervisorType::kQemu:
+          CheckKeys(entry, path,
+                    {"type", "enabled", "emulator_dirs", "emulators", "probe_timeout",
+                     "parallel_probes", "cache_dir"});
+          ParseQemu(entry, path, hypervisor.qemu);
+          break;
+        case HypervisorType::kXen:
+          CheckKeys(entry, path,
+                    {"type", "enabled", "emulator", "emulator_by_arch", "loader", "hvm_machines",
+                     "pv_machines"});
+          ParseXen(entry, path, hypervisor.xen);
+          break;
+        case HypervisorType::kLxc:
+          CheckKeys(entry, path, {"type", "enabled", "emulator"});
+          if (auto value = entry["emulator"]) {
+            hypervisor.lxc.emulator = AbsolutePath(value, path + ".emulator");
+          }
+          break;
+      }
+      if (auto enabled = entry["enabled"]) hypervisor.enabled = BoolValue(enabled, path + ".enabled");
+      hypervisors.push_back(std::move(hypervisor));
+    }
+    return hypervisors;
+  }
+
+  void ParseQemu(const YAML::Node& entry, const std::string& path, QemuOptions& qemu) const {
+    if (auto value = entry["emulator_dirs"]) {
+      if (!value.IsSequence()) Fail(value, path + ".emulator_dirs", "expected a list of directories");
+      qemu.emulator_dirs.clear();
+      for (size_t i = 0; i < value.size(); ++i) {
+        qemu.emulator_dirs.push_back(
+            AbsolutePath(value[i], path + ".emulator_dirs[" + std::to_string(i) + "]"));
+      }
+    }
+    if (auto value = entry["emulators"]) {
+      if (!value.IsSequence()) Fail(value, path + ".emulators", "expected a list of paths");
+      qemu.emulators.clear();
+      for (size_t i = 0; i < value.size(); ++i) {
+        qemu.emulators.push_back(
+            AbsolutePath(value[i], path + ".emulators[" + std::to_string(i) + "]"));
+      }
+    }
+    if (auto value = entry["probe_timeout"]) {
+      qemu.probe_timeout = DurationValue(value, path + ".probe_timeout",
+                                         std::chrono::milliseconds(100), std::chrono::minutes(10));
+    }
+    if (auto value = entry["parallel_probes"]) {
+      qemu.parallel_probes = static_cast<int>(IntValue(value, path + ".parallel_probes", 1, 64));
+    }
+    if (auto value = entry["cache_dir"]) {
+      std::string dir = StringValue(value, path + ".cache_dir");
+      qemu.cache_dir = dir.empty() ? dir : AbsolutePath(value, path + ".cache_dir");
+    }
+  }
+
+  void ParseXen(const YAML::Node& entry, const std::string& path, XenOptions& xen) const {
+    if (auto value = entry["emulator"]) xen.emulator = AbsolutePath(value, path + ".emulator");
+    if (auto value = entry["emulator_by_arch"]) {
+      ExpectMap(value, path + ".emulator_by_arch");
+      for (const auto& item : value) {
+        std::string key = StringValue(item.first, path + ".emulator_by_arch");
+        xen.emulator_by_arch[key] = AbsolutePath(item.second, path + ".emulator_by_arch." + key);
+      }
+    }
+    if (auto value = entry["loader"]) xen.loader = AbsolutePath(value, path + ".loader");
+    if (auto value = entry["hvm_machines"]) xen.hvm_machines = StringList(value, path + ".hvm_machines");
+    if (auto value = entry["pv_machines"]) xen.pv_machines = StringList(value, path + ".pv_machines");
+  }
+
+  void ParseLog(const YAML::Node& node, LogConfig& log) const {
+    ExpectMap(node, "log");
+    CheckKeys(node, "log", {"level"});
+    if (auto level = node["level"]) {
+      using Level = LogConfig::Level;
+      log.level = EnumValue<Level>(level, "log.level",
+                                   {{"debug", Level::kDebug},
+                                    {"info", Level::kInfo},
+                                    {"warn", Level::kWarn},
+                                    {"error", Level::kError}});
+    }
+  }
+
+  std::string source_;
+  std::string base_dir_;
+  const std::vector<CollectorDefault>& collectors_;
+};
+
+}  // namespace
+
+std::string ValidateListenAddress(const std::string& address) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return "expected host:port, such as 127.0.0.1:9977 or :9977";
+  auto port = ParseUint(std::string_view(address).substr(colon + 1));
+  if (!port || *port > 65535) return "invalid port in '" + address + "'";
+  std::string host = address.substr(0, colon);
+  if (!host.empty() && host.front() == '[') {
+    return "IPv6 addresses are not supported by this build of CivetWeb";
+  }
+  if (!host.empty()) {
+    auto parts = Split(host, '.');
+    bool ipv4 = parts.size() == 4;
+    for (std::string_view part : parts) {
+      auto octet = ParseUint(part);
+      ipv4 = ipv4 && octet && *octet <= 255;
+    }
+    if (!ipv4 && host != "localhost") return "expected an IPv4 address in '" + address + "'";
+  }
+  return "";
+}
+
+std::string_view HypervisorTypeName(HypervisorType type) {
+  switch (type) {
+    case HypervisorType::kQemu: return "qemu";
+    case HypervisorType::kXen: return "xen";
+    case HypervisorType::kLxc: return "lxc";
+  }
+  return "unknown";
+}
+
+Expected<Config> ParseConfig(std::string_view yaml_text, const std::string& source_name,
+                             const std::string& base_dir,
+                             const std::vector<CollectorDefault>& collectors) {
+  Parser parser(source_name, base_dir, collectors);
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml_text));
+    return parser.Parse(root);
+  } catch (const ConfigError& error) {
+    return Status::Error(error.message);
+  } catch (const YAML::Exception& error) {
+    std::string where = source_name;
+    if (error.mark.line >= 0) {
+      where += ":" + std::to_string(error.mark.line + 1) + ":" + std::to_string(error.mark.column + 1);
+    }
+    return Status::Error(where + ": invalid YAML: " + error.msg);
+  }
+}
+
+Expected<Config> LoadConfigFile(const std::string& path,
+                                const std::vector<CollectorDefault>& collectors) {
+  auto text = ReadFile(path, 1u << 20);
+  if (!text) return text.status();
+  size_t slash = path.rfind('/');
+  std::string base_dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  return ParseConfig(*text, path, base_dir, collectors);
+}
+
+Expected<Config> DefaultConfig(const std::vector<CollectorDefault>& collectors) {
+  return ParseConfig(DefaultConfigText(), "<embedded default>", "", collectors);
+}
+
+}  // namespace virtcaps
