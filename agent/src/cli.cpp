@@ -21,7 +21,8 @@ Expected<std::string> AbsoluteFlagPath(const std::string& flag, const std::strin
   // Relative paths are allowed on the command line; they resolve against the working directory.
   if (value.front() == '/') return value;
   char cwd[4096];
-  if (::getcwd(cwd, sizeof(cwd)) == nullptr) return Status::Error(flag + ": cannot resolve '" + value + "'");
+  if (::getcwd(cwd, sizeof(cwd)) == nullptr)
+    return Status::Error(flag + ": cannot resolve '" + value + "'");
   return std::string(cwd) + "/" + value;
 }
 
@@ -33,9 +34,9 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
   std::set<std::string> collector_names;
   for (const CollectorDefault& collector : collectors) collector_names.insert(collector.name);
   static const std::set<std::string> kValueFlags = {
-      "--config.file", "--web.listen-address", "--web.telemetry-path", "--path.rootfs",
-      "--path.procfs", "--path.sysfs",         "--path.devfs",         "--log.level",
-      "--format"};
+      "--config.file", "--web.listen-address", "--web.telemetry-path",
+      "--path.rootfs", "--path.procfs",        "--path.sysfs",
+      "--path.devfs",  "--log.level",          "--format"};
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
     std::string name = arg;
@@ -121,7 +122,8 @@ std::string UsageText(const std::vector<CollectorDefault>& collectors) {
       "  --help                      print this help and exit\n\n"
       "Collectors:\n";
   for (const CollectorDefault& collector : collectors) {
-    text += "  " + collector.name + (collector.enabled_by_default ? " (default on)\n" : " (default off)\n");
+    text += "  " + collector.name +
+            (collector.enabled_by_default ? " (default on)\n" : " (default off)\n");
   }
   return text;
 }

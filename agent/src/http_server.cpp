@@ -16,11 +16,20 @@ std::string HtmlEscape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -33,7 +42,9 @@ std::string LandingPage(const std::string& telemetry_path) {
          "<h1>virtcaps-agent</h1>\n<p>Version " +
          HtmlEscape(build.version) + " (revision " + HtmlEscape(build.revision) +
          "): what this host can run, as libvirt capabilities and Prometheus metrics.</p>\n<ul>\n"
-         "<li><a href=\"" + path + "\">" + path + "</a>: Prometheus metrics</li>\n"
+         "<li><a href=\"" +
+         path + "\">" + path +
+         "</a>: Prometheus metrics</li>\n"
          "<li><a href=\"/capabilities\">/capabilities</a>: libvirt capabilities XML</li>\n"
          "<li><a href=\"/healthz\">/healthz</a>: health</li>\n</ul>\n</body></html>\n";
 }
@@ -72,8 +83,8 @@ HttpServer::~HttpServer() { Stop(); }
 HttpServer::Response HttpServer::Handle(const std::string& method, const std::string& path) const {
   Response response;
   response.content_type = "text/plain; charset=utf-8";
-  bool known_path =
-      path == "/" || path == options_.telemetry_path || path == "/capabilities" || path == "/healthz";
+  bool known_path = path == "/" || path == options_.telemetry_path || path == "/capabilities" ||
+                    path == "/healthz";
   if (!known_path) {
     response.status = 404;
     response.body = "404 page not found\n";
@@ -118,11 +129,16 @@ Status HttpServer::Start() {
     ports += (ports.empty() ? "" : ",") + CivetPort(address);
   }
   std::vector<std::string> civet_options = {
-      "listening_ports", ports,
-      "num_threads", std::to_string(options_.worker_threads),
-      "enable_keep_alive", "yes",
-      "request_timeout_ms", "10000",
-      "enable_directory_listing", "no",
+      "listening_ports",
+      ports,
+      "num_threads",
+      std::to_string(options_.worker_threads),
+      "enable_keep_alive",
+      "yes",
+      "request_timeout_ms",
+      "10000",
+      "enable_directory_listing",
+      "no",
   };
   try {
     server_ = std::make_unique<CivetServer>(civet_options);

@@ -37,12 +37,14 @@ void Write(LogConfig::Level level, const char* name, const std::string& message,
   if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
   auto now = std::chrono::system_clock::now();
   std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm utc;
   gmtime_r(&seconds, &utc);
   char stamp[96];
   std::snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(millis));
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<int>(millis));
   std::string line = std::string("ts=") + stamp + " level=" + name + " msg=";
   AppendQuoted(line, message);
   for (const auto& [key, value] : fields) {
@@ -60,9 +62,17 @@ void Write(LogConfig::Level level, const char* name, const std::string& message,
 }  // namespace
 
 void SetLogLevel(LogConfig::Level level) { g_level.store(static_cast<int>(level)); }
-void LogDebug(const std::string& m, const LogFields& f) { Write(LogConfig::Level::kDebug, "debug", m, f); }
-void LogInfo(const std::string& m, const LogFields& f) { Write(LogConfig::Level::kInfo, "info", m, f); }
-void LogWarn(const std::string& m, const LogFields& f) { Write(LogConfig::Level::kWarn, "warn", m, f); }
-void LogError(const std::string& m, const LogFields& f) { Write(LogConfig::Level::kError, "error", m, f); }
+void LogDebug(const std::string& m, const LogFields& f) {
+  Write(LogConfig::Level::kDebug, "debug", m, f);
+}
+void LogInfo(const std::string& m, const LogFields& f) {
+  Write(LogConfig::Level::kInfo, "info", m, f);
+}
+void LogWarn(const std::string& m, const LogFields& f) {
+  Write(LogConfig::Level::kWarn, "warn", m, f);
+}
+void LogError(const std::string& m, const LogFields& f) {
+  Write(LogConfig::Level::kError, "error", m, f);
+}
 
 }  // namespace virtcaps

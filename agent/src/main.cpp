@@ -21,13 +21,15 @@ int RunOnce(const Config& config, CommandLine::Format format) {
   auto start = std::chrono::steady_clock::now();
   HostCapabilities caps = ProbeHost(config);
   for (const CollectorOutcome& outcome : caps.collectors) {
-    if (!outcome.success) LogWarn("collector failed", {{"collector", outcome.name}, {"error", outcome.error}});
+    if (!outcome.success)
+      LogWarn("collector failed", {{"collector", outcome.name}, {"error", outcome.error}});
   }
   if (format == CommandLine::Format::kXml) {
     std::cout << RenderCapabilitiesXml(caps);
   } else {
     RefreshFacts facts;
-    facts.duration_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    facts.duration_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     facts.finished_at_seconds =
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     facts.refreshes_total = 1;

@@ -19,7 +19,9 @@ Refresher::Refresher(Config config, SnapshotStore& store)
 
 Refresher::~Refresher() { Stop(); }
 
-void Refresher::Start() { thread_ = std::thread([this] { Run(); }); }
+void Refresher::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void Refresher::Stop() {
   {
@@ -54,7 +56,13 @@ void Refresher::RefreshOnce(const Config& config) {
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   facts.refreshes_total = ++refreshes_;
   store_.Publish(MakeSnapshot(std::move(caps), facts));
-  LogDebug("refreshed", {{"duration_seconds", std::to_string(facts.duration_seconds)}});
+  // The first snapshot is worth an info line: from here on the agent is healthy.
+  LogFields fields = {{"duration_seconds", std::to_string(facts.duration_seconds)}};
+  if (facts.refreshes_total == 1) {
+    LogInfo("first snapshot ready", fields);
+  } else {
+    LogDebug("refreshed", fields);
+  }
 }
 
 void Refresher::Run() {

@@ -25,7 +25,8 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 // Collects families so each name is declared once (the serializer does not merge).
 class Exposition {
  public:
-  void Gauge(const std::string& name, const std::string& help, double value, const Labels& labels = {}) {
+  void Gauge(const std::string& name, const std::string& help, double value,
+             const Labels& labels = {}) {
     Add(name, help, prometheus::MetricType::Gauge, value, labels);
   }
   void Counter(const std::string& name, const std::string& help, double value) {
@@ -164,9 +165,10 @@ void AddKvm(Exposition& out, const KvmState& kvm) {
 std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& refresh,
                              const BuildInfo& build) {
   Exposition out;
-  out.Gauge("virtcaps_build_info",
-            "Build of virtcaps-agent: version, git revision and compiler (value is always 1).", 1,
-            {{"version", build.version}, {"revision", build.revision}, {"compiler", build.compiler}});
+  out.Gauge(
+      "virtcaps_build_info",
+      "Build of virtcaps-agent: version, git revision and compiler (value is always 1).", 1,
+      {{"version", build.version}, {"revision", build.revision}, {"compiler", build.compiler}});
   if (CollectorRan(caps, "cpu")) AddCpu(out, caps.cpu);
   if (CollectorRan(caps, "kvm")) AddKvm(out, caps.kvm);
   for (const CollectorOutcome& outcome : caps.collectors) {

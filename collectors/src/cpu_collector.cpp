@@ -38,9 +38,11 @@ namespace {
 bool IsX86(const std::string& arch) { return arch == "x86_64" || arch == "i686"; }
 
 std::string X86VendorName(const std::string& vendor_id) {
-  static const std::map<std::string, std::string> kVendors = {
-      {"GenuineIntel", "Intel"}, {"AuthenticAMD", "AMD"}, {"HygonGenuine", "Hygon"},
-      {"CentaurHauls", "VIA"},   {"  Shanghai  ", "Zhaoxin"}};
+  static const std::map<std::string, std::string> kVendors = {{"GenuineIntel", "Intel"},
+                                                              {"AuthenticAMD", "AMD"},
+                                                              {"HygonGenuine", "Hygon"},
+                                                              {"CentaurHauls", "VIA"},
+                                                              {"  Shanghai  ", "Zhaoxin"}};
   auto found = kVendors.find(vendor_id);
   return found == kVendors.end() ? vendor_id : found->second;
 }
@@ -48,9 +50,8 @@ std::string X86VendorName(const std::string& vendor_id) {
 // MIDR implementer codes, named as libvirt's cpu_map/arm_vendors.xml names them.
 std::string ArmVendorName(uint64_t implementer) {
   static const std::map<uint64_t, std::string> kVendors = {
-      {0x41, "ARM"},      {0x42, "Broadcom"}, {0x43, "Cavium"},  {0x46, "Fujitsu"},
-      {0x48, "HiSilicon"}, {0x50, "APM"},     {0x51, "Qualcomm"}, {0x70, "Phytium"},
-      {0xc0, "Ampere"}};
+      {0x41, "ARM"}, {0x42, "Broadcom"}, {0x43, "Cavium"},  {0x46, "Fujitsu"}, {0x48, "HiSilicon"},
+      {0x50, "APM"}, {0x51, "Qualcomm"}, {0x70, "Phytium"}, {0xc0, "Ampere"}};
   auto found = kVendors.find(implementer);
   return found == kVendors.end() ? "" : found->second;
 }
@@ -68,7 +69,8 @@ std::string ArmPartName(uint64_t implementer, uint64_t part) {
   if (found != kParts.end()) return found->second;
   char buffer[64];
   std::snprintf(buffer, sizeof(buffer), "implementer 0x%02llx part 0x%03llx",
-                static_cast<unsigned long long>(implementer), static_cast<unsigned long long>(part));
+                static_cast<unsigned long long>(implementer),
+                static_cast<unsigned long long>(part));
   return buffer;
 }
 
@@ -118,7 +120,8 @@ Status ReadX86Identity(const Cpuinfo& cpuinfo, const CpuidSource* cpuid, HostCpu
     auto family = ParseUint(cpuinfo.Get("cpu family"));
     auto model = ParseUint(cpuinfo.Get("model"));
     auto stepping = ParseUint(cpuinfo.Get("stepping"));
-    if (!family || !model || !stepping) return Status::Error("/proc/cpuinfo: bad cpu family/model/stepping");
+    if (!family || !model || !stepping)
+      return Status::Error("/proc/cpuinfo: bad cpu family/model/stepping");
     cpu.signature = CpuSignature{static_cast<unsigned>(*family), static_cast<unsigned>(*model),
                                  static_cast<unsigned>(*stepping)};
   }
@@ -127,7 +130,8 @@ Status ReadX86Identity(const Cpuinfo& cpuinfo, const CpuidSource* cpuid, HostCpu
   if (std::string sizes = cpuinfo.Get("address sizes"); !sizes.empty()) {
     auto words = SplitWhitespace(sizes);
     auto bits = words.empty() ? std::nullopt : ParseUint(words[0]);
-    if (!bits || bits > 64) return Status::Error("/proc/cpuinfo: bad address sizes '" + sizes + "'");
+    if (!bits || bits > 64)
+      return Status::Error("/proc/cpuinfo: bad address sizes '" + sizes + "'");
     cpu.max_phys_addr_bits = static_cast<unsigned>(*bits);
   }
   return Status();
@@ -163,7 +167,8 @@ void ReadS390Identity(const Cpuinfo& cpuinfo, HostCpu& cpu) {
   // "processor 0: version = FF,  identification = 0133E8,  machine = 8561"
   std::string processor0 = cpuinfo.Get("processor 0");
   size_t machine = processor0.find("machine = ");
-  cpu.model_name = machine == std::string::npos ? "" : std::string(Trim(processor0.substr(machine + 10)));
+  cpu.model_name =
+      machine == std::string::npos ? "" : std::string(Trim(processor0.substr(machine + 10)));
   cpu.features = FeatureList(cpuinfo.Get("features"));
 }
 
@@ -255,7 +260,8 @@ Status ReadTopology(const HostPaths& paths, const Cpuinfo& cpuinfo, HostCpu& cpu
     if (!list) return Status::Error(paths.Sys("devices/system/cpu/online") + ": bad cpu list");
     online = *list;
   } else {
-    for (size_t i = 0; i < cpuinfo.processors.size(); ++i) online.push_back(static_cast<unsigned>(i));
+    for (size_t i = 0; i < cpuinfo.processors.size(); ++i)
+      online.push_back(static_cast<unsigned>(i));
   }
   cpu.online_cpus = static_cast<unsigned>(online.size());
   if (online.empty()) return Status();
@@ -263,16 +269,19 @@ Status ReadTopology(const HostPaths& paths, const Cpuinfo& cpuinfo, HostCpu& cpu
   std::set<CoreKey> cores;
   std::set<std::pair<int64_t, int64_t>> dies;
   std::set<int64_t> packages;
-  bool have_sysfs = IsDirectory(paths.Sys("devices/system/cpu/cpu" + std::to_string(online[0]) + "/topology"));
+  bool have_sysfs =
+      IsDirectory(paths.Sys("devices/system/cpu/cpu" + std::to_string(online[0]) + "/topology"));
   for (size_t i = 0; i < online.size(); ++i) {
     CoreKey key{0, 0, static_cast<int64_t>(online[i])};
     if (have_sysfs) {
-      std::string dir = paths.Sys("devices/system/cpu/cpu" + std::to_string(online[i]) + "/topology/");
+      std::string dir =
+          paths.Sys("devices/system/cpu/cpu" + std::to_string(online[i]) + "/topology/");
       auto read = [&](const char* file, int64_t& out, bool required) -> Status {
         auto text = ReadValue(dir + file);
         if (!text) return required ? text.status() : Status();
         auto value = ParseInt(*text);
-        if (!value) return Status::Error(dir + file + ": not an integer: '" + text->substr(0, 40) + "'");
+        if (!value)
+          return Status::Error(dir + file + ": not an integer: '" + text->substr(0, 40) + "'");
         out = *value;
         return Status();
       };
@@ -322,7 +331,8 @@ Status ReadPageSizes(const HostPaths& paths, HostCpu& cpu) {
   std::vector<uint64_t> huge;
   for (const std::string& entry : *entries) {
     // "hugepages-2048kB"
-    if (entry.rfind("hugepages-", 0) != 0 || entry.size() < 13 || entry.substr(entry.size() - 2) != "kB") {
+    if (entry.rfind("hugepages-", 0) != 0 || entry.size() < 13 ||
+        entry.substr(entry.size() - 2) != "kB") {
       continue;
     }
     auto size = ParseUint(std::string_view(entry).substr(10, entry.size() - 12));

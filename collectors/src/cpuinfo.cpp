@@ -35,7 +35,8 @@ Expected<Cpuinfo> ParseCpuinfo(std::string_view text) {
     size_t colon = line.find(':');
     std::string key(Trim(line.substr(0, colon == std::string_view::npos ? 0 : colon)));
     if (colon == std::string_view::npos || key.empty()) {
-      return Status::Error("line " + std::to_string(line_number) + ": expected 'key : value', got '" +
+      return Status::Error("line " + std::to_string(line_number) +
+                           ": expected 'key : value', got '" +
                            std::string(Trim(line)).substr(0, 60) + "'");
     }
     for (char c : key) {

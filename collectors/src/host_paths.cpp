@@ -14,8 +14,12 @@ HostPaths HostPaths::FromConfig(const PathsConfig& paths) {
   return host;
 }
 
-std::string HostPaths::Root(const std::string& relative) const { return JoinPath(rootfs, relative); }
-std::string HostPaths::Proc(const std::string& relative) const { return JoinPath(procfs, relative); }
+std::string HostPaths::Root(const std::string& relative) const {
+  return JoinPath(rootfs, relative);
+}
+std::string HostPaths::Proc(const std::string& relative) const {
+  return JoinPath(procfs, relative);
+}
 std::string HostPaths::Sys(const std::string& relative) const { return JoinPath(sysfs, relative); }
 std::string HostPaths::Dev(const std::string& relative) const { return JoinPath(devfs, relative); }
 

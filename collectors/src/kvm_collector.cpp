@@ -12,7 +12,8 @@ namespace {
 
 // Modules that provide KVM, most specific first; "kvm" alone is the core (or, on
 // arm64 and s390x, the whole of it).
-constexpr const char* kKvmModules[] = {"kvm_intel", "kvm_amd", "kvm_pvm", "kvm_hv", "kvm_pr", "kvm"};
+constexpr const char* kKvmModules[] = {"kvm_intel", "kvm_amd", "kvm_pvm",
+                                       "kvm_hv",    "kvm_pr",  "kvm"};
 
 // The "nested" parameter prints Y/N on some kernels and 1/0 on others.
 Expected<bool> ParseBoolParameter(const std::string& path) {

@@ -57,7 +57,8 @@ Expected<CpuidTable> ParseCpuidDump(std::string_view text) {
     }
     table[{static_cast<uint32_t>(*leaf), static_cast<uint32_t>(*subleaf)}] = registers;
   }
-  if (!saw_cpu_header || table.empty()) return Status::Error("cpuid dump: no 'CPU 0:' leaves found");
+  if (!saw_cpu_header || table.empty())
+    return Status::Error("cpuid dump: no 'CPU 0:' leaves found");
   return table;
 }
 

@@ -74,7 +74,8 @@ Expected<uint64_t> ReadUint(const std::string& path) {
   auto text = ReadValue(path);
   if (!text) return text.status();
   auto value = ParseUint(*text);
-  if (!value) return Status::Error(path + ": not an unsigned integer: '" + text->substr(0, 40) + "'");
+  if (!value)
+    return Status::Error(path + ": not an unsigned integer: '" + text->substr(0, 40) + "'");
   return *value;
 }
 

@@ -70,7 +70,8 @@ std::optional<uint64_t> ParseUint(std::string_view text, int base) {
 
 std::optional<uint64_t> ParseHex(std::string_view text) {
   text = Trim(text);
-  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) text.remove_prefix(2);
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X'))
+    text.remove_prefix(2);
   return ParseUint(text, 16);
 }
 

@@ -48,11 +48,21 @@ namespace {
 void AppendEscaped(std::string& out, std::string_view text, bool in_attribute) {
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '\'': out += in_attribute ? "&apos;" : "'"; break;
-      case '"': out += in_attribute ? "&quot;" : "\""; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '\'':
+        out += in_attribute ? "&apos;" : "'";
+        break;
+      case '"':
+        out += in_attribute ? "&quot;" : "\"";
+        break;
       default:
         // XML 1.0 forbids most control characters even when escaped; drop them.
         if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') break;

@@ -32,13 +32,13 @@ class Parser {
     config.hypervisors = DefaultHypervisors();
     if (!root || root.IsNull()) return config;  // an empty file means all defaults
     ExpectMap(root, "");
-    CheckKeys(root, "",
-              {"web", "refresh_interval", "paths", "collectors", "probes", "host", "hypervisors",
-               "log"});
+    CheckKeys(
+        root, "",
+        {"web", "refresh_interval", "paths", "collectors", "probes", "host", "hypervisors", "log"});
     if (auto node = root["web"]) ParseWeb(node, config.web);
     if (auto node = root["refresh_interval"]) {
-      config.refresh_interval = DurationValue(node, "refresh_interval", std::chrono::seconds(1),
-                                              std::chrono::hours(24));
+      config.refresh_interval =
+          DurationValue(node, "refresh_interval", std::chrono::seconds(1), std::chrono::hours(24));
     }
     if (auto node = root["paths"]) ParsePaths(node, config.paths);
     if (auto node = root["collectors"]) ParseCollectors(node, config.collectors);
@@ -86,7 +86,8 @@ class Parser {
       if (!seen.insert(name).second) Fail(key, Join(path, name), "duplicate key");
       if (!allowed.count(name)) {
         std::string expected;
-        for (const std::string& option : allowed) expected += (expected.empty() ? "" : ", ") + option;
+        for (const std::string& option : allowed)
+          expected += (expected.empty() ? "" : ", ") + option;
         Fail(key, Join(path, name), "unknown key (expected one of: " + expected + ")");
       }
     }
@@ -123,7 +124,8 @@ class Parser {
                          Duration max) const {
     std::optional<Duration> value;
     if (node.IsScalar()) value = ParseDuration(node.Scalar());
-    if (!value) Fail(node, path, "expected a duration such as 30s, 5m or 1h, got " + Describe(node));
+    if (!value)
+      Fail(node, path, "expected a duration such as 30s, 5m or 1h, got " + Describe(node));
     if (*value < min || *value > max) {
       Fail(node, path,
            "out of range: " + node.Scalar() + " (allowed " + FormatDuration(min) + ".." +
@@ -247,13 +249,15 @@ class Parser {
                                                {"none", Source::kNone}});
       }
       if (auto value = kvm["api_version"]) {
-        probes.kvm.api_version = static_cast<int>(IntValue(value, "probes.kvm.api_version", 0, 1000));
+        probes.kvm.api_version =
+            static_cast<int>(IntValue(value, "probes.kvm.api_version", 0, 1000));
       }
       if (auto value = kvm["vm_creatable"]) {
         probes.kvm.vm_creatable = BoolValue(value, "probes.kvm.vm_creatable");
       }
       if (auto value = kvm["max_vcpus"]) {
-        probes.kvm.max_vcpus = static_cast<int>(IntValue(value, "probes.kvm.max_vcpus", 0, 1 << 20));
+        probes.kvm.max_vcpus =
+            static_cast<int>(IntValue(value, "probes.kvm.max_vcpus", 0, 1 << 20));
       }
     }
     if (auto msr = node["msr"]) {
@@ -272,7 +276,8 @@ class Parser {
         for (const auto& entry : values) {
           std::string path = "probes.msr.values." + entry.first.Scalar();
           auto index = entry.first.IsScalar() ? ParseHex(entry.first.Scalar()) : std::nullopt;
-          if (!index || *index > 0xffffffffu) Fail(entry.first, path, "expected an MSR index such as 0x3a");
+          if (!index || *index > 0xffffffffu)
+            Fail(entry.first, path, "expected an MSR index such as 0x3a");
           auto value = entry.second.IsScalar() ? ParseHex(entry.second.Scalar()) : std::nullopt;
           if (!value) Fail(entry.second, path, "expected a hexadecimal value such as 0x5");
           probes.msr.values[static_cast<uint32_t>(*index)] = *value;
@@ -287,7 +292,8 @@ class Parser {
     if (auto source = node["uuid_source"]) {
       using UuidSource = HostConfig::UuidSource;
       host.uuid_source = EnumValue<UuidSource>(
-          source, "host.uuid_source", {{"dmi", UuidSource::kDmi}, {"machine_id", UuidSource::kMachineId}});
+          source, "host.uuid_source",
+          {{"dmi", UuidSource::kDmi}, {"machine_id", UuidSource::kMachineId}});
     }
   }
 
@@ -311,9 +317,10 @@ class Parser {
       ExpectMap(entry, path);
       if (!entry["type"]) Fail(entry, path + ".type", "required (qemu, xen or lxc)");
       HypervisorConfig hypervisor;
-      hypervisor.type = EnumValue<HypervisorType>(
-          entry["type"], path + ".type",
-          {{"qemu", HypervisorType::kQemu}, {"xen", HypervisorType::kXen}, {"lxc", HypervisorType::kLxc}});
+      hypervisor.type = EnumValue<HypervisorType>(entry["type"], path + ".type",
+                                                  {{"qemu", HypervisorType::kQemu},
+                                                   {"xen", HypervisorType::kXen},
+                                                   {"lxc", HypervisorType::kLxc}});
       if (!seen.insert(hypervisor.type).second) {
         Fail(entry["type"], path + ".type", "this hypervisor is listed twice");
       }
@@ -337,7 +344,8 @@ class Parser {
           }
           break;
       }
-      if (auto enabled = entry["enabled"]) hypervisor.enabled = BoolValue(enabled, path + ".enabled");
+      if (auto enabled = entry["enabled"])
+        hypervisor.enabled = BoolValue(enabled, path + ".enabled");
       hypervisors.push_back(std::move(hypervisor));
     }
     return hypervisors;
@@ -345,7 +353,8 @@ class Parser {
 
   void ParseQemu(const YAML::Node& entry, const std::string& path, QemuOptions& qemu) const {
     if (auto value = entry["emulator_dirs"]) {
-      if (!value.IsSequence()) Fail(value, path + ".emulator_dirs", "expected a list of directories");
+      if (!value.IsSequence())
+        Fail(value, path + ".emulator_dirs", "expected a list of directories");
       qemu.emulator_dirs.clear();
       for (size_t i = 0; i < value.size(); ++i) {
         qemu.emulator_dirs.push_back(
@@ -383,8 +392,10 @@ class Parser {
       }
     }
     if (auto value = entry["loader"]) xen.loader = AbsolutePath(value, path + ".loader");
-    if (auto value = entry["hvm_machines"]) xen.hvm_machines = StringList(value, path + ".hvm_machines");
-    if (auto value = entry["pv_machines"]) xen.pv_machines = StringList(value, path + ".pv_machines");
+    if (auto value = entry["hvm_machines"])
+      xen.hvm_machines = StringList(value, path + ".hvm_machines");
+    if (auto value = entry["pv_machines"])
+      xen.pv_machines = StringList(value, path + ".pv_machines");
   }
 
   void ParseLog(const YAML::Node& node, LogConfig& log) const {
@@ -430,9 +441,12 @@ std::string ValidateListenAddress(const std::string& address) {
 
 std::string_view HypervisorTypeName(HypervisorType type) {
   switch (type) {
-    case HypervisorType::kQemu: return "qemu";
-    case HypervisorType::kXen: return "xen";
-    case HypervisorType::kLxc: return "lxc";
+    case HypervisorType::kQemu:
+      return "qemu";
+    case HypervisorType::kXen:
+      return "xen";
+    case HypervisorType::kLxc:
+      return "lxc";
   }
   return "unknown";
 }
@@ -449,7 +463,8 @@ Expected<Config> ParseConfig(std::string_view yaml_text, const std::string& sour
   } catch (const YAML::Exception& error) {
     std::string where = source_name;
     if (error.mark.line >= 0) {
-      where += ":" + std::to_string(error.mark.line + 1) + ":" + std::to_string(error.mark.column + 1);
+      where +=
+          ":" + std::to_string(error.mark.line + 1) + ":" + std::to_string(error.mark.column + 1);
     }
     return Status::Error(where + ": invalid YAML: " + error.msg);
   }

@@ -11,8 +11,8 @@ std::optional<Duration> ParseDuration(std::string_view text) {
     std::string_view suffix;
     int64_t milliseconds;
   };
-  static constexpr Unit kUnits[] = {{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000},
-                                    {"s", 1'000},      {"ms", 1}};
+  static constexpr Unit kUnits[] = {
+      {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
   if (text.empty()) return std::nullopt;
   int64_t total = 0;
   size_t last_unit = 0;  // index into kUnits + 1 of the previous unit, to enforce order

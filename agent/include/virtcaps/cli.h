@@ -17,7 +17,7 @@ struct CommandLine {
   enum class Format { kXml, kPrometheus };
   Format once_format = Format::kXml;
 
-  std::string config_file;  // empty: the embedded default
+  std::string config_file;                    // empty: the embedded default
   std::vector<std::string> listen_addresses;  // non-empty replaces the config's list
   std::optional<std::string> telemetry_path;
   std::optional<std::string> rootfs, procfs, sysfs, devfs;

@@ -15,7 +15,7 @@ namespace virtcaps {
 struct XmlElement {
   std::string name;
   std::vector<std::pair<std::string, std::string>> attributes;  // in document order
-  std::string text;  // character data, trimmed; only leaf elements carry it
+  std::string text;                // character data, trimmed; only leaf elements carry it
   std::list<XmlElement> children;  // std::list: references stay valid while siblings are added
 
   explicit XmlElement(std::string element_name = {}) : name(std::move(element_name)) {}

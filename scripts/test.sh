@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds virtcaps with warnings as errors and runs the whole test suite.
+# VIRTCAPS_SANITIZE=1 builds and tests with ASan+UBSan in build-asan/ instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh test
+build_dir=build
+options=(-DVIRTCAPS_WERROR=ON -DVIRTCAPS_BUILD_TESTS=ON)
+if [[ "${VIRTCAPS_SANITIZE:-0}" == "1" ]]; then
+  build_dir=build-asan
+  options+=(-DVIRTCAPS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+fi
+cmake -S . -B "$build_dir" "${options[@]}" >/dev/null
+cmake --build "$build_dir" -j"$(nproc)"
+ctest --test-dir "$build_dir" --output-on-failure -j"$(nproc)"

@@ -1,0 +1,231 @@
+// The real virtcaps-agent binary, over real HTTP on loopback, against fixture hosts
+// and against this machine.
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+#include "test_support.h"
+#include "virtcaps/files.h"
+#include "virtcaps/strings.h"
+
+namespace virtcaps {
+namespace {
+
+using testing::AgentProcess;
+using testing::HttpGet;
+using testing::RunProcess;
+
+std::vector<std::string> FixtureArgs(const std::string& profile) {
+  std::string dir = testing::FixtureHost(profile);
+  return {"--config.file=" + dir + "/virtcaps.yaml", "--path.rootfs=" + dir};
+}
+
+std::string Golden(const std::string& name) {
+  auto text = ReadFile(testing::SourceDir() + "/tests/golden/" + name);
+  return text ? *text : "<missing golden " + name + ">";
+}
+
+// Values that change from run to run are blanked on both sides before comparing.
+std::string NormalizeMetrics(const std::string& text) {
+  static const char* kVolatile[] = {"virtcaps_scrape_collector_duration_seconds",
+                                    "virtcaps_last_refresh_timestamp_seconds",
+                                    "virtcaps_refresh_duration_seconds", "virtcaps_build_info{"};
+  std::string out;
+  for (std::string_view line : Split(text, '\n')) {
+    std::string kept(line);
+    for (const char* prefix : kVolatile) {
+      if (line.rfind(prefix, 0) == 0)
+        kept = std::string(line.substr(0, line.rfind(' '))) + " <volatile>";
+      if (std::string(prefix).back() == '{' && line.rfind(prefix, 0) == 0) kept = "<build_info>";
+    }
+    out += kept + "\n";
+  }
+  return out;
+}
+
+std::optional<double> MetricValue(const std::string& text, const std::string& series) {
+  for (std::string_view line : Split(text, '\n')) {
+    if (line.rfind(series + " ", 0) == 0) {
+      std::string value(line.substr(series.size() + 1));
+      if (value == "Nan" || value == "NaN") return std::nan("");
+      return ParseDouble(value);
+    }
+  }
+  return std::nullopt;
+}
+
+TEST(AgentE2eTest, ServesEveryEndpointForAFixtureHost) {
+  AgentProcess agent(FixtureArgs("intel-xeon-vmx-nested"));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+
+  auto landing = HttpGet(agent.port(), "/");
+  EXPECT_EQ(landing.status, 200);
+  EXPECT_NE(landing.body.find("href=\"/metrics\""), std::string::npos);
+  EXPECT_NE(landing.body.find("href=\"/capabilities\""), std::string::npos);
+
+  auto health = HttpGet(agent.port(), "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, "ok\n");
+
+  auto xml = HttpGet(agent.port(), "/capabilities");
+  EXPECT_EQ(xml.status, 200);
+  EXPECT_EQ(xml.Header("content-type"), "application/xml");
+  EXPECT_EQ(xml.body, Golden("intel-xeon-vmx-nested.xml"));
+
+  auto metrics = HttpGet(agent.port(), "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.Header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(NormalizeMetrics(metrics.body), NormalizeMetrics(Golden("intel-xeon-vmx-nested.prom")));
+
+  auto head = HttpGet(agent.port(), "/capabilities", "HEAD");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.body, "");
+  EXPECT_EQ(head.Header("content-length"), std::to_string(xml.body.size()));
+
+  EXPECT_EQ(HttpGet(agent.port(), "/nope").status, 404);
+  auto post = HttpGet(agent.port(), "/metrics", "POST");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.Header("allow"), "GET, HEAD");
+  EXPECT_EQ(HttpGet(agent.port(), "/metrics", "DELETE").status, 405);
+
+  // A malformed request gets a 4xx and the agent keeps serving.
+  auto junk = testing::HttpExchange(agent.port(), "\x16\x03\x01 garbage\r\n\r\n");
+  EXPECT_TRUE(junk.status == 0 || (junk.status >= 400 && junk.status < 500)) << junk.status;
+  auto bad_line = testing::HttpExchange(agent.port(), "GET\r\n\r\n");
+  EXPECT_TRUE(bad_line.status == 0 || (bad_line.status >= 400 && bad_line.status < 500))
+      << bad_line.status;
+  EXPECT_EQ(HttpGet(agent.port(), "/healthz").status, 200);
+
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+TEST(AgentE2eTest, TelemetryPathFlagMovesTheMetrics) {
+  auto args = FixtureArgs("aarch64-server");
+  args.push_back("--web.telemetry-path=/probe/metrics");
+  AgentProcess agent(args);
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  EXPECT_EQ(HttpGet(agent.port(), "/probe/metrics").status, 200);
+  EXPECT_EQ(HttpGet(agent.port(), "/metrics").status, 404);
+}
+
+TEST(AgentE2eTest, OncePrintsTheGoldenDocumentForEveryFixture) {
+  for (const std::string& profile : testing::FixtureProfiles()) {
+    auto args = FixtureArgs(profile);
+    args.insert(args.begin(), testing::AgentBinary());
+    args.push_back("--once");
+    auto result = RunProcess(args);
+    EXPECT_EQ(result.exit_code, 0) << profile << ": " << result.err;
+    EXPECT_EQ(result.out, Golden(profile + ".xml")) << profile;
+  }
+}
+
+TEST(AgentE2eTest, BadConfigFilesNameTheirLineAndExitNonZero) {
+  const std::string dir = testing::SourceDir() + "/tests/fixtures/config/";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"bad-syntax.yaml", ":4:"},
+      {"unknown-key.yaml", ":4:5: collectors.cpu.enabeld: unknown key"},
+      {"wrong-type.yaml", ":3:14: collectors.kvm.enabled: expected true or false"},
+      {"out-of-range.yaml", ":1:19: refresh_interval: out of range"},
+  };
+  for (const auto& [file, fragment] : cases) {
+    for (const char* mode : {"--check-config", "--once"}) {
+      auto result = RunProcess({testing::AgentBinary(), "--config.file=" + dir + file, mode});
+      EXPECT_EQ(result.exit_code, 1) << file << " " << mode;
+      EXPECT_NE(result.err.find(dir + file + fragment), std::string::npos) << result.err;
+      EXPECT_EQ(result.out, "") << file;
+    }
+  }
+  // The server does not start on a bad config either.
+  auto serve = RunProcess({testing::AgentBinary(), "--config.file=" + dir + "unknown-key.yaml",
+                           "--web.listen-address=127.0.0.1:0"});
+  EXPECT_EQ(serve.exit_code, 1);
+  auto missing =
+      RunProcess({testing::AgentBinary(), "--config.file=/nonexistent.yaml", "--check-config"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("/nonexistent.yaml"), std::string::npos);
+}
+
+TEST(AgentE2eTest, CommandLineBasics) {
+  auto version = RunProcess({testing::AgentBinary(), "--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("virtcaps-agent ", 0), 0u);
+  auto help = RunProcess({testing::AgentBinary(), "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--collector.NAME"), std::string::npos);
+  auto unknown = RunProcess({testing::AgentBinary(), "--frobnicate"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("--frobnicate"), std::string::npos);
+  auto check = RunProcess({testing::AgentBinary(), "--check-config"});
+  EXPECT_EQ(check.exit_code, 0);
+  EXPECT_NE(check.out.find("<embedded default>"), std::string::npos);
+  auto busy = AgentProcess({});
+  ASSERT_TRUE(busy.started());
+  auto clash = RunProcess(
+      {testing::AgentBinary(), "--web.listen-address=127.0.0.1:" + std::to_string(busy.port())});
+  EXPECT_EQ(clash.exit_code, 1);
+  EXPECT_NE(clash.err.find("cannot start web server"), std::string::npos) << clash.err;
+}
+
+TEST(AgentE2eTest, DisabledCollectorIsNotRunOrExported) {
+  auto args = FixtureArgs("amd-epyc-pvm-guest");
+  args.insert(args.begin(), testing::AgentBinary());
+  args.push_back("--no-collector.kvm");
+  args.push_back("--once");
+  args.push_back("--format=prometheus");
+  auto result = RunProcess(args);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_FALSE(MetricValue(result.out, "virtcaps_kvm_usable"));
+  EXPECT_FALSE(MetricValue(result.out, "virtcaps_scrape_collector_success{collector=\"kvm\"}"));
+  EXPECT_EQ(MetricValue(result.out, "virtcaps_scrape_collector_success{collector=\"cpu\"}"), 1);
+}
+
+// The live host, checked against what this test reads from the hardware itself.
+TEST(AgentLiveTest, MetricsAgreeWithTheHardware) {
+  auto result = RunProcess({testing::AgentBinary(), "--once", "--format=prometheus"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(MetricValue(result.out, "virtcaps_scrape_collector_success{collector=\"cpu\"}"), 1);
+  EXPECT_EQ(MetricValue(result.out, "virtcaps_scrape_collector_success{collector=\"kvm\"}"), 1);
+
+#if defined(__x86_64__)
+  unsigned eax, ebx, ecx, edx;
+  __cpuid(0, eax, ebx, ecx, edx);
+  bool amd = ebx == 0x68747541;  // "Auth"
+  bool supported = false;
+  if (amd) {
+    __cpuid(0x80000001, eax, ebx, ecx, edx);
+    supported = (ecx >> 2) & 1;
+  } else {
+    __cpuid(1, eax, ebx, ecx, edx);
+    supported = (ecx >> 5) & 1;
+  }
+  EXPECT_EQ(MetricValue(result.out, "virtcaps_cpu_virtualization_supported"), supported ? 1 : 0);
+  auto cpuinfo = ReadFile("/proc/cpuinfo");
+  bool flag = cpuinfo->find(amd ? " svm" : " vmx") != std::string::npos;
+  EXPECT_EQ(MetricValue(result.out, "virtcaps_cpu_virtualization_enabled"), flag ? 1 : 0);
+#endif
+
+  bool usable = false;
+  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd >= 0) {
+    int vm = ::ioctl(fd, KVM_CREATE_VM, 0);
+    usable = vm >= 0;
+    if (vm >= 0) ::close(vm);
+    ::close(fd);
+  }
+  EXPECT_EQ(MetricValue(result.out, "virtcaps_kvm_usable"), usable ? 1 : 0);
+}
+
+}  // namespace
+}  // namespace virtcaps

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Validates every golden capabilities document and the live host's document against
+# libvirt's own schema (capability.rng from Debian's libvirt0), and lints every
+# golden exposition and the live one with promtool.
+set -euo pipefail
+agent=$1
+source_dir=$2
+schema=/usr/share/libvirt/schemas/capability.rng
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+failures=0
+check() {  # name, command...
+  local name=$1; shift
+  if "$@" >"$work/out" 2>&1; then
+    echo "ok   $name"
+  else
+    echo "FAIL $name"; sed 's/^/     /' "$work/out"; failures=$((failures + 1))
+  fi
+}
+
+for xml in "$source_dir"/tests/golden/*.xml; do
+  check "schema $(basename "$xml")" xmllint --noout --relaxng "$schema" "$xml"
+done
+"$agent" --once --format xml >"$work/live.xml"
+check "schema live host" xmllint --noout --relaxng "$schema" "$work/live.xml"
+
+for prom in "$source_dir"/tests/golden/*.prom; do
+  check "promtool $(basename "$prom")" promtool check metrics <"$prom"
+done
+"$agent" --once --format prometheus >"$work/live.prom"
+check "promtool live host" promtool check metrics <"$work/live.prom"
+
+echo "schema_and_lint: $failures failure(s)"
+[[ $failures -eq 0 ]]

@@ -1,0 +1,48 @@
+#include "virtcaps/strings.h"
+
+#include <gtest/gtest.h>
+
+#include <clocale>
+
+namespace virtcaps {
+namespace {
+
+TEST(StringsTest, ParsesIntegersStrictly) {
+  EXPECT_EQ(ParseInt(" 42\n"), 42);
+  EXPECT_EQ(ParseInt("-1"), -1);
+  EXPECT_FALSE(ParseInt("42abc"));
+  EXPECT_FALSE(ParseInt(""));
+  EXPECT_FALSE(ParseUint("-1"));
+  EXPECT_FALSE(ParseUint("99999999999999999999999"));
+  EXPECT_EQ(ParseHex("0x1000065"), 0x1000065u);
+  EXPECT_EQ(ParseHex("FF"), 0xffu);
+  EXPECT_FALSE(ParseHex("0xZZ"));
+}
+
+TEST(StringsTest, CpuListsRoundTrip) {
+  auto cpus = ParseCpuList("0-3,8,10-11\n");
+  ASSERT_TRUE(cpus);
+  EXPECT_EQ(*cpus, (std::vector<unsigned>{0, 1, 2, 3, 8, 10, 11}));
+  EXPECT_EQ(FormatCpuList(*cpus), "0-3,8,10-11");
+  EXPECT_EQ(ParseCpuList("")->size(), 0u);
+  EXPECT_FALSE(ParseCpuList("3-1"));
+  EXPECT_FALSE(ParseCpuList("0-4294967295"));  // bounded, not a giant allocation
+  EXPECT_FALSE(ParseCpuList("1,,x"));
+}
+
+TEST(StringsTest, SplitsOnWhitespace) {
+  auto words = SplitWhitespace("  fpu\tvme  de ");
+  ASSERT_EQ(words.size(), 3u);
+  EXPECT_EQ(words[2], "de");
+}
+
+TEST(StringsTest, NumbersIgnoreTheLocale) {
+  // A comma-decimal locale must not leak into parsing or formatting.
+  if (std::setlocale(LC_ALL, "de_DE.UTF-8") == nullptr) std::setlocale(LC_ALL, "C.UTF-8");
+  EXPECT_EQ(ParseDouble("0.5"), 0.5);
+  EXPECT_EQ(FormatDouble(0.25), "0.25");
+  std::setlocale(LC_ALL, "C");
+}
+
+}  // namespace
+}  // namespace virtcaps
