@@ -79,6 +79,8 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
       }
     } else if (arg == "--once") {
       cli.mode = CommandLine::Mode::kOnce;
+    } else if (arg == "--validate") {
+      cli.mode = CommandLine::Mode::kValidate;
     } else if (arg == "--check-config") {
       cli.mode = CommandLine::Mode::kCheckConfig;
     } else if (arg == "--version") {
@@ -117,6 +119,8 @@ std::string UsageText(const std::vector<CollectorDefault>& collectors) {
       "  --log.level=LEVEL           debug, info, warn or error (default info)\n"
       "  --once                      probe once, print the document to stdout and exit\n"
       "  --format=xml|prometheus     what --once prints (default xml)\n"
+      "  --validate                  run libvirt's virt-host-validate checks (QEMU, LXC), print\n"
+      "                              PASS/WARN/FAIL per check; exit 1 if any FAIL\n"
       "  --check-config              validate the configuration and exit\n"
       "  --version                   print the version and exit\n"
       "  --help                      print this help and exit\n\n"

@@ -9,6 +9,7 @@
 
 #include "virtcaps/cli.h"
 #include "virtcaps/collector.h"
+#include "virtcaps/host_checks.h"
 #include "virtcaps/http_server.h"
 #include "virtcaps/log.h"
 #include "virtcaps/refresher.h"
@@ -125,6 +126,11 @@ int Main(int argc, char** argv) {
       return 0;
     case CommandLine::Mode::kOnce:
       return RunOnce(*config, cli->once_format);
+    case CommandLine::Mode::kValidate: {
+      HostCapabilities caps = ProbeHost(*config);
+      std::cout << FormatHostChecks(caps.checks);
+      return AnyCheckFailed(caps.checks) ? 1 : 0;
+    }
     default:
       return Serve(*cli, std::move(*config));
   }

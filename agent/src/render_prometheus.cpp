@@ -160,6 +160,118 @@ void AddKvm(Exposition& out, const KvmState& kvm) {
   }
 }
 
+std::string Bytes(uint64_t kib) { return std::to_string(kib * 1024); }
+
+void AddNuma(Exposition& out, const HostCapabilities& caps) {
+  out.Gauge("virtcaps_numa_nodes", "NUMA nodes (cells) of the host, from /sys/devices/system/node.",
+            static_cast<double>(caps.cells.size()));
+  for (const NumaCell& cell : caps.cells) {
+    if (!cell.memory_kib) continue;
+    out.Gauge("virtcaps_numa_node_memory_bytes",
+              "Memory of each NUMA node (nodeN/meminfo MemTotal).",
+              static_cast<double>(*cell.memory_kib) * 1024, {{"node", std::to_string(cell.id)}});
+  }
+  for (const NumaCell& cell : caps.cells) {
+    for (size_t i = 1; i < cell.pages.size(); ++i) {  // [0] is the base page pool
+      out.Gauge(
+          "virtcaps_numa_node_hugepages", "Huge pages reserved per NUMA node and page size.",
+          static_cast<double>(cell.pages[i].total),
+          {{"node", std::to_string(cell.id)}, {"page_size_bytes", Bytes(cell.pages[i].size_kib)}});
+    }
+  }
+  for (const NumaCell& cell : caps.cells) {
+    for (size_t i = 1; i < cell.pages.size(); ++i) {
+      if (!cell.pages[i].free) continue;
+      out.Gauge(
+          "virtcaps_numa_node_hugepages_free", "Huge pages free per NUMA node and page size.",
+          static_cast<double>(*cell.pages[i].free),
+          {{"node", std::to_string(cell.id)}, {"page_size_bytes", Bytes(cell.pages[i].size_kib)}});
+    }
+  }
+  for (const PagePool& pool : caps.hugepages) {
+    out.Gauge("virtcaps_hugepages",
+              "Huge pages reserved on the host, per page size (/sys/kernel/mm/hugepages).",
+              static_cast<double>(pool.total), {{"page_size_bytes", Bytes(pool.size_kib)}});
+  }
+  for (const PagePool& pool : caps.hugepages) {
+    if (!pool.free) continue;
+    out.Gauge("virtcaps_hugepages_free", "Huge pages free on the host, per page size.",
+              static_cast<double>(*pool.free), {{"page_size_bytes", Bytes(pool.size_kib)}});
+  }
+}
+
+void AddIommu(Exposition& out, const IommuState& iommu) {
+  out.Gauge("virtcaps_iommu_firmware_present",
+            "1 if the firmware describes an IOMMU (ACPI DMAR, IVRS or IORT table).",
+            Bool(!iommu.firmware_tables.empty()));
+  out.Gauge("virtcaps_iommu_enabled",
+            "1 if the kernel enabled an IOMMU (/sys/kernel/iommu_groups is not empty).",
+            Bool(iommu.kernel_enabled));
+  out.Gauge("virtcaps_iommu_groups", "IOMMU groups the kernel made.", iommu.groups);
+  for (const std::string& table : iommu.firmware_tables) {
+    out.Gauge("virtcaps_iommu_firmware_table_info", "ACPI tables that describe the IOMMU.", 1,
+              {{"table", table}});
+  }
+}
+
+void AddFacilities(Exposition& out, const HostFacilities& facilities) {
+  for (const auto& [device, present] : facilities.devices) {
+    out.Gauge("virtcaps_device_present",
+              "1 if the device node guests need exists (under --path.devfs).", Bool(present),
+              {{"device", device}});
+  }
+  if (facilities.cgroup_version) {
+    out.Gauge("virtcaps_cgroup_version", "cgroup hierarchy in use: 1 (legacy) or 2 (unified).",
+              *facilities.cgroup_version);
+  }
+  for (const auto& [controller, present] : facilities.cgroup_controllers) {
+    out.Gauge("virtcaps_cgroup_controller_available",
+              "1 if the cgroup controller (v1 name) that QEMU or LXC need is available.",
+              Bool(present), {{"controller", controller}});
+  }
+  for (const auto& [ns, present] : facilities.namespaces) {
+    out.Gauge("virtcaps_namespace_available",
+              "1 if the kernel offers the namespace (/proc/self/ns).", Bool(present),
+              {{"namespace", ns}});
+  }
+}
+
+void AddSecureGuests(Exposition& out, const std::vector<SecureGuestTechnology>& technologies) {
+  for (const SecureGuestTechnology& technology : technologies) {
+    out.Gauge("virtcaps_secure_guest_supported",
+              "1 if the CPU or firmware offers the confidential-guest technology, NaN if unknown.",
+              Tristate(technology.cpu_supported), {{"technology", technology.name}});
+  }
+  for (const SecureGuestTechnology& technology : technologies) {
+    out.Gauge(
+        "virtcaps_secure_guest_enabled",
+        "1 if the technology is switched on for guests (KVM parameter and device), NaN if unknown.",
+        Tristate(technology.enabled), {{"technology", technology.name}});
+  }
+}
+
+void AddVirtRole(Exposition& out, const VirtualizationRole& role) {
+  out.Gauge("virtcaps_host_in_virtual_machine",
+            "1 if this host itself runs inside a virtual machine.", Bool(role.in_virtual_machine));
+  out.Gauge("virtcaps_host_role_info",
+            "What this host is: host, guest, or both (a guest that can run KVM guests itself), and "
+            "the hypervisor it runs under (CPUID, DMI, sysfs or device tree).",
+            1, {{"role", role.role}, {"hypervisor", role.hypervisor}, {"source", role.evidence}});
+  out.Gauge("virtcaps_xen_dom0", "1 if this host is a Xen control domain (dom0).",
+            Bool(role.xen_dom0));
+}
+
+void AddChecks(Exposition& out, const std::vector<HostCheck>& checks) {
+  for (const HostCheck& check : checks) {
+    out.Gauge(
+        "virtcaps_host_check_passed",
+        "1 if the virt-host-validate check passes on this host, 0 if not; severity says what a "
+        "failure means.",
+        Bool(check.passed),
+        {{"driver", check.driver}, {"check", check.name}, {"severity", check.severity}});
+  }
+}
+
 }  // namespace
 
 std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& refresh,
@@ -171,6 +283,16 @@ std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& r
       {{"version", build.version}, {"revision", build.revision}, {"compiler", build.compiler}});
   if (CollectorRan(caps, "cpu")) AddCpu(out, caps.cpu);
   if (CollectorRan(caps, "kvm")) AddKvm(out, caps.kvm);
+  if (CollectorRan(caps, "numa")) AddNuma(out, caps);
+  if (caps.iommu) AddIommu(out, *caps.iommu);
+  if (caps.facilities) AddFacilities(out, *caps.facilities);
+  if (!caps.secure_guests.empty()) AddSecureGuests(out, caps.secure_guests);
+  if (caps.virt_role) AddVirtRole(out, *caps.virt_role);
+  if (!caps.kernel_release.empty()) {
+    out.Gauge("virtcaps_kernel_info", "Kernel release of the host (/proc/sys/kernel/osrelease).", 1,
+              {{"release", caps.kernel_release}});
+  }
+  AddChecks(out, caps.checks);
   for (const CollectorOutcome& outcome : caps.collectors) {
     out.Gauge("virtcaps_scrape_collector_success",
               "1 if the collector succeeded in the latest refresh, 0 if it failed.",

@@ -1,10 +1,13 @@
 #include <string>
 
 #include "virtcaps/renderers.h"
+#include "virtcaps/strings.h"
 
 namespace virtcaps {
 
 namespace {
+
+std::string Str(uint64_t value) { return std::to_string(value); }
 
 void AddHostCpu(XmlElement& host, const HostCpu& cpu) {
   XmlElement& element = host.Add("cpu");
@@ -12,31 +15,145 @@ void AddHostCpu(XmlElement& host, const HostCpu& cpu) {
   if (!cpu.vendor.empty()) element.Add("vendor", cpu.vendor);
   // The schema wants a positive integer; libvirt prints it in decimal.
   if (cpu.microcode && *cpu.microcode > 0) {
-    element.Add("microcode").SetAttribute("version", std::to_string(*cpu.microcode));
+    element.Add("microcode").SetAttribute("version", Str(*cpu.microcode));
   }
   if (cpu.signature && cpu.signature->family > 0) {
     element.Add("signature")
-        .SetAttribute("family", std::to_string(cpu.signature->family))
-        .SetAttribute("model", std::to_string(cpu.signature->model))
-        .SetAttribute("stepping", std::to_string(cpu.signature->stepping));
+        .SetAttribute("family", Str(cpu.signature->family))
+        .SetAttribute("model", Str(cpu.signature->model))
+        .SetAttribute("stepping", Str(cpu.signature->stepping));
   }
   if (cpu.topology) {
     element.Add("topology")
-        .SetAttribute("sockets", std::to_string(cpu.topology->sockets))
-        .SetAttribute("dies", std::to_string(cpu.topology->dies))
-        .SetAttribute("cores", std::to_string(cpu.topology->cores))
-        .SetAttribute("threads", std::to_string(cpu.topology->threads));
+        .SetAttribute("sockets", Str(cpu.topology->sockets))
+        .SetAttribute("dies", Str(cpu.topology->dies))
+        .SetAttribute("cores", Str(cpu.topology->cores))
+        .SetAttribute("threads", Str(cpu.topology->threads));
   }
   if (cpu.max_phys_addr_bits) {
     element.Add("maxphysaddr")
         .SetAttribute("mode", "passthrough")
-        .SetAttribute("bits", std::to_string(*cpu.max_phys_addr_bits));
+        .SetAttribute("bits", Str(*cpu.max_phys_addr_bits));
   }
   for (const std::string& feature : cpu.features) {
     element.Add("feature").SetAttribute("name", feature);
   }
   for (uint64_t size : cpu.page_sizes_kib) {
-    element.Add("pages").SetAttribute("unit", "KiB").SetAttribute("size", std::to_string(size));
+    element.Add("pages").SetAttribute("unit", "KiB").SetAttribute("size", Str(size));
+  }
+}
+
+void AddTopology(XmlElement& host, const std::vector<NumaCell>& cells) {
+  XmlElement& cells_element = host.Add("topology").Add("cells");
+  cells_element.SetAttribute("num", Str(cells.size()));
+  for (const NumaCell& cell : cells) {
+    XmlElement& element = cells_element.Add("cell");
+    element.SetAttribute("id", Str(cell.id));
+    if (cell.memory_kib) element.Add("memory", Str(*cell.memory_kib)).SetAttribute("unit", "KiB");
+    for (const PagePool& pool : cell.pages) {
+      element.Add("pages", Str(pool.total))
+          .SetAttribute("unit", "KiB")
+          .SetAttribute("size", Str(pool.size_kib));
+    }
+    if (!cell.distances.empty()) {
+      XmlElement& distances = element.Add("distances");
+      for (const auto& [node, value] : cell.distances) {
+        distances.Add("sibling").SetAttribute("id", Str(node)).SetAttribute("value", Str(value));
+      }
+    }
+    XmlElement& cpus = element.Add("cpus");
+    cpus.SetAttribute("num", Str(cell.cpus.size()));
+    for (const CellCpu& cpu : cell.cpus) {
+      XmlElement& cpu_element = cpus.Add("cpu");
+      cpu_element.SetAttribute("id", Str(cpu.id));
+      // The schema takes the four topology attributes together or not at all.
+      if (cpu.socket_id && cpu.die_id && cpu.core_id) {
+        cpu_element.SetAttribute("socket_id", Str(*cpu.socket_id))
+            .SetAttribute("die_id", Str(*cpu.die_id))
+            .SetAttribute("core_id", Str(*cpu.core_id))
+            .SetAttribute("siblings", FormatCpuList(cpu.siblings));
+      }
+    }
+  }
+}
+
+// libvirt prints sizes in the largest unit that divides them exactly.
+std::pair<uint64_t, std::string> ScaledSize(uint64_t bytes) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  size_t unit = 0;
+  while (unit + 1 < std::size(kUnits) && bytes != 0 && bytes % 1024 == 0) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return {bytes, kUnits[unit]};
+}
+
+void AddCache(XmlElement& host, const std::vector<CacheBank>& banks) {
+  XmlElement& cache = host.Add("cache");
+  for (const CacheBank& bank : banks) {
+    auto [size, unit] = ScaledSize(bank.size_bytes);
+    cache.Add("bank")
+        .SetAttribute("id", Str(bank.id))
+        .SetAttribute("level", Str(bank.level))
+        .SetAttribute("type", bank.type)
+        .SetAttribute("size", Str(size))
+        .SetAttribute("unit", unit)
+        .SetAttribute("cpus", FormatCpuList(bank.cpus));
+  }
+}
+
+void AddHost(XmlElement& root, const HostCapabilities& caps) {
+  XmlElement& host = root.Add("host");
+  if (!caps.uuid.empty()) host.Add("uuid", caps.uuid);
+  AddHostCpu(host, caps.cpu);
+  if (caps.power) {
+    XmlElement& power = host.Add("power_management");
+    if (caps.power->suspend_mem) power.Add("suspend_mem");
+    if (caps.power->suspend_disk) power.Add("suspend_disk");
+    if (caps.power->suspend_hybrid) power.Add("suspend_hybrid");
+  }
+  if (caps.iommu)
+    host.Add("iommu").SetAttribute("support", caps.iommu->kernel_enabled ? "yes" : "no");
+  // migration_features is left out: only a migration driver can say what it supports.
+  if (!caps.cells.empty()) AddTopology(host, caps.cells);
+  if (!caps.caches.empty()) AddCache(host, caps.caches);
+  for (const SecurityModel& model : caps.secmodels) {
+    XmlElement& secmodel = host.Add("secmodel");
+    secmodel.Add("model", model.model);
+    secmodel.Add("doi", model.doi);
+  }
+}
+
+void AddMachines(XmlElement& parent, const std::vector<GuestMachine>& machines) {
+  for (const GuestMachine& machine : machines) {
+    XmlElement& element = parent.Add("machine", machine.name);
+    if (!machine.canonical.empty()) element.SetAttribute("canonical", machine.canonical);
+    if (machine.max_cpus) element.SetAttribute("maxCpus", Str(*machine.max_cpus));
+    if (machine.deprecated) element.SetAttribute("deprecated", "yes");
+  }
+}
+
+void AddGuest(XmlElement& root, const Guest& guest) {
+  XmlElement& element = root.Add("guest");
+  element.Add("os_type", guest.os_type);
+  XmlElement& arch = element.Add("arch");
+  arch.SetAttribute("name", guest.arch);
+  arch.Add("wordsize", Str(guest.wordsize));
+  if (!guest.emulator.empty()) arch.Add("emulator", guest.emulator);
+  if (!guest.loader.empty()) arch.Add("loader", guest.loader);
+  AddMachines(arch, guest.machines);
+  for (const GuestDomain& domain : guest.domains) {
+    XmlElement& domain_element = arch.Add("domain");
+    domain_element.SetAttribute("type", domain.type);
+    if (!domain.emulator.empty()) domain_element.Add("emulator", domain.emulator);
+    AddMachines(domain_element, domain.machines);
+  }
+  XmlElement& features = element.Add("features");
+  for (const GuestFeature& feature : guest.features) {
+    XmlElement& feature_element = features.Add(feature.name);
+    if (feature.default_on)
+      feature_element.SetAttribute("default", *feature.default_on ? "on" : "off");
+    if (feature.toggle) feature_element.SetAttribute("toggle", *feature.toggle ? "yes" : "no");
   }
 }
 
@@ -44,8 +161,8 @@ void AddHostCpu(XmlElement& host, const HostCpu& cpu) {
 
 XmlElement CapabilitiesXml(const HostCapabilities& caps) {
   XmlElement root("capabilities");
-  XmlElement& host = root.Add("host");
-  AddHostCpu(host, caps.cpu);
+  AddHost(root, caps);
+  for (const Guest& guest : caps.guests) AddGuest(root, guest);
   return root;
 }
 

@@ -1,13 +1,23 @@
 #include <chrono>
 
 #include "virtcaps/collector.h"
+#include "virtcaps/host_checks.h"
 
 namespace virtcaps {
 
 const std::vector<CollectorInfo>& AllCollectors() {
   static const std::vector<CollectorInfo> kCollectors = {
+      // Order matters where one collector reads another's results: numa uses the
+      // base page size from cpu; secure_guest, virt_role and the checks use cpu and kvm.
       {"cpu", true, MakeCpuCollector},
       {"kvm", true, MakeKvmCollector},
+      {"host", true, MakeHostCollector},
+      {"numa", true, MakeNumaCollector},
+      {"cache", true, MakeCacheCollector},
+      {"iommu", true, MakeIommuCollector},
+      {"facilities", true, MakeFacilitiesCollector},
+      {"secure_guest", true, MakeSecureGuestCollector},
+      {"virt_role", true, MakeVirtRoleCollector},
   };
   return kCollectors;
 }
@@ -34,6 +44,7 @@ HostCapabilities CollectHost(const CollectContext& context) {
     std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
     caps.collectors.push_back({info.name, status.ok(), elapsed.count(), status.message()});
   }
+  caps.checks = RunHostChecks(caps);
   return caps;
 }
 

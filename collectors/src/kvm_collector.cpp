@@ -2,6 +2,7 @@
 // which module provides it, and is nested virtualization on.
 #include <unistd.h>
 
+#include "sysfs_values.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/files.h"
 #include "virtcaps/strings.h"
@@ -14,15 +15,6 @@ namespace {
 // arm64 and s390x, the whole of it).
 constexpr const char* kKvmModules[] = {"kvm_intel", "kvm_amd", "kvm_pvm",
                                        "kvm_hv",    "kvm_pr",  "kvm"};
-
-// The "nested" parameter prints Y/N on some kernels and 1/0 on others.
-Expected<bool> ParseBoolParameter(const std::string& path) {
-  auto text = ReadValue(path);
-  if (!text) return text.status();
-  if (*text == "Y" || *text == "y" || *text == "1") return true;
-  if (*text == "N" || *text == "n" || *text == "0") return false;
-  return Status::Error(path + ": expected Y, N, 1 or 0, got '" + text->substr(0, 20) + "'");
-}
 
 class KvmCollector : public Collector {
  public:
@@ -64,7 +56,7 @@ class KvmCollector : public Collector {
     if (!kvm.provider.empty()) {
       std::string parameter = paths.Sys("module/" + kvm.provider + "/parameters/nested");
       if (PathExists(parameter)) {
-        auto nested = ParseBoolParameter(parameter);
+        auto nested = ReadBoolParameter(parameter);
         if (!nested) {
           kvm.nested.reset();
           return nested.status();

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -92,9 +93,20 @@ class BrokenCpuid : public CpuidSource {
 class InstructionCpuid : public CpuidSource {
  public:
   std::optional<CpuidRegisters> Query(uint32_t leaf, uint32_t subleaf) const override {
-    // __get_cpuid_max checks the range (basic or extended) the leaf belongs to.
-    unsigned max_leaf = __get_cpuid_max(leaf & 0x80000000u, nullptr);
-    if (max_leaf == 0 || leaf > max_leaf) return std::nullopt;
+    // Basic and extended leaves are bounded by their range's maximum. The hypervisor
+    // range (0x40000000..) is answered only under a hypervisor, whose leaf 0x40000000
+    // names its own maximum.
+    bool hypervisor_range = (leaf & 0xf0000000u) == 0x40000000u;
+    if (hypervisor_range) {
+      unsigned eax, ebx, ecx, edx;
+      __cpuid(1, eax, ebx, ecx, edx);
+      if (!((ecx >> 31) & 1)) return std::nullopt;
+      __cpuid(0x40000000u, eax, ebx, ecx, edx);
+      if (leaf > std::max(eax, 0x40000000u)) return std::nullopt;
+    } else {
+      unsigned max_leaf = __get_cpuid_max(leaf & 0x80000000u, nullptr);
+      if (max_leaf == 0 || leaf > max_leaf) return std::nullopt;
+    }
     CpuidRegisters r;
     __cpuid_count(leaf, subleaf, r.eax, r.ebx, r.ecx, r.edx);
     return r;

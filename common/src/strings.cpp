@@ -51,6 +51,15 @@ std::string ToLower(std::string_view text) {
   return out;
 }
 
+std::string JoinStrings(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += separator;
+    out += items[i];
+  }
+  return out;
+}
+
 std::optional<int64_t> ParseInt(std::string_view text) {
   text = Trim(text);
   if (!text.empty() && text.front() == '+') text.remove_prefix(1);

@@ -12,7 +12,7 @@
 namespace virtcaps {
 
 struct CommandLine {
-  enum class Mode { kServe, kOnce, kCheckConfig, kVersion, kHelp };
+  enum class Mode { kServe, kOnce, kValidate, kCheckConfig, kVersion, kHelp };
   Mode mode = Mode::kServe;
   enum class Format { kXml, kPrometheus };
   Format once_format = Format::kXml;

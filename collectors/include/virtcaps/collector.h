@@ -45,6 +45,13 @@ HostCapabilities CollectHost(const CollectContext& context);
 // The collectors, for tests.
 std::unique_ptr<Collector> MakeCpuCollector();
 std::unique_ptr<Collector> MakeKvmCollector();
+std::unique_ptr<Collector> MakeHostCollector();
+std::unique_ptr<Collector> MakeNumaCollector();
+std::unique_ptr<Collector> MakeCacheCollector();
+std::unique_ptr<Collector> MakeIommuCollector();
+std::unique_ptr<Collector> MakeFacilitiesCollector();
+std::unique_ptr<Collector> MakeSecureGuestCollector();
+std::unique_ptr<Collector> MakeVirtRoleCollector();
 
 // libvirt's name for a kernel machine string: i?86 -> i686, arm64 -> aarch64, ...
 std::string LibvirtArchName(std::string_view uname_machine);

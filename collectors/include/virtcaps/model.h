@@ -64,6 +64,140 @@ struct KvmState {
   }
 };
 
+// One logical CPU of a NUMA cell, with libvirt's topology ids.
+struct CellCpu {
+  unsigned id = 0;
+  std::optional<unsigned> socket_id, die_id, core_id;
+  std::vector<unsigned> siblings;  // thread siblings, including itself
+};
+
+// A page pool of one size: huge pages from sysfs, or the base pages left over.
+struct PagePool {
+  uint64_t size_kib = 0;
+  uint64_t total = 0;
+  std::optional<uint64_t> free;  // huge pages only
+};
+
+struct NumaCell {
+  unsigned id = 0;
+  std::optional<uint64_t> memory_kib;
+  std::vector<PagePool> pages;  // base page size first, then huge page sizes ascending
+  std::vector<std::pair<unsigned, unsigned>> distances;  // (node id, distance)
+  std::vector<CellCpu> cpus;
+};
+
+struct CacheBank {
+  unsigned id = 0;
+  unsigned level = 0;
+  std::string type;  // libvirt's: both, code, data
+  uint64_t size_bytes = 0;
+  std::vector<unsigned> cpus;
+};
+
+struct IommuState {
+  bool kernel_enabled = false;  // /sys/kernel/iommu_groups is non-empty
+  unsigned groups = 0;
+  std::vector<std::string> firmware_tables;  // ACPI DMAR (Intel), IVRS (AMD), IORT (Arm) found
+};
+
+// The Linux security module guests are confined by, libvirt's <secmodel>.
+struct SecurityModel {
+  std::string model;  // selinux, apparmor, none
+  std::string doi;    // domain of interpretation, "0" unless SELinux says otherwise
+};
+
+struct PowerManagement {
+  bool suspend_mem = false;
+  bool suspend_disk = false;
+  bool suspend_hybrid = false;
+};
+
+// Device nodes, cgroup controllers and namespaces that guests and containers need.
+struct HostFacilities {
+  std::vector<std::pair<std::string, bool>> devices;  // "/dev/vhost-net" -> present
+  std::optional<unsigned> cgroup_version;             // 1 or 2; unknown when neither is mounted
+  std::vector<std::pair<std::string, bool>> cgroup_controllers;  // controller -> available
+  std::vector<std::pair<std::string, bool>>
+      namespaces;                 // ipc, mnt, pid, uts, net, user -> available
+  bool fuse_connections = false;  // /sys/fs/fuse/connections, for LXC
+};
+
+// A confidential-computing technology: does the CPU have it, is it switched on.
+struct SecureGuestTechnology {
+  std::string name;  // sev, sev_es, sev_snp, tdx, sgx, s390_pv
+  std::optional<bool> cpu_supported;
+  std::optional<bool> enabled;  // the kernel/KVM has it on and the device exists
+  std::string detail;
+};
+
+// Whether this host itself runs inside a virtual machine, and under what.
+struct VirtualizationRole {
+  bool in_virtual_machine = false;
+  std::string hypervisor;  // bounded: kvm, hyperv, vmware, xen, qemu, bhyve, acrn, parallels,
+                           // virtualbox, powervm, zvm, other; empty on bare metal
+  std::string evidence;    // which source said so: cpuid, dmi, sysfs, device-tree
+  bool xen_dom0 = false;   // a Xen control domain (it hosts guests through Xen)
+  std::string role;        // host, guest, or both (a guest that can run KVM guests itself)
+};
+
+// One check of libvirt's virt-host-validate (QEMU and LXC), made from the model.
+struct HostCheck {
+  std::string driver;    // qemu, lxc
+  std::string name;      // short, stable: hardware_virtualization, dev_kvm_exists, ...
+  std::string title;     // "Checking for hardware virtualization"
+  std::string severity;  // fail or warn: what a failed check means
+  bool passed = false;
+  std::string note;  // the truth behind a pass/fail, or the hint when it fails
+};
+
+// A machine type a guest can use (QEMU's -machine NAME).
+struct GuestMachine {
+  std::string name;
+  std::string canonical;  // set when `name` is an alias of this machine
+  std::optional<unsigned> max_cpus;
+  bool deprecated = false;
+  bool is_default = false;  // QEMU's default machine (not in libvirt's XML)
+};
+
+// A domain type (accelerator) for a guest: qemu (TCG), kvm, xen, lxc.
+struct GuestDomain {
+  std::string type;
+  std::string emulator;                // only when it differs from the guest's
+  std::vector<GuestMachine> machines;  // only when they differ from the guest's
+};
+
+// A guest feature as libvirt lists it: <pae/>, or <acpi default='on' toggle='yes'/>.
+struct GuestFeature {
+  std::string name;
+  std::optional<bool> default_on;
+  std::optional<bool> toggle;
+};
+
+// One <guest> of the capabilities document: what one hypervisor can run for one arch.
+struct Guest {
+  std::string hypervisor;  // qemu, xen, lxc: which of our hypervisor entries produced it
+  std::string os_type;     // hvm, xen, exe
+  std::string arch;        // libvirt's arch name
+  unsigned wordsize = 64;
+  std::string emulator;
+  std::string loader;
+  std::vector<GuestMachine> machines;
+  std::vector<GuestDomain> domains;
+  std::vector<GuestFeature> features;
+};
+
+// How one configured hypervisor fared.
+struct HypervisorStatus {
+  std::string name;        // qemu, xen, lxc
+  bool available = false;  // the host can run at least one guest with it
+  std::string detail;      // why not, or what it found, for humans
+  std::string version;     // e.g. Xen's version from sysfs, when known
+  unsigned emulators_found = 0;
+  unsigned probes_failed = 0;
+  unsigned cache_hits = 0;  // emulators answered from the on-disk cache
+  unsigned probes_spawned = 0;
+};
+
 // How one collector fared during a refresh.
 struct CollectorOutcome {
   std::string name;
@@ -73,8 +207,22 @@ struct CollectorOutcome {
 };
 
 struct HostCapabilities {
+  std::string uuid;
+  std::string kernel_release;  // /proc/sys/kernel/osrelease
   HostCpu cpu;
   KvmState kvm;
+  std::optional<PowerManagement> power;
+  std::optional<IommuState> iommu;
+  std::vector<NumaCell> cells;
+  std::vector<PagePool> hugepages;  // host-wide pools, by size
+  std::vector<CacheBank> caches;    // level 3 and up, as libvirt lists them
+  std::vector<SecurityModel> secmodels;
+  std::optional<HostFacilities> facilities;
+  std::vector<SecureGuestTechnology> secure_guests;
+  std::optional<VirtualizationRole> virt_role;
+  std::vector<HostCheck> checks;
+  std::vector<Guest> guests;
+  std::vector<HypervisorStatus> hypervisors;
   std::vector<CollectorOutcome> collectors;
 };
 

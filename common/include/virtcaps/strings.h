@@ -14,6 +14,7 @@ std::vector<std::string_view> Split(std::string_view text, char separator);
 // Splits on runs of spaces/tabs, dropping empty fields.
 std::vector<std::string_view> SplitWhitespace(std::string_view text);
 std::string ToLower(std::string_view text);
+std::string JoinStrings(const std::vector<std::string>& items, std::string_view separator);
 
 // Whole-string parses: leading/trailing junk or overflow gives nullopt.
 std::optional<int64_t> ParseInt(std::string_view text);

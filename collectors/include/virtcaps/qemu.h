@@ -1,0 +1,53 @@
+// QEMU/KVM guests, probed as libvirt probes them: each qemu-system-* binary is started
+// with QMP on a pipe, asked query-target / query-machines / query-kvm, and stopped.
+// Results are cached on disk per binary and host state.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "virtcaps/config.h"
+#include "virtcaps/host_paths.h"
+#include "virtcaps/model.h"
+#include "virtcaps/status.h"
+
+namespace virtcaps {
+
+// What, besides the binary itself, decides whether a cached probe is still true
+// (libvirt's rules): /dev/kvm usability, kernel release, microcode, CPU signature,
+// nested and SEV settings. Rendered into the cache key.
+struct QemuHostFacts {
+  bool kvm_usable = false;
+  std::string kernel_release;
+  std::string microcode;
+  std::string cpu_signature;
+  std::string nested;
+  std::string sev;
+};
+QemuHostFacts CurrentQemuHostFacts(const HostPaths& paths, const HostCapabilities& caps);
+
+// The outcome for one emulator.
+struct QemuEmulatorResult {
+  std::string emulator;  // path as the host sees it (without the rootfs prefix)
+  Status status;         // why this emulator could not be probed
+  Guest guest;           // valid when status is ok
+  bool from_cache = false;
+  double seconds = 0;
+};
+
+// Finds emulators (qemu-system-* in the configured directories, plus the explicit
+// list; all under paths.rootfs), probes them in parallel (bounded), and uses the cache.
+std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
+                                                   const HostPaths& paths,
+                                                   const QemuHostFacts& facts);
+
+// Maps QEMU's target name (query-target "arch", or the binary suffix) to libvirt's
+// arch name and word size: i386 -> i686/32, x86_64 -> x86_64/64, ppc64 -> ppc64/64, ...
+struct ArchInfo {
+  std::string arch;
+  unsigned wordsize = 0;
+};
+std::optional<ArchInfo> QemuTargetArch(std::string_view target);
+
+}  // namespace virtcaps
