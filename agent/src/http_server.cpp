@@ -3,14 +3,18 @@
 #include <CivetServer.h>
 #include <civetweb.h>
 
+#include <cstdio>
+
 #include "virtcaps/log.h"
 #include "virtcaps/renderers.h"
+#include "virtcaps/strings.h"
 
 namespace virtcaps {
 
 namespace {
 
-constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+constexpr std::string_view kTextContentType = "text/plain; charset=utf-8";
 
 std::string HtmlEscape(const std::string& text) {
   std::string out;
@@ -49,21 +53,50 @@ std::string LandingPage(const std::string& telemetry_path) {
          "<li><a href=\"/healthz\">/healthz</a>: health</li>\n</ul>\n</body></html>\n";
 }
 
+// True when the Accept-Encoding header admits gzip (present and not "q=0").
+bool AcceptsGzip(std::string_view header) {
+  for (std::string_view part : Split(header, ',')) {
+    auto fields = Split(part, ';');
+    std::string_view coding = Trim(fields[0]);
+    if (coding != "gzip" && coding != "*") continue;
+    bool refused = false;
+    for (size_t i = 1; i < fields.size(); ++i) {
+      std::string_view parameter = Trim(fields[i]);
+      if (parameter.rfind("q=", 0) == 0) {
+        auto q = ParseDouble(parameter.substr(2));
+        refused = q && *q <= 0;
+      }
+    }
+    return !refused;
+  }
+  return false;
+}
+
 // CivetWeb's C-level handler: one entry point for every method and path.
 int HandleRequest(struct mg_connection* connection, void* data) {
   const auto* server = static_cast<const HttpServer*>(data);
   const struct mg_request_info* request = mg_get_request_info(connection);
-  std::string method = request->request_method ? request->request_method : "";
-  std::string path = request->local_uri ? request->local_uri : "";
-  HttpServer::Response response = server->Handle(method, path);
+  std::string_view method = request->request_method ? request->request_method : "";
+  std::string_view path = request->local_uri ? request->local_uri : "";
+  const char* accept_encoding = mg_get_header(connection, "Accept-Encoding");
+  HttpServer::Response response =
+      server->Handle(method, path, accept_encoding ? accept_encoding : "");
 
-  std::string head = "HTTP/1.1 " + std::to_string(response.status) + " " +
-                     mg_get_response_code_text(connection, response.status) + "\r\n";
-  head += "Content-Type: " + response.content_type + "\r\n";
-  head += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
-  for (const auto& [name, value] : response.headers) head += name + ": " + value + "\r\n";
-  head += "\r\n";
-  mg_write(connection, head.data(), head.size());
+  // The head is formatted on the stack; the body is written straight from the snapshot.
+  char head[512];
+  int length = std::snprintf(
+      head, sizeof(head),
+      "HTTP/1.1 %d %s\r\nContent-Type: %.*s\r\nContent-Length: %zu\r\n%s%.*s%s%s%s%.*s%s%s\r\n",
+      response.status, mg_get_response_code_text(connection, response.status),
+      static_cast<int>(response.content_type.size()), response.content_type.data(),
+      response.body.size(), response.content_encoding.empty() ? "" : "Content-Encoding: ",
+      static_cast<int>(response.content_encoding.size()), response.content_encoding.data(),
+      response.content_encoding.empty() ? "" : "\r\n",
+      response.vary_accept_encoding ? "Vary: Accept-Encoding\r\n" : "",
+      response.allow.empty() ? "" : "Allow: ", static_cast<int>(response.allow.size()),
+      response.allow.data(), response.allow.empty() ? "" : "\r\n",
+      response.retry_after ? "Retry-After: 1\r\n" : "");
+  mg_write(connection, head, static_cast<size_t>(length));
   if (method != "HEAD") mg_write(connection, response.body.data(), response.body.size());
   return response.status;
 }
@@ -76,13 +109,16 @@ std::string CivetPort(const std::string& address) {
 }  // namespace
 
 HttpServer::HttpServer(HttpServerOptions options, const SnapshotStore& store)
-    : options_(std::move(options)), store_(store) {}
+    : options_(std::move(options)),
+      store_(store),
+      landing_page_(LandingPage(options_.telemetry_path)) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
-HttpServer::Response HttpServer::Handle(const std::string& method, const std::string& path) const {
+HttpServer::Response HttpServer::Handle(std::string_view method, std::string_view path,
+                                        std::string_view accept_encoding) const {
   Response response;
-  response.content_type = "text/plain; charset=utf-8";
+  response.content_type = kTextContentType;
   bool known_path = path == "/" || path == options_.telemetry_path || path == "/capabilities" ||
                     path == "/healthz";
   if (!known_path) {
@@ -92,16 +128,17 @@ HttpServer::Response HttpServer::Handle(const std::string& method, const std::st
   }
   if (method != "GET" && method != "HEAD") {
     response.status = 405;
-    response.headers.emplace_back("Allow", "GET, HEAD");
+    response.allow = "GET, HEAD";
     response.body = "405 method not allowed\n";
     return response;
   }
   if (path == "/") {
     response.content_type = "text/html; charset=utf-8";
-    response.body = LandingPage(options_.telemetry_path);
+    response.body = landing_page_;
     return response;
   }
-  std::shared_ptr<const Snapshot> snapshot = store_.Current();
+  response.snapshot = store_.Current();
+  const Snapshot* snapshot = response.snapshot.get();
   if (path == "/healthz") {
     response.status = snapshot ? 200 : 503;
     response.body = snapshot ? "ok\n" : "starting: no snapshot yet\n";
@@ -109,17 +146,17 @@ HttpServer::Response HttpServer::Handle(const std::string& method, const std::st
   }
   if (!snapshot) {
     response.status = 503;
-    response.headers.emplace_back("Retry-After", "1");
+    response.retry_after = true;
     response.body = "starting: the first probe of the host has not finished\n";
     return response;
   }
-  if (path == "/capabilities") {
-    response.content_type = "application/xml";
-    response.body = snapshot->xml;
-  } else {
-    response.content_type = kMetricsContentType;
-    response.body = snapshot->metrics_text;
-  }
+  bool gzip = AcceptsGzip(accept_encoding);
+  bool metrics = path != "/capabilities";
+  response.content_type = metrics ? kMetricsContentType : std::string_view("application/xml");
+  response.body = metrics ? (gzip ? snapshot->metrics_gzip : snapshot->metrics_text)
+                          : (gzip ? snapshot->xml_gzip : snapshot->xml);
+  response.content_encoding = gzip ? "gzip" : "";
+  response.vary_accept_encoding = true;
   return response;
 }
 

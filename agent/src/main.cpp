@@ -34,6 +34,7 @@ int RunOnce(const Config& config, CommandLine::Format format) {
     facts.finished_at_seconds =
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     facts.refreshes_total = 1;
+    facts.interval_seconds = std::chrono::duration<double>(config.refresh_interval).count();
     std::cout << RenderPrometheus(caps, facts, CurrentBuildInfo());
   }
   std::cout.flush();

@@ -55,6 +55,7 @@ void Refresher::RefreshOnce(const Config& config) {
   facts.finished_at_seconds =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   facts.refreshes_total = ++refreshes_;
+  facts.interval_seconds = std::chrono::duration<double>(config.refresh_interval).count();
   store_.Publish(MakeSnapshot(std::move(caps), facts));
   // The first snapshot is worth an info line: from here on the agent is healthy.
   LogFields fields = {{"duration_seconds", std::to_string(facts.duration_seconds)}};

@@ -4,8 +4,10 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "virtcaps/renderers.h"
@@ -261,6 +263,63 @@ void AddVirtRole(Exposition& out, const VirtualizationRole& role) {
             Bool(role.xen_dom0));
 }
 
+void AddHypervisors(Exposition& out, const HostCapabilities& caps) {
+  for (const HypervisorStatus& status : caps.hypervisors) {
+    out.Gauge("virtcaps_hypervisor_available",
+              "1 if the host can run guests with this hypervisor (qemu, xen, lxc) as configured.",
+              Bool(status.available), {{"hypervisor", status.name}});
+  }
+  for (const HypervisorStatus& status : caps.hypervisors) {
+    if (status.version.empty()) continue;
+    out.Gauge("virtcaps_hypervisor_info",
+              "Hypervisor version where the host tells it (Xen: /sys/hypervisor/version).", 1,
+              {{"hypervisor", status.name}, {"version", status.version}});
+  }
+  for (const HypervisorStatus& status : caps.hypervisors) {
+    if (status.name != "qemu") continue;
+    out.Gauge("virtcaps_qemu_emulators",
+              "qemu-system-* emulators found in the configured directories and list.",
+              status.emulators_found);
+    out.Gauge("virtcaps_qemu_emulator_probe_failures",
+              "Emulators whose QMP probe failed in the latest refresh.", status.probes_failed);
+    out.Gauge(
+        "virtcaps_qemu_emulator_cache_hits",
+        "Emulators answered from the on-disk probe cache in the latest refresh (nothing spawned).",
+        status.cache_hits);
+    out.Gauge("virtcaps_qemu_emulator_probes_spawned",
+              "Emulators started for a QMP probe in the latest refresh.", status.probes_spawned);
+  }
+  // Per (hypervisor, os_type, arch): the domain types and how many machine types.
+  // Two emulators for one arch merge, so every series stays unique and bounded.
+  std::map<std::tuple<std::string, std::string, std::string>,
+           std::pair<std::set<std::string>, size_t>>
+      arches;
+  for (const Guest& guest : caps.guests) {
+    auto& [domains, machines] = arches[{guest.hypervisor, guest.os_type, guest.arch}];
+    for (const GuestDomain& domain : guest.domains) domains.insert(domain.type);
+    machines = std::max(machines, guest.machines.size());
+  }
+  for (const auto& [key, value] : arches) {
+    for (const std::string& domain : value.first) {
+      out.Gauge(
+          "virtcaps_guest_domain_supported",
+          "1 for each domain type (kvm, qemu, xen, lxc) a guest arch can run with, per hypervisor.",
+          1,
+          {{"hypervisor", std::get<0>(key)},
+           {"os_type", std::get<1>(key)},
+           {"arch", std::get<2>(key)},
+           {"domain", domain}});
+    }
+  }
+  for (const auto& [key, value] : arches) {
+    out.Gauge("virtcaps_guest_machine_types", "Machine types a guest arch offers, per hypervisor.",
+              static_cast<double>(value.second),
+              {{"hypervisor", std::get<0>(key)},
+               {"os_type", std::get<1>(key)},
+               {"arch", std::get<2>(key)}});
+  }
+}
+
 void AddChecks(Exposition& out, const std::vector<HostCheck>& checks) {
   for (const HostCheck& check : checks) {
     out.Gauge(
@@ -292,6 +351,7 @@ std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& r
     out.Gauge("virtcaps_kernel_info", "Kernel release of the host (/proc/sys/kernel/osrelease).", 1,
               {{"release", caps.kernel_release}});
   }
+  AddHypervisors(out, caps);
   AddChecks(out, caps.checks);
   for (const CollectorOutcome& outcome : caps.collectors) {
     out.Gauge("virtcaps_scrape_collector_success",
@@ -307,6 +367,8 @@ std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& r
             "Unix time the snapshot being served was finished.", refresh.finished_at_seconds);
   out.Gauge("virtcaps_refresh_duration_seconds", "How long the latest refresh took.",
             refresh.duration_seconds);
+  out.Gauge("virtcaps_refresh_interval_seconds",
+            "The configured time between refreshes (refresh_interval).", refresh.interval_seconds);
   out.Counter("virtcaps_refreshes_total", "Refreshes completed since the agent started.",
               static_cast<double>(refresh.refreshes_total));
   return out.Serialize();

@@ -2,6 +2,7 @@
 
 #include "virtcaps/collector.h"
 #include "virtcaps/host_checks.h"
+#include "virtcaps/hypervisors.h"
 
 namespace virtcaps {
 
@@ -30,6 +31,18 @@ std::vector<CollectorDefault> CollectorDefaults() {
   return defaults;
 }
 
+namespace {
+
+void RunTimed(Collector& collector, const CollectContext& context, HostCapabilities& caps) {
+  auto start = std::chrono::steady_clock::now();
+  Status status = collector.Collect(context, caps);
+  std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  caps.collectors.push_back(
+      {std::string(collector.name()), status.ok(), elapsed.count(), status.message()});
+}
+
+}  // namespace
+
 HostCapabilities CollectHost(const CollectContext& context) {
   HostCapabilities caps;
   caps.cpu.arch = HostArch(context.paths);
@@ -38,11 +51,11 @@ HostCapabilities CollectHost(const CollectContext& context) {
     if (enabled == context.config.collectors.end() ? !info.enabled_by_default : !enabled->second) {
       continue;
     }
-    auto collector = info.make();
-    auto start = std::chrono::steady_clock::now();
-    Status status = collector->Collect(context, caps);
-    std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    caps.collectors.push_back({info.name, status.ok(), elapsed.count(), status.message()});
+    RunTimed(*info.make(), context, caps);
+  }
+  // Hypervisors come last: their guests depend on what the host collectors found.
+  for (const HypervisorConfig& hypervisor : context.config.hypervisors) {
+    if (hypervisor.enabled) RunTimed(*MakeHypervisorCollector(hypervisor), context, caps);
   }
   caps.checks = RunHostChecks(caps);
   return caps;

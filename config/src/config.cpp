@@ -334,7 +334,7 @@ class Parser {
         case HypervisorType::kXen:
           CheckKeys(entry, path,
                     {"type", "enabled", "emulator", "emulator_by_arch", "loader", "hvm_machines",
-                     "pv_machines"});
+                     "pv_machines", "report_features"});
           ParseXen(entry, path, hypervisor.xen);
           break;
         case HypervisorType::kLxc:
@@ -396,6 +396,9 @@ class Parser {
       xen.hvm_machines = StringList(value, path + ".hvm_machines");
     if (auto value = entry["pv_machines"])
       xen.pv_machines = StringList(value, path + ".pv_machines");
+    if (auto value = entry["report_features"]) {
+      xen.report_features = BoolValue(value, path + ".report_features");
+    }
   }
 
   void ParseLog(const YAML::Node& node, LogConfig& log) const {

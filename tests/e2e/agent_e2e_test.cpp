@@ -88,6 +88,16 @@ TEST(AgentE2eTest, ServesEveryEndpointForAFixtureHost) {
   EXPECT_EQ(metrics.Header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
   EXPECT_EQ(NormalizeMetrics(metrics.body), NormalizeMetrics(Golden("intel-xeon-vmx-nested.prom")));
 
+  // With Accept-Encoding: gzip the same document arrives compressed.
+  auto gzip =
+      testing::HttpExchange(agent.port(),
+                            "GET /capabilities HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n"
+                            "Connection: close\r\n\r\n");
+  EXPECT_EQ(gzip.status, 200);
+  EXPECT_EQ(gzip.Header("content-encoding"), "gzip");
+  EXPECT_EQ(gzip.Header("vary"), "Accept-Encoding");
+  EXPECT_EQ(testing::Gunzip(gzip.body), xml.body);
+
   auto head = HttpGet(agent.port(), "/capabilities", "HEAD");
   EXPECT_EQ(head.status, 200);
   EXPECT_EQ(head.body, "");

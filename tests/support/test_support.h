@@ -68,5 +68,7 @@ struct HttpResponse {
 // Sends raw bytes and reads the response until the server closes or Content-Length is met.
 HttpResponse HttpExchange(int port, const std::string& raw_request);
 HttpResponse HttpGet(int port, const std::string& path, const std::string& method = "GET");
+// Decompresses a gzip body; empty on malformed input.
+std::string Gunzip(const std::string& data);
 
 }  // namespace virtcaps::testing

@@ -26,9 +26,33 @@ TEST(HttpHandlerTest, RoutesAndStatusCodes) {
   EXPECT_EQ(server.Handle("GET", "/metrics").status, 404);  // the path was moved
   auto post = server.Handle("POST", "/capabilities");
   EXPECT_EQ(post.status, 405);
-  ASSERT_EQ(post.headers.size(), 1u);
-  EXPECT_EQ(post.headers[0].second, "GET, HEAD");
+  EXPECT_EQ(post.allow, "GET, HEAD");
   EXPECT_EQ(server.Handle("GET", "/../etc/passwd").status, 404);
+}
+
+TEST(HttpHandlerTest, ServesThePreCompressedBodyWhenGzipIsAccepted) {
+  SnapshotStore store;
+  HttpServer server(HttpServerOptions{}, store);
+  HostCapabilities caps;
+  caps.cpu.arch = "x86_64";
+  store.Publish(MakeSnapshot(caps, RefreshFacts{}));
+  auto snapshot = store.Current();
+  auto plain = server.Handle("GET", "/metrics", "");
+  EXPECT_EQ(plain.content_encoding, "");
+  EXPECT_EQ(plain.body, snapshot->metrics_text);
+  // The body is the snapshot's own bytes, not a copy.
+  EXPECT_EQ(plain.body.data(), snapshot->metrics_text.data());
+  auto gzip = server.Handle("GET", "/metrics", "deflate, gzip;q=0.8");
+  EXPECT_EQ(gzip.content_encoding, "gzip");
+  EXPECT_EQ(gzip.body, snapshot->metrics_gzip);
+  EXPECT_TRUE(gzip.vary_accept_encoding);
+  EXPECT_EQ(server.Handle("GET", "/capabilities", "gzip;q=0").content_encoding, "");
+  EXPECT_EQ(server.Handle("GET", "/capabilities", "br").content_encoding, "");
+  EXPECT_EQ(server.Handle("GET", "/capabilities", "*").body, snapshot->xml_gzip);
+  // gzip magic bytes
+  ASSERT_GE(snapshot->xml_gzip.size(), 2u);
+  EXPECT_EQ(static_cast<unsigned char>(snapshot->xml_gzip[0]), 0x1f);
+  EXPECT_EQ(static_cast<unsigned char>(snapshot->xml_gzip[1]), 0x8b);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "virtcaps/snapshot.h"
@@ -32,17 +33,25 @@ class HttpServer {
   std::vector<std::string> BoundAddresses() const;
 
   // Routing and response, separate from CivetWeb so it can be tested directly.
+  // Bodies are views into the snapshot (kept alive by `snapshot`) or into constants:
+  // answering a request copies nothing.
   struct Response {
     int status = 200;
-    std::string content_type;
-    std::string body;
-    std::vector<std::pair<std::string, std::string>> headers;
+    std::string_view content_type;
+    std::string_view body;
+    std::string_view content_encoding;  // "gzip" or empty
+    std::string_view allow;             // for 405
+    bool vary_accept_encoding = false;
+    bool retry_after = false;  // 503 while starting
+    std::shared_ptr<const Snapshot> snapshot;
   };
-  Response Handle(const std::string& method, const std::string& path) const;
+  Response Handle(std::string_view method, std::string_view path,
+                  std::string_view accept_encoding = {}) const;
 
  private:
   HttpServerOptions options_;
   const SnapshotStore& store_;
+  std::string landing_page_;
   std::unique_ptr<CivetServer> server_;
 };
 

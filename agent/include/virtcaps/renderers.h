@@ -21,6 +21,7 @@ struct RefreshFacts {
   double finished_at_seconds = 0;  // Unix time
   double duration_seconds = 0;
   uint64_t refreshes_total = 0;
+  double interval_seconds = 0;  // the configured refresh_interval
 };
 
 // libvirt's <capabilities> document (element order as capability.rng requires).

@@ -15,7 +15,13 @@ struct Snapshot {
   RefreshFacts refresh;
   std::string metrics_text;  // the /metrics body
   std::string xml;           // the /capabilities body
+  // The same bodies gzip-compressed, for clients that send Accept-Encoding: gzip.
+  std::string metrics_gzip;
+  std::string xml_gzip;
 };
+
+// gzip (RFC 1952) of `data` at the default level.
+std::string Gzip(std::string_view data);
 
 // Builds a snapshot and renders both bodies once, so requests only pick one.
 std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh);

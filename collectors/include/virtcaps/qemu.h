@@ -4,7 +4,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "virtcaps/config.h"
@@ -49,5 +52,33 @@ struct ArchInfo {
   unsigned wordsize = 0;
 };
 std::optional<ArchInfo> QemuTargetArch(std::string_view target);
+
+// Starts one emulator (`exec_path`, the file to run) and asks it over QMP; the Guest
+// names `emulator` (the path as the host sees it). The binary's name suffix
+// ("qemu-system-<target>") is the fallback when query-target names no arch we know.
+// Errors read "<emulator>: what" and end with the first stderr line, if any.
+Expected<Guest> ProbeQemuEmulator(const std::string& emulator, const std::string& exec_path,
+                                  std::chrono::milliseconds timeout);
+
+// The on-disk cache (qemu_cache.cpp). An entry is valid for one binary identity and
+// one set of host facts; anything else found in the file counts as a miss.
+struct QemuBinaryIdentity {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+};
+Expected<QemuBinaryIdentity> StatQemuBinary(const std::string& exec_path);
+// "<cache_dir>/qemu-<16 hex digits of a hash of emulator>.xml"
+std::string QemuCachePath(const std::string& cache_dir, const std::string& emulator);
+// The cached Guest when the file holds exactly this key; nullopt otherwise.
+std::optional<Guest> ReadQemuCache(const std::string& cache_dir, const std::string& emulator,
+                                   const QemuBinaryIdentity& binary, const QemuHostFacts& facts);
+// Best effort: creates cache_dir if needed and replaces the file atomically; a
+// directory that cannot be written only means no caching (false).
+bool WriteQemuCache(const std::string& cache_dir, const std::string& emulator,
+                    const QemuBinaryIdentity& binary, const QemuHostFacts& facts,
+                    const Guest& guest);
 
 }  // namespace virtcaps

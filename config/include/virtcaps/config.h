@@ -83,6 +83,9 @@ struct XenOptions {
   std::string loader = "/usr/lib/xen-4.17/boot/hvmloader";
   std::vector<std::string> hvm_machines = {"xenfv"};
   std::vector<std::string> pv_machines = {"xenpv"};
+  // List the guest features libvirt derives (pae, nonpae, acpi, apic, ...). The first
+  // published example of the format listed none; a config can reproduce it.
+  bool report_features = true;
 };
 
 struct LxcOptions {

@@ -1,0 +1,234 @@
+// The on-disk cache of emulator probes: one small XML file per emulator, valid for
+// one binary identity and one set of host facts (libvirt's invalidation rules).
+//
+//   <qemuProbeCache version='1'>
+//     <key emulator='...' device='..' inode='..' size='..' mtimeNs='..' ctimeNs='..'
+//          kvmUsable='yes' kernelRelease='..' microcode='..' cpuSignature='..'
+//          nested='..' sev='..'/>
+//     <guest hypervisor='qemu' osType='hvm' arch='x86_64' wordsize='64' emulator='...'>
+//       <machine name='pc-i440fx-7.2' maxCpus='255' deprecated='no' default='yes'/>
+//       <domain type='kvm'/>
+//       <feature name='acpi' default='on' toggle='yes'/>
+//     </guest>
+//   </qemuProbeCache>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "virtcaps/files.h"
+#include "virtcaps/qemu.h"
+#include "virtcaps/strings.h"
+#include "virtcaps/xml.h"
+
+namespace virtcaps {
+
+namespace {
+
+constexpr const char* kRootName = "qemuProbeCache";
+constexpr const char* kFormatVersion = "1";  // bump when the layout or the probe changes
+constexpr size_t kMaxCacheFileBytes = 4u << 20;
+
+int64_t Nanoseconds(const struct timespec& time) {
+  return static_cast<int64_t>(time.tv_sec) * 1000000000 + time.tv_nsec;
+}
+
+const char* YesNo(bool value) { return value ? "yes" : "no"; }
+
+XmlElement MakeKey(const std::string& emulator, const QemuBinaryIdentity& binary,
+                   const QemuHostFacts& facts) {
+  XmlElement key("key");
+  key.SetAttribute("emulator", emulator);
+  key.SetAttribute("device", std::to_string(binary.device));
+  key.SetAttribute("inode", std::to_string(binary.inode));
+  key.SetAttribute("size", std::to_string(binary.size));
+  key.SetAttribute("mtimeNs", std::to_string(binary.mtime_ns));
+  key.SetAttribute("ctimeNs", std::to_string(binary.ctime_ns));
+  key.SetAttribute("kvmUsable", YesNo(facts.kvm_usable));
+  key.SetAttribute("kernelRelease", facts.kernel_release);
+  key.SetAttribute("microcode", facts.microcode);
+  key.SetAttribute("cpuSignature", facts.cpu_signature);
+  key.SetAttribute("nested", facts.nested);
+  key.SetAttribute("sev", facts.sev);
+  return key;
+}
+
+void AddMachines(XmlElement& parent, const std::vector<GuestMachine>& machines) {
+  for (const GuestMachine& machine : machines) {
+    XmlElement& element = parent.Add("machine");
+    element.SetAttribute("name", machine.name);
+    if (!machine.canonical.empty()) element.SetAttribute("canonical", machine.canonical);
+    if (machine.max_cpus) element.SetAttribute("maxCpus", std::to_string(*machine.max_cpus));
+    element.SetAttribute("deprecated", YesNo(machine.deprecated));
+    element.SetAttribute("default", YesNo(machine.is_default));
+  }
+}
+
+XmlElement GuestToXml(const Guest& guest) {
+  XmlElement element("guest");
+  element.SetAttribute("hypervisor", guest.hypervisor);
+  element.SetAttribute("osType", guest.os_type);
+  element.SetAttribute("arch", guest.arch);
+  element.SetAttribute("wordsize", std::to_string(guest.wordsize));
+  element.SetAttribute("emulator", guest.emulator);
+  element.SetAttribute("loader", guest.loader);
+  AddMachines(element, guest.machines);
+  for (const GuestDomain& domain : guest.domains) {
+    XmlElement& child = element.Add("domain");
+    child.SetAttribute("type", domain.type);
+    child.SetAttribute("emulator", domain.emulator);
+    AddMachines(child, domain.machines);
+  }
+  for (const GuestFeature& feature : guest.features) {
+    XmlElement& child = element.Add("feature");
+    child.SetAttribute("name", feature.name);
+    if (feature.default_on) child.SetAttribute("default", *feature.default_on ? "on" : "off");
+    if (feature.toggle) child.SetAttribute("toggle", YesNo(*feature.toggle));
+  }
+  return element;
+}
+
+// Reading is strict: anything unexpected makes the whole file a miss.
+bool Required(const XmlElement& element, std::string_view name, std::string& out) {
+  const std::string* value = element.Attribute(name);
+  if (value == nullptr) return false;
+  out = *value;
+  return true;
+}
+
+bool ReadYesNo(const XmlElement& element, std::string_view name, bool& out) {
+  std::string text;
+  if (!Required(element, name, text) || (text != "yes" && text != "no")) return false;
+  out = text == "yes";
+  return true;
+}
+
+bool ReadMachines(const XmlElement& parent, std::vector<GuestMachine>& machines) {
+  for (const XmlElement* element : parent.ChildrenNamed("machine")) {
+    GuestMachine machine;
+    if (!Required(*element, "name", machine.name) || machine.name.empty()) return false;
+    if (const std::string* canonical = element->Attribute("canonical")) {
+      machine.canonical = *canonical;
+    }
+    if (const std::string* max_cpus = element->Attribute("maxCpus")) {
+      auto value = ParseUint(*max_cpus);
+      if (!value || *value > 0xFFFFFFFFu) return false;
+      machine.max_cpus = static_cast<unsigned>(*value);
+    }
+    if (!ReadYesNo(*element, "deprecated", machine.deprecated) ||
+        !ReadYesNo(*element, "default", machine.is_default)) {
+      return false;
+    }
+    machines.push_back(std::move(machine));
+  }
+  return true;
+}
+
+std::optional<Guest> GuestFromXml(const XmlElement& element) {
+  Guest guest;
+  std::string wordsize;
+  if (!Required(element, "hypervisor", guest.hypervisor) ||
+      !Required(element, "osType", guest.os_type) || !Required(element, "arch", guest.arch) ||
+      !Required(element, "wordsize", wordsize) || !Required(element, "emulator", guest.emulator) ||
+      !Required(element, "loader", guest.loader)) {
+    return std::nullopt;
+  }
+  auto wordsize_value = ParseUint(wordsize);
+  if (!wordsize_value || (*wordsize_value != 32 && *wordsize_value != 64)) return std::nullopt;
+  guest.wordsize = static_cast<unsigned>(*wordsize_value);
+  if (!ReadMachines(element, guest.machines)) return std::nullopt;
+  for (const XmlElement* child : element.ChildrenNamed("domain")) {
+    GuestDomain domain;
+    if (!Required(*child, "type", domain.type) || domain.type.empty() ||
+        !Required(*child, "emulator", domain.emulator) || !ReadMachines(*child, domain.machines)) {
+      return std::nullopt;
+    }
+    guest.domains.push_back(std::move(domain));
+  }
+  if (guest.domains.empty()) return std::nullopt;
+  for (const XmlElement* child : element.ChildrenNamed("feature")) {
+    GuestFeature feature;
+    if (!Required(*child, "name", feature.name) || feature.name.empty()) return std::nullopt;
+    if (const std::string* default_on = child->Attribute("default")) {
+      if (*default_on != "on" && *default_on != "off") return std::nullopt;
+      feature.default_on = *default_on == "on";
+    }
+    if (child->Attribute("toggle") != nullptr) {
+      bool toggle = false;
+      if (!ReadYesNo(*child, "toggle", toggle)) return std::nullopt;
+      feature.toggle = toggle;
+    }
+    guest.features.push_back(std::move(feature));
+  }
+  return guest;
+}
+
+// mkdir -p; an existing directory is fine.
+bool MakeDirectories(const std::string& path) {
+  for (size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
+    std::string prefix = path.substr(0, slash);
+    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) return false;
+    if (slash == std::string::npos) break;
+  }
+  return IsDirectory(path);
+}
+
+}  // namespace
+
+Expected<QemuBinaryIdentity> StatQemuBinary(const std::string& exec_path) {
+  struct stat st;
+  if (::stat(exec_path.c_str(), &st) != 0) {
+    return Status::Error(exec_path + ": " + std::strerror(errno));
+  }
+  QemuBinaryIdentity identity;
+  identity.device = static_cast<uint64_t>(st.st_dev);
+  identity.inode = static_cast<uint64_t>(st.st_ino);
+  identity.size = static_cast<uint64_t>(st.st_size);
+  identity.mtime_ns = Nanoseconds(st.st_mtim);
+  identity.ctime_ns = Nanoseconds(st.st_ctim);
+  return identity;
+}
+
+std::string QemuCachePath(const std::string& cache_dir, const std::string& emulator) {
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a, 64 bits: stable across builds
+  for (char c : emulator) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  char name[40];
+  std::snprintf(name, sizeof(name), "qemu-%016llx.xml", static_cast<unsigned long long>(hash));
+  return JoinPath(cache_dir, name);
+}
+
+std::optional<Guest> ReadQemuCache(const std::string& cache_dir, const std::string& emulator,
+                                   const QemuBinaryIdentity& binary, const QemuHostFacts& facts) {
+  auto text = ReadFile(QemuCachePath(cache_dir, emulator), kMaxCacheFileBytes);
+  if (!text) return std::nullopt;
+  auto document = ParseXml(*text);
+  if (!document || document->name != kRootName) return std::nullopt;
+  const std::string* version = document->Attribute("version");
+  if (version == nullptr || *version != kFormatVersion) return std::nullopt;
+  const XmlElement* key = document->Child("key");
+  if (key == nullptr || key->attributes != MakeKey(emulator, binary, facts).attributes) {
+    return std::nullopt;
+  }
+  std::vector<const XmlElement*> guests = document->ChildrenNamed("guest");
+  if (guests.size() != 1) return std::nullopt;
+  std::optional<Guest> guest = GuestFromXml(*guests.front());
+  if (!guest || guest->emulator != emulator) return std::nullopt;
+  return guest;
+}
+
+bool WriteQemuCache(const std::string& cache_dir, const std::string& emulator,
+                    const QemuBinaryIdentity& binary, const QemuHostFacts& facts,
+                    const Guest& guest) {
+  if (cache_dir.empty() || !MakeDirectories(cache_dir)) return false;
+  XmlElement root(kRootName);
+  root.SetAttribute("version", kFormatVersion);
+  root.children.push_back(MakeKey(emulator, binary, facts));
+  root.children.push_back(GuestToXml(guest));
+  return WriteFileAtomically(QemuCachePath(cache_dir, emulator), WriteXml(root)).ok();
+}
+
+}  // namespace virtcaps

@@ -1,0 +1,66 @@
+// The qemu hypervisor: one guest per emulator, from ProbeQemuEmulators.
+#include "virtcaps/hypervisors.h"
+#include "virtcaps/qemu.h"
+
+namespace virtcaps {
+
+namespace {
+
+class QemuCollector : public Collector {
+ public:
+  explicit QemuCollector(QemuOptions options) : options_(std::move(options)) {}
+  std::string_view name() const override { return "qemu"; }
+
+  Status Collect(const CollectContext& context, HostCapabilities& caps) override {
+    QemuHostFacts facts = CurrentQemuHostFacts(context.paths, caps);
+    std::vector<QemuEmulatorResult> results = ProbeQemuEmulators(options_, context.paths, facts);
+    HypervisorStatus& status = caps.hypervisors.emplace_back();
+    status.name = "qemu";
+    status.emulators_found = static_cast<unsigned>(results.size());
+    std::string errors;
+    for (QemuEmulatorResult& result : results) {
+      if (!result.status.ok()) {
+        ++status.probes_failed;
+        errors += (errors.empty() ? "" : "; ") + result.status.message();
+        continue;
+      }
+      if (result.from_cache) {
+        ++status.cache_hits;
+      } else {
+        ++status.probes_spawned;
+      }
+      caps.guests.push_back(std::move(result.guest));
+    }
+    status.available = status.emulators_found > status.probes_failed;
+    status.detail = results.empty() ? "no qemu-system-* emulator found" : errors;
+    // One emulator failing is that emulator's problem; all failing is the collector's.
+    if (!results.empty() && !status.available) return Status::Error(errors);
+    return Status();
+  }
+
+ private:
+  QemuOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Collector> MakeQemuCollector(const QemuOptions& options) {
+  return std::make_unique<QemuCollector>(options);
+}
+
+std::unique_ptr<Collector> MakeXenCollector(const XenOptions& options);
+std::unique_ptr<Collector> MakeLxcCollector(const LxcOptions& options);
+
+std::unique_ptr<Collector> MakeHypervisorCollector(const HypervisorConfig& config) {
+  switch (config.type) {
+    case HypervisorType::kQemu:
+      return MakeQemuCollector(config.qemu);
+    case HypervisorType::kXen:
+      return MakeXenCollector(config.xen);
+    case HypervisorType::kLxc:
+      return MakeLxcCollector(config.lxc);
+  }
+  return nullptr;
+}
+
+}  // namespace virtcaps

@@ -1,0 +1,491 @@
+// QEMU emulators probed as libvirt probes them: find qemu-system-* binaries, start
+// each with QMP on stdio, ask query-target / query-kvm / query-machines, quit, and
+// turn the answers into one Guest per binary.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "virtcaps/files.h"
+#include "virtcaps/json.h"
+#include "virtcaps/qemu.h"
+#include "virtcaps/strings.h"
+#include "virtcaps/subprocess.h"
+
+namespace virtcaps {
+
+namespace {
+
+constexpr std::string_view kBinaryPrefix = "qemu-system-";
+
+struct TargetArch {
+  const char* target;  // QEMU's name (query-target, binary suffix)
+  const char* arch;    // libvirt's name, one its schema (basictypes.rng archnames) accepts
+  unsigned wordsize;
+};
+
+// loongarch64 is left out: Debian 12's libvirt schema has no such arch name.
+constexpr TargetArch kTargets[] = {
+    {"aarch64", "aarch64", 64},
+    {"alpha", "alpha", 64},
+    {"arm", "armv7l", 32},
+    {"cris", "cris", 32},
+    {"hppa", "parisc", 32},
+    {"i386", "i686", 32},
+    {"m68k", "m68k", 32},
+    {"microblaze", "microblaze", 32},
+    {"microblazeel", "microblazeel", 32},
+    {"mips", "mips", 32},
+    {"mips64", "mips64", 64},
+    {"mips64el", "mips64el", 64},
+    {"mipsel", "mipsel", 32},
+    {"or1k", "openrisc", 32},
+    {"ppc", "ppc", 32},
+    {"ppc64", "ppc64", 64},
+    {"ppc64le", "ppc64le", 64},
+    {"riscv32", "riscv32", 32},
+    {"riscv64", "riscv64", 64},
+    {"s390x", "s390x", 64},
+    {"sh4", "sh4", 32},
+    {"sh4eb", "sh4eb", 32},
+    {"sparc", "sparc", 32},
+    {"sparc64", "sparc64", 64},
+    {"x86_64", "x86_64", 64},
+    {"xtensa", "xtensa", 32},
+    {"xtensaeb", "xtensaeb", 32},
+};
+
+std::string Quoted(std::string_view text, size_t limit = 80) {
+  std::string out = "'";
+  for (char c : text.substr(0, limit)) {
+    auto byte = static_cast<unsigned char>(c);
+    out += (byte < 0x20 || byte == 0x7F) ? '?' : c;
+  }
+  if (text.size() > limit) out += "...";
+  return out + "'";
+}
+
+// One QMP conversation with a started emulator. Every failure is a message without
+// the emulator's name (the caller adds it) and leaves the process killed and reaped.
+class QmpSession {
+ public:
+  QmpSession(Subprocess& process, Deadline deadline, std::chrono::milliseconds timeout)
+      : process_(process), deadline_(deadline), timeout_(timeout) {}
+
+  Status ReadGreeting() {
+    auto message = ReadMessage("the QMP greeting");
+    if (!message) return message.status();
+    if (message->Find("QMP") == nullptr || !message->Find("QMP")->is_object()) {
+      process_.Kill();
+      return Status::Error("not a QMP greeting: " + Quoted(last_line_));
+    }
+    return Status();
+  }
+
+  // Sends one command and returns its "return" value.
+  Expected<JsonValue> Execute(const std::string& command) {
+    std::string id = "virtcaps-" + std::to_string(++sequence_);
+    std::string line = "{\"execute\": " + QuoteJson(command) + ", \"id\": " + QuoteJson(id) + "}";
+    Status written = process_.WriteLine(line, deadline_);
+    if (!written.ok()) {
+      if (process_.timed_out()) return TimedOut("sending " + command);
+      return Ended("sending " + command, written.message());
+    }
+    std::string step = "the reply to " + command;
+    while (true) {
+      auto message = ReadMessage(step);
+      if (!message) return message.status();
+      if (message->Find("event") != nullptr) continue;  // asynchronous, not ours
+      const JsonValue* reply_id = message->Find("id");
+      if (reply_id == nullptr || !reply_id->is_string() || reply_id->string() != id) {
+        process_.Kill();
+        return Status::Error(step + " does not carry its id: " + Quoted(last_line_));
+      }
+      if (const JsonValue* error = message->Find("error")) {
+        process_.Kill();
+        std::string what = command + " failed";
+        if (const JsonValue* error_class = error->Find("class")) {
+          what += ": " + error_class->string();
+        }
+        if (const JsonValue* description = error->Find("desc")) {
+          what += ": " + description->string();
+        }
+        return Status::Error(what);
+      }
+      const JsonValue* result = message->Find("return");
+      if (result == nullptr) {
+        process_.Kill();
+        return Status::Error(step + " has neither return nor error: " + Quoted(last_line_));
+      }
+      return *result;
+    }
+  }
+
+  // Asks the emulator to quit and waits (until the deadline) for it to exit. The
+  // answers are complete by now, so nothing here is an error: an emulator that
+  // lingers is killed and reaped.
+  void Quit() {
+    std::string id = "virtcaps-" + std::to_string(++sequence_);
+    if (process_.WriteLine("{\"execute\": \"quit\", \"id\": " + QuoteJson(id) + "}", deadline_)
+            .ok()) {
+      while (true) {
+        auto line = process_.ReadLine(deadline_);
+        if (!line) break;
+        auto message = ParseJson(*line);
+        if (message && message->Find("id") && message->Find("id")->string() == id) break;
+      }
+    }
+    process_.Finish(deadline_);
+  }
+
+ private:
+  // The next non-empty line, parsed as a JSON object.
+  Expected<JsonValue> ReadMessage(const std::string& step) {
+    while (true) {
+      auto line = process_.ReadLine(deadline_);
+      if (!line) {
+        if (process_.timed_out()) return TimedOut(step);
+        return Ended(step, line.error());
+      }
+      if (Trim(*line).empty()) continue;
+      last_line_ = *line;
+      auto message = ParseJson(*line);
+      if (!message) {
+        process_.Kill();
+        return Status::Error("answered " + step + " with something that is not JSON (" +
+                             message.error() + "): " + Quoted(*line));
+      }
+      if (!message->is_object()) {
+        process_.Kill();
+        return Status::Error("answered " + step +
+                             " with something that is not a QMP message: " + Quoted(*line));
+      }
+      return std::move(message).value();
+    }
+  }
+
+  Status TimedOut(const std::string& step) {
+    return Status::Error("timed out after " + std::to_string(timeout_.count()) +
+                         " ms waiting for " + step + "; killed");
+  }
+
+  // The emulator stopped talking: say how it ended, if it did.
+  Status Ended(const std::string& step, const std::string& what) {
+    auto how = process_.Finish(deadline_);
+    if (!how) return TimedOut(step);
+    return Status::Error(*how + " before " + step + " (" + what + ")");
+  }
+
+  Subprocess& process_;
+  Deadline deadline_;
+  std::chrono::milliseconds timeout_;
+  int sequence_ = 0;
+  std::string last_line_;
+};
+
+Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply) {
+  if (!reply.is_array()) return Status::Error("query-machines did not return a list");
+  struct Entry {
+    GuestMachine machine;
+    std::string alias;
+  };
+  std::vector<Entry> entries;
+  for (size_t i = 0; i < reply.items().size(); ++i) {
+    const JsonValue& item = reply.items()[i];
+    const JsonValue* name = item.Find("name");
+    if (name == nullptr || !name->is_string() || name->string().empty()) {
+      return Status::Error("query-machines entry " + std::to_string(i) + " has no name");
+    }
+    if (name->string() == "none") continue;  // libvirt leaves the empty machine out
+    Entry entry;
+    entry.machine.name = name->string();
+    if (const JsonValue* cpu_max = item.Find("cpu-max")) {
+      auto value = cpu_max->integer();
+      if (!value || *value < 0 || *value > 0xFFFFFFFFll) {
+        return Status::Error("query-machines entry " + entry.machine.name +
+                             " has an invalid cpu-max");
+      }
+      entry.machine.max_cpus = static_cast<unsigned>(*value);
+    }
+    if (const JsonValue* deprecated = item.Find("deprecated")) {
+      entry.machine.deprecated = deprecated->bool_value();
+    }
+    if (const JsonValue* is_default = item.Find("is-default")) {
+      entry.machine.is_default = is_default->bool_value();
+    }
+    if (const JsonValue* alias = item.Find("alias")) entry.alias = alias->string();
+    entries.push_back(std::move(entry));
+  }
+  // The default machine first, the rest by name; each aliased machine is followed by
+  // an entry named after its alias, as libvirt lists them.
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    if (a.machine.is_default != b.machine.is_default) return a.machine.is_default;
+    return a.machine.name < b.machine.name;
+  });
+  std::vector<GuestMachine> machines;
+  for (const Entry& entry : entries) {
+    machines.push_back(entry.machine);
+    if (!entry.alias.empty()) {
+      GuestMachine alias = entry.machine;
+      alias.name = entry.alias;
+      alias.canonical = entry.machine.name;
+      alias.is_default = false;
+      machines.push_back(std::move(alias));
+    }
+  }
+  return machines;
+}
+
+std::vector<GuestFeature> FeaturesFor(const std::string& arch) {
+  std::vector<GuestFeature> features;
+  if (arch == "i686") {
+    features.push_back({"pae", std::nullopt, std::nullopt});
+    features.push_back({"nonpae", std::nullopt, std::nullopt});
+  }
+  if (arch == "i686" || arch == "x86_64") {
+    features.push_back({"acpi", true, true});
+    features.push_back({"apic", true, false});
+  }
+  features.push_back({"cpuselection", std::nullopt, std::nullopt});
+  features.push_back({"deviceboot", std::nullopt, std::nullopt});
+  features.push_back({"disksnapshot", true, false});
+  return features;
+}
+
+// The target named by a binary's file name, if it is qemu-system-<target>.
+std::string SuffixTarget(const std::string& path) {
+  std::string_view name = path;
+  size_t slash = name.rfind('/');
+  if (slash != std::string_view::npos) name.remove_prefix(slash + 1);
+  if (name.substr(0, kBinaryPrefix.size()) != kBinaryPrefix) return "";
+  return std::string(name.substr(kBinaryPrefix.size()));
+}
+
+// The conversation, from greeting to quit; the answers become the Guest.
+Expected<Guest> Converse(QmpSession& session, const std::string& emulator) {
+  Status greeting = session.ReadGreeting();
+  if (!greeting.ok()) return greeting;
+  auto negotiated = session.Execute("qmp_capabilities");
+  if (!negotiated) return negotiated.status();
+  auto target = session.Execute("query-target");
+  if (!target) return target.status();
+  auto kvm = session.Execute("query-kvm");
+  if (!kvm) return kvm.status();
+  auto machines_reply = session.Execute("query-machines");
+  if (!machines_reply) return machines_reply.status();
+  session.Quit();
+
+  std::string target_name;
+  if (const JsonValue* name = target->Find("arch")) target_name = name->string();
+  std::optional<ArchInfo> arch = QemuTargetArch(target_name);
+  if (!arch) arch = QemuTargetArch(SuffixTarget(emulator));
+  if (!arch) return Status::Error("unknown target architecture " + Quoted(target_name));
+
+  auto machines = MachinesFromQmp(*machines_reply);
+  if (!machines) return machines.status();
+
+  Guest guest;
+  guest.hypervisor = "qemu";
+  guest.os_type = "hvm";
+  guest.arch = arch->arch;
+  guest.wordsize = arch->wordsize;
+  guest.emulator = emulator;
+  guest.machines = std::move(machines).value();
+  guest.domains.push_back({"qemu", "", {}});
+  const JsonValue* present = kvm->Find("present");
+  const JsonValue* enabled = kvm->Find("enabled");
+  if (present && enabled && present->bool_value() && enabled->bool_value()) {
+    guest.domains.push_back({"kvm", "", {}});
+  }
+  guest.features = FeaturesFor(guest.arch);
+  return guest;
+}
+
+struct Candidate {
+  std::string emulator;   // as the host sees it
+  std::string exec_path;  // under rootfs
+  Status problem;         // an explicitly listed path that cannot be probed
+  dev_t device = 0;
+  ino_t inode = 0;
+};
+
+bool IsExecutableFile(const struct stat& st) {
+  return S_ISREG(st.st_mode) && (st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) != 0;
+}
+
+std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths& paths) {
+  std::vector<Candidate> found;
+  for (const std::string& dir : options.emulator_dirs) {
+    auto names = ListDirectory(JoinPath(paths.rootfs, dir));
+    if (!names) continue;  // a directory that is not there holds no emulators
+    for (const std::string& name : *names) {
+      if (name.substr(0, kBinaryPrefix.size()) != kBinaryPrefix) continue;
+      if (!QemuTargetArch(name.substr(kBinaryPrefix.size()))) continue;
+      Candidate candidate;
+      candidate.emulator = JoinPath(dir, name);
+      candidate.exec_path = JoinPath(paths.rootfs, candidate.emulator);
+      struct stat st;
+      if (::stat(candidate.exec_path.c_str(), &st) != 0 || !IsExecutableFile(st)) continue;
+      candidate.device = st.st_dev;
+      candidate.inode = st.st_ino;
+      found.push_back(std::move(candidate));
+    }
+  }
+  for (const std::string& emulator : options.emulators) {
+    Candidate candidate;
+    candidate.emulator = emulator;
+    candidate.exec_path = JoinPath(paths.rootfs, emulator);
+    struct stat st;
+    if (::stat(candidate.exec_path.c_str(), &st) != 0) {
+      candidate.problem = Status::Error(emulator + ": not found");
+    } else if (!IsExecutableFile(st)) {
+      candidate.problem = Status::Error(emulator + ": not an executable file");
+    } else {
+      candidate.device = st.st_dev;
+      candidate.inode = st.st_ino;
+    }
+    found.push_back(std::move(candidate));
+  }
+  std::stable_sort(found.begin(), found.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.emulator < b.emulator; });
+  // One probe per binary: a path seen before, or another name (symlink, hard link)
+  // of a file seen before, is dropped. The file identity is taken under rootfs, so a
+  // symlink with an absolute target resolves the same way the probe will run it.
+  std::vector<Candidate> unique;
+  std::set<std::string> paths_seen;
+  std::set<std::pair<dev_t, ino_t>> files_seen;
+  for (Candidate& candidate : found) {
+    if (!paths_seen.insert(candidate.emulator).second) continue;
+    if (candidate.problem.ok() && !files_seen.insert({candidate.device, candidate.inode}).second) {
+      continue;
+    }
+    unique.push_back(std::move(candidate));
+  }
+  return unique;
+}
+
+QemuEmulatorResult ProbeCandidate(const Candidate& candidate, const QemuOptions& options,
+                                  const QemuHostFacts& facts) {
+  auto start = std::chrono::steady_clock::now();
+  QemuEmulatorResult result;
+  result.emulator = candidate.emulator;
+  try {
+    if (!candidate.problem.ok()) {
+      result.status = candidate.problem;
+    } else {
+      std::optional<QemuBinaryIdentity> identity;
+      if (!options.cache_dir.empty()) {
+        auto stat = StatQemuBinary(candidate.exec_path);
+        if (stat) identity = *stat;
+      }
+      std::optional<Guest> cached;
+      if (identity) cached = ReadQemuCache(options.cache_dir, candidate.emulator, *identity, facts);
+      if (cached) {
+        result.guest = std::move(*cached);
+        result.from_cache = true;
+      } else {
+        auto guest =
+            ProbeQemuEmulator(candidate.emulator, candidate.exec_path, options.probe_timeout);
+        if (guest) {
+          result.guest = std::move(guest).value();
+          if (identity) {
+            WriteQemuCache(options.cache_dir, candidate.emulator, *identity, facts, result.guest);
+          }
+        } else {
+          result.status = guest.status();
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    result.status = Status::Error(candidate.emulator + ": " + e.what());
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+std::string FormatUint(uint64_t value, bool hex) {
+  char text[32];
+  std::snprintf(text, sizeof(text), hex ? "0x%llx" : "%llu",
+                static_cast<unsigned long long>(value));
+  return text;
+}
+
+}  // namespace
+
+std::optional<ArchInfo> QemuTargetArch(std::string_view target) {
+  for (const TargetArch& entry : kTargets) {
+    if (target == entry.target) return ArchInfo{entry.arch, entry.wordsize};
+  }
+  return std::nullopt;
+}
+
+Expected<Guest> ProbeQemuEmulator(const std::string& emulator, const std::string& exec_path,
+                                  std::chrono::milliseconds timeout) {
+  Deadline deadline = std::chrono::steady_clock::now() + timeout;
+  // Like libvirt: no user config, no default devices, no display, the empty machine,
+  // KVM if it comes up (else TCG), and QMP on stdin/stdout.
+  auto started =
+      Subprocess::Start({exec_path, "-S", "-no-user-config", "-nodefaults", "-nographic",
+                         "-display", "none", "-machine", "none,accel=kvm:tcg", "-qmp", "stdio"});
+  if (!started) {  // the error names exec_path; say which emulator that is, if it differs
+    if (exec_path == emulator) return started.status();
+    return Status::Error(emulator + ": " + started.error());
+  }
+  Subprocess& process = **started;
+  QmpSession session(process, deadline, timeout);
+  auto guest = Converse(session, emulator);
+  if (guest) return guest;
+  process.Kill();  // no-op when the session already stopped it; collects stderr
+  std::string message = emulator + ": " + guest.error();
+  std::string stderr_line = process.FirstStderrLine();
+  if (!stderr_line.empty()) message += "; stderr: " + stderr_line;
+  return Status::Error(message);
+}
+
+std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
+                                                   const HostPaths& paths,
+                                                   const QemuHostFacts& facts) {
+  std::vector<Candidate> candidates = FindEmulators(options, paths);
+  std::vector<QemuEmulatorResult> results(candidates.size());
+  size_t workers = static_cast<size_t>(std::clamp(options.parallel_probes, 1, 64));
+  workers = std::min(workers, candidates.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < candidates.size(); i = next++) {
+      results[i] = ProbeCandidate(candidates[i], options, facts);
+    }
+  };
+  if (workers <= 1) {
+    work();
+  } else {
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < workers; ++i) threads.emplace_back(work);
+    for (std::thread& thread : threads) thread.join();
+  }
+  return results;
+}
+
+QemuHostFacts CurrentQemuHostFacts(const HostPaths& paths, const HostCapabilities& caps) {
+  QemuHostFacts facts;
+  facts.kvm_usable = caps.kvm.usable();
+  if (auto release = ReadValue(paths.Proc("sys/kernel/osrelease"))) {
+    facts.kernel_release = *release;
+  }
+  if (caps.cpu.microcode) facts.microcode = FormatUint(*caps.cpu.microcode, true);
+  if (caps.cpu.signature) {
+    const CpuSignature& signature = *caps.cpu.signature;
+    facts.cpu_signature = "family=" + FormatUint(signature.family, false) +
+                          ",model=" + FormatUint(signature.model, false) +
+                          ",stepping=" + FormatUint(signature.stepping, false);
+  }
+  if (caps.kvm.nested) facts.nested = *caps.kvm.nested ? "yes" : "no";
+  if (auto sev = ReadValue(paths.Sys("module/kvm_amd/parameters/sev"))) facts.sev = *sev;
+  return facts;
+}
+
+}  // namespace virtcaps

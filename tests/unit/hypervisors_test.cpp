@@ -1,0 +1,178 @@
+// Xen and LXC guests; QEMU has its own tests (qemu_test).
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "test_support.h"
+#include "virtcaps/files.h"
+#include "virtcaps/hypervisors.h"
+#include "virtcaps/refresher.h"
+#include "virtcaps/renderers.h"
+#include "virtcaps/xml.h"
+
+namespace virtcaps {
+namespace {
+
+TEST(XenTokenTest, ParsesTypesArchesAndSuffixes) {
+  auto pv64 = ParseXenCapabilityToken("xen-3.0-x86_64");
+  ASSERT_TRUE(pv64);
+  EXPECT_EQ(pv64->os_type, "xen");
+  EXPECT_EQ(pv64->arch, "x86_64");
+  EXPECT_EQ(pv64->wordsize, 64u);
+  auto pae = ParseXenCapabilityToken("hvm-3.0-x86_32p");
+  ASSERT_TRUE(pae);
+  EXPECT_EQ(pae->arch, "i686");
+  EXPECT_TRUE(pae->pae);
+  EXPECT_FALSE(pae->nonpae);
+  EXPECT_TRUE(ParseXenCapabilityToken("hvm-3.0-x86_32")->nonpae);
+  EXPECT_TRUE(ParseXenCapabilityToken("xen-3.0-ia64be")->ia64_be);
+  EXPECT_EQ(ParseXenCapabilityToken("xen-3.0-powerpc64")->arch, "ppc64");
+  EXPECT_EQ(ParseXenCapabilityToken("xen-3.0-aarch64")->arch, "aarch64");
+  for (const char* bad : {"", "kvm-3.0-x86_64", "xen-3-x86_64", "xen-3.0-sparc", "xen-3.0-x86_64p",
+                          "xen-3.0-aarch64be", "hvm-3.0"}) {
+    EXPECT_FALSE(ParseXenCapabilityToken(bad)) << bad;
+  }
+}
+
+TEST(XenGuestsTest, MergesPaeAndNonPaeIntoOneGuest) {
+  XenOptions options;
+  auto guests = XenGuests(
+      "xen-3.0-x86_64 xen-3.0-x86_32p hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64 junk", options);
+  ASSERT_EQ(guests.size(), 4u);
+  const Guest& hvm32 = guests[2];
+  EXPECT_EQ(hvm32.os_type, "hvm");
+  EXPECT_EQ(hvm32.arch, "i686");
+  EXPECT_EQ(hvm32.loader, options.loader);
+  EXPECT_EQ(hvm32.machines.size(), 1u);
+  std::vector<std::string> features;
+  for (const GuestFeature& feature : hvm32.features) features.push_back(feature.name);
+  EXPECT_EQ(features, (std::vector<std::string>{"pae", "nonpae", "acpi", "apic"}));
+  EXPECT_TRUE(guests[0].loader.empty());  // paravirtual guests boot without hvmloader
+  EXPECT_EQ(guests[0].domains.at(0).type, "xen");
+}
+
+// Reads a <guest> into comparable text, ignoring child order and whitespace.
+std::multiset<std::string> Flatten(const XmlElement& element, const std::string& prefix = "") {
+  std::multiset<std::string> out;
+  std::string path = prefix + "/" + element.name;
+  for (const auto& [key, value] : element.attributes) out.insert(path + "@" + key + "=" + value);
+  if (!element.text.empty()) out.insert(path + "=" + element.text);
+  if (element.children.empty() && element.text.empty()) out.insert(path);
+  for (const XmlElement& child : element.children) {
+    auto nested = Flatten(child, path);
+    out.insert(nested.begin(), nested.end());
+  }
+  return out;
+}
+
+TEST(XenClassicTest, ReproducesTheFirstPublishedExample) {
+  Config config = testing::FixtureConfig("xen-classic");
+  HostCapabilities caps = ProbeHost(config);
+  auto document = ParseXml(RenderCapabilitiesXml(caps));
+  ASSERT_TRUE(document) << document.error();
+  auto expected = ParseXml(*ReadFile(testing::FixtureHost("xen-classic") + "/expected-guests.xml"));
+  ASSERT_TRUE(expected) << expected.error();
+  auto want = expected->ChildrenNamed("guest");
+  auto got = document->ChildrenNamed("guest");
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_EQ(Flatten(*got[i]), Flatten(*want[i])) << "guest " << i;
+  ASSERT_EQ(caps.hypervisors.size(), 1u);
+  EXPECT_TRUE(caps.hypervisors[0].available);
+}
+
+class HypervisorTreeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = testing::TempDir();
+    config_.paths.rootfs = root_;
+    config_.hypervisors.clear();
+  }
+  void Write(const std::string& relative, const std::string& content) {
+    testing::WriteTestFile(root_ + "/" + relative, content);
+  }
+  Status Run(const HypervisorConfig& hypervisor) {
+    HostPaths paths = HostPaths::FromConfig(config_.paths);
+    Probes probes;
+    CollectContext context{paths, probes, config_};
+    return MakeHypervisorCollector(hypervisor)->Collect(context, caps_);
+  }
+  std::string root_;
+  Config config_;
+  HostCapabilities caps_;
+};
+
+TEST_F(HypervisorTreeTest, XenDomUIsNotAHost) {
+  Write("sys/hypervisor/type", "xen\n");
+  Write("sys/hypervisor/properties/capabilities", "xen-3.0-x86_64 hvm-3.0-x86_64\n");
+  Write("sys/hypervisor/version/major", "4\n");
+  Write("sys/hypervisor/version/minor", "17\n");
+  Write("sys/hypervisor/version/extra", ".3\n");
+  Write("proc/xen/capabilities", "\n");
+  HypervisorConfig xen;
+  xen.type = HypervisorType::kXen;
+  ASSERT_TRUE(Run(xen).ok());
+  EXPECT_FALSE(caps_.hypervisors.at(0).available);
+  EXPECT_EQ(caps_.hypervisors.at(0).version, "4.17.3");
+  EXPECT_TRUE(caps_.guests.empty());
+}
+
+TEST_F(HypervisorTreeTest, XenDom0WithGarbledCapabilitiesFails) {
+  Write("sys/hypervisor/type", "xen\n");
+  Write("sys/hypervisor/properties/capabilities", "\x01\x02 nonsense\n");
+  Write("proc/xen/capabilities", "control_d\n");
+  HypervisorConfig xen;
+  xen.type = HypervisorType::kXen;
+  Status status = Run(xen);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("no guest types"), std::string::npos);
+}
+
+TEST_F(HypervisorTreeTest, NoXenOnBareMetal) {
+  HypervisorConfig xen;
+  xen.type = HypervisorType::kXen;
+  ASSERT_TRUE(Run(xen).ok());
+  EXPECT_FALSE(caps_.hypervisors.at(0).available);
+}
+
+TEST_F(HypervisorTreeTest, LxcGuestsForHostArchAndItsPersonality) {
+  HostFacilities facilities;
+  facilities.cgroup_version = 2;
+  for (const char* ns : {"ipc", "mnt", "pid", "uts", "net", "user"})
+    facilities.namespaces.emplace_back(ns, true);
+  for (const char* controller :
+       {"memory", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio"}) {
+    facilities.cgroup_controllers.emplace_back(controller, true);
+  }
+  caps_.facilities = facilities;
+  caps_.cpu.arch = "aarch64";
+  HypervisorConfig lxc;
+  lxc.type = HypervisorType::kLxc;
+  ASSERT_TRUE(Run(lxc).ok());
+  ASSERT_EQ(caps_.guests.size(), 2u);
+  EXPECT_EQ(caps_.guests[0].os_type, "exe");
+  EXPECT_EQ(caps_.guests[0].arch, "aarch64");
+  EXPECT_EQ(caps_.guests[1].arch, "armv7l");
+  EXPECT_EQ(caps_.guests[1].wordsize, 32u);
+  EXPECT_EQ(caps_.guests[1].domains.at(0).type, "lxc");
+  EXPECT_EQ(caps_.guests[0].emulator, "/usr/lib/libvirt/libvirt_lxc");
+}
+
+TEST_F(HypervisorTreeTest, LxcUnavailableWithoutAController) {
+  HostFacilities facilities;
+  facilities.cgroup_version = 1;
+  for (const char* ns : {"ipc", "mnt", "pid", "uts", "net"})
+    facilities.namespaces.emplace_back(ns, true);
+  facilities.cgroup_controllers = {{"memory", true}, {"freezer", false}};
+  caps_.facilities = facilities;
+  caps_.cpu.arch = "x86_64";
+  HypervisorConfig lxc;
+  lxc.type = HypervisorType::kLxc;
+  ASSERT_TRUE(Run(lxc).ok());
+  EXPECT_FALSE(caps_.hypervisors.at(0).available);
+  EXPECT_NE(caps_.hypervisors.at(0).detail.find("cgroup:freezer"), std::string::npos);
+  EXPECT_TRUE(caps_.guests.empty());
+}
+
+}  // namespace
+}  // namespace virtcaps
