@@ -33,10 +33,11 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
   CommandLine cli;
   std::set<std::string> collector_names;
   for (const CollectorDefault& collector : collectors) collector_names.insert(collector.name);
-  static const std::set<std::string> kValueFlags = {
-      "--config.file", "--web.listen-address", "--web.telemetry-path",
-      "--path.rootfs", "--path.procfs",        "--path.sysfs",
-      "--path.devfs",  "--log.level",          "--format"};
+  static const std::set<std::string> kValueFlags = {"--config.file",        "--web.listen-address",
+                                                    "--web.telemetry-path", "--web.config.file",
+                                                    "--path.rootfs",        "--path.procfs",
+                                                    "--path.sysfs",         "--path.devfs",
+                                                    "--log.level",          "--format"};
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
     std::string name = arg;
@@ -53,6 +54,10 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
     if (name == "--config.file") {
       if (value->empty()) return Status::Error("--config.file: needs a path");
       cli.config_file = *value;
+    } else if (name == "--web.config.file") {
+      auto path = AbsoluteFlagPath(name, *value);
+      if (!path) return path.status();
+      cli.web_config_file = *path;
     } else if (name == "--web.listen-address") {
       cli.listen_addresses.push_back(*value);
     } else if (name == "--web.telemetry-path") {
@@ -110,6 +115,9 @@ std::string UsageText(const std::vector<CollectorDefault>& collectors) {
       "  --config.file=FILE          YAML configuration (default: the embedded defaults)\n"
       "  --web.listen-address=ADDR   host:port to listen on; repeatable (default 127.0.0.1:9977)\n"
       "  --web.telemetry-path=PATH   path of the metrics (default /metrics)\n"
+      "  --web.config.file=FILE      TLS, basic auth and response headers, in the Prometheus\n"
+      "                              exporter-toolkit's web config format; re-read when it\n"
+      "                              or a certificate changes (default: plain HTTP, no auth)\n"
       "  --path.rootfs=DIR           read the host under DIR (default /)\n"
       "  --path.procfs=DIR           procfs mount (default <rootfs>/proc)\n"
       "  --path.sysfs=DIR            sysfs mount (default <rootfs>/sys)\n"

@@ -8,6 +8,7 @@
 #include "virtcaps/log.h"
 #include "virtcaps/renderers.h"
 #include "virtcaps/strings.h"
+#include "virtcaps/web_settings.h"
 
 namespace virtcaps {
 
@@ -78,15 +79,24 @@ int HandleRequest(struct mg_connection* connection, void* data) {
   const struct mg_request_info* request = mg_get_request_info(connection);
   std::string_view method = request->request_method ? request->request_method : "";
   std::string_view path = request->local_uri ? request->local_uri : "";
-  const char* accept_encoding = mg_get_header(connection, "Accept-Encoding");
-  HttpServer::Response response =
-      server->Handle(method, path, accept_encoding ? accept_encoding : "");
+  // The web config (auth, headers) as of this request; it may be swapped meanwhile.
+  std::shared_ptr<const WebSettings> web;
+  if (server->web_settings() != nullptr) web = server->web_settings()->Current();
+  HttpServer::Response response;
+  if (web && !web->auth->Allows(mg_get_header(connection, "Authorization"))) {
+    response = HttpServer::Unauthorized();
+  } else {
+    const char* accept_encoding = mg_get_header(connection, "Accept-Encoding");
+    response = server->Handle(method, path, accept_encoding ? accept_encoding : "");
+  }
+  std::string_view extra_headers = web ? std::string_view(web->response_headers) : "";
 
   // The head is formatted on the stack; the body is written straight from the snapshot.
-  char head[512];
+  char head[4096];
   int length = std::snprintf(
       head, sizeof(head),
-      "HTTP/1.1 %d %s\r\nContent-Type: %.*s\r\nContent-Length: %zu\r\n%s%.*s%s%s%s%.*s%s%s\r\n",
+      "HTTP/1.1 %d %s\r\nContent-Type: %.*s\r\nContent-Length: %zu\r\n%s%.*s%s%s%s%.*s%s%s%s%s%s"
+      "%.*s\r\n",
       response.status, mg_get_response_code_text(connection, response.status),
       static_cast<int>(response.content_type.size()), response.content_type.data(),
       response.body.size(), response.content_encoding.empty() ? "" : "Content-Encoding: ",
@@ -95,10 +105,30 @@ int HandleRequest(struct mg_connection* connection, void* data) {
       response.vary_accept_encoding ? "Vary: Accept-Encoding\r\n" : "",
       response.allow.empty() ? "" : "Allow: ", static_cast<int>(response.allow.size()),
       response.allow.data(), response.allow.empty() ? "" : "\r\n",
-      response.retry_after ? "Retry-After: 1\r\n" : "");
+      response.retry_after ? "Retry-After: 1\r\n" : "",
+      response.challenge ? "WWW-Authenticate: " : "",
+      response.challenge ? BasicAuth::kChallenge.data() : "", response.challenge ? "\r\n" : "",
+      static_cast<int>(extra_headers.size()), extra_headers.data());
+  // The web config caps its headers far below the buffer; never send a cut head.
+  if (length < 0 || static_cast<size_t>(length) >= sizeof(head)) {
+    mg_send_http_error(connection, 500, "%s", "response head too long\n");
+    return 500;
+  }
   mg_write(connection, head, static_cast<size_t>(length));
   if (method != "HEAD") mg_write(connection, response.body.data(), response.body.size());
   return response.status;
+}
+
+// CivetWeb's init_ssl callback: we set up its SSL_CTX ourselves (return 1).
+int InitSsl(void* ssl_ctx, void* user_data) {
+  const auto* civet = static_cast<const CivetServer*>(user_data);
+  const auto* server = static_cast<const HttpServer*>(civet->getUserContext());
+  Status status = ConfigureServerContext(ssl_ctx, server->web_settings());
+  if (!status.ok()) {
+    LogError("cannot set up TLS", {{"error", status.message()}});
+    return -1;
+  }
+  return 1;
 }
 
 // CivetWeb wants "127.0.0.1:9977" or "9977" (every address) for ":9977".
@@ -160,10 +190,31 @@ HttpServer::Response HttpServer::Handle(std::string_view method, std::string_vie
   return response;
 }
 
+HttpServer::Response HttpServer::Unauthorized() {
+  Response response;
+  response.status = 401;
+  response.content_type = kTextContentType;
+  response.body = "401 Unauthorized\n";
+  response.challenge = true;
+  return response;
+}
+
 Status HttpServer::Start() {
+  if (!options_.web_config_file.empty() && !web_) {
+    auto watcher = WebSettingsWatcher::Open(options_.web_config_file);
+    if (!watcher) return Status::Error("--web.config.file: " + watcher.error());
+    web_ = std::move(*watcher);
+    tls_ = web_->Current()->tls != nullptr;
+  }
+  if (tls_) {
+    if (Status status = CheckCivetwebTlsLookup(); !status.ok()) {
+      return Status::Error("cannot serve HTTPS: " + status.message());
+    }
+  }
   std::string ports;
   for (const std::string& address : options_.listen_addresses) {
-    ports += (ports.empty() ? "" : ",") + CivetPort(address);
+    // CivetWeb's "s" suffix: this port speaks TLS.
+    ports += (ports.empty() ? "" : ",") + CivetPort(address) + (tls_ ? "s" : "");
   }
   std::vector<std::string> civet_options = {
       "listening_ports",
@@ -177,13 +228,16 @@ Status HttpServer::Start() {
       "enable_directory_listing",
       "no",
   };
+  CivetCallbacks callbacks;
+  if (tls_) callbacks.init_ssl = InitSsl;
   try {
-    server_ = std::make_unique<CivetServer>(civet_options);
+    server_ = std::make_unique<CivetServer>(civet_options, &callbacks, this);
   } catch (const CivetException& error) {
     return Status::Error("cannot listen on " + ports + ": " + error.what());
   }
   mg_set_request_handler(const_cast<struct mg_context*>(server_->getContext()), "/", HandleRequest,
                          const_cast<HttpServer*>(this));
+  if (web_) web_->Start();  // re-reads the web config when its files change
   return Status();
 }
 
@@ -192,6 +246,7 @@ void HttpServer::Stop() {
     server_->close();
     server_.reset();
   }
+  if (web_) web_->Stop();
 }
 
 std::vector<std::string> HttpServer::BoundAddresses() const {

@@ -14,6 +14,7 @@
 #include "virtcaps/log.h"
 #include "virtcaps/refresher.h"
 #include "virtcaps/renderers.h"
+#include "virtcaps/web_settings.h"
 
 namespace virtcaps {
 namespace {
@@ -54,13 +55,16 @@ int Serve(const CommandLine& cli, Config config) {
   HttpServerOptions options;
   options.listen_addresses = config.web.listen_addresses;
   options.telemetry_path = config.web.telemetry_path;
+  options.web_config_file = cli.web_config_file;
   HttpServer server(options, store);
   if (Status status = server.Start(); !status.ok()) {
     LogError("cannot start web server", {{"error", status.message()}});
     return 1;
   }
   for (const std::string& address : server.BoundAddresses()) {
-    LogInfo("listening", {{"address", address}, {"telemetry_path", config.web.telemetry_path}});
+    LogInfo("listening", {{"address", address},
+                          {"telemetry_path", config.web.telemetry_path},
+                          {"tls", server.tls() ? "true" : "false"}});
   }
   LogInfo("starting", {{"version", CurrentBuildInfo().version},
                        {"config", config.source},
@@ -76,6 +80,7 @@ int Serve(const CommandLine& cli, Config config) {
       auto reloaded = ResolveConfig(cli, CollectorDefaults());
       if (!reloaded) {
         LogError("reload failed; keeping the running configuration", {{"error", reloaded.error()}});
+        refresher.ReloadFailed();
         continue;
       }
       if (reloaded->web.listen_addresses != config.web.listen_addresses ||
@@ -123,6 +128,14 @@ int Main(int argc, char** argv) {
   SetLogLevel(config->log.level);
   switch (cli->mode) {
     case CommandLine::Mode::kCheckConfig:
+      if (!cli->web_config_file.empty()) {
+        auto web = LoadWebSettings(cli->web_config_file);
+        if (!web) {
+          std::cerr << "virtcaps-agent: invalid web configuration: " << web.error() << "\n";
+          return 1;
+        }
+        std::cout << "web configuration OK: " << cli->web_config_file << "\n";
+      }
       std::cout << "configuration OK: " << config->source << "\n";
       return 0;
     case CommandLine::Mode::kOnce:

@@ -14,8 +14,14 @@ HostCapabilities ProbeHost(const Config& config) {
   return CollectHost(context);
 }
 
+namespace {
+double Now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
 Refresher::Refresher(Config config, SnapshotStore& store)
-    : store_(store), config_(std::move(config)) {}
+    : store_(store), config_(std::move(config)), config_loaded_at_(Now()) {}
 
 Refresher::~Refresher() { Stop(); }
 
@@ -37,11 +43,22 @@ void Refresher::Reconfigure(Config config) {
     std::lock_guard<std::mutex> lock(mutex_);
     config_ = std::move(config);
     config_changed_ = true;
+    reload_ok_ = true;
+    config_loaded_at_ = Now();
   }
   wake_.notify_all();
 }
 
-void Refresher::RefreshOnce(const Config& config) {
+void Refresher::ReloadFailed() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reload_ok_ = false;
+    config_changed_ = true;  // refresh now so the metric reports the failure
+  }
+  wake_.notify_all();
+}
+
+void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at) {
   auto start = std::chrono::steady_clock::now();
   HostCapabilities caps = ProbeHost(config);
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
@@ -52,10 +69,11 @@ void Refresher::RefreshOnce(const Config& config) {
   }
   RefreshFacts facts;
   facts.duration_seconds = elapsed.count();
-  facts.finished_at_seconds =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  facts.finished_at_seconds = Now();
   facts.refreshes_total = ++refreshes_;
   facts.interval_seconds = std::chrono::duration<double>(config.refresh_interval).count();
+  facts.config_reload_ok = reload_ok;
+  facts.config_loaded_at_seconds = loaded_at;
   store_.Publish(MakeSnapshot(std::move(caps), facts));
   // The first snapshot is worth an info line: from here on the agent is healthy.
   LogFields fields = {{"duration_seconds", std::to_string(facts.duration_seconds)}};
@@ -70,9 +88,11 @@ void Refresher::Run() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {
     Config config = config_;
+    bool reload_ok = reload_ok_;
+    double loaded_at = config_loaded_at_;
     config_changed_ = false;
     lock.unlock();
-    RefreshOnce(config);
+    RefreshOnce(config, reload_ok, loaded_at);
     lock.lock();
     wake_.wait_for(lock, config.refresh_interval, [this] { return stopping_ || config_changed_; });
   }

@@ -369,6 +369,13 @@ std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& r
             refresh.duration_seconds);
   out.Gauge("virtcaps_refresh_interval_seconds",
             "The configured time between refreshes (refresh_interval).", refresh.interval_seconds);
+  out.Gauge(
+      "virtcaps_config_last_reload_successful",
+      "1 if the latest configuration reload (SIGHUP) was applied, 0 if it was rejected and the "
+      "previous configuration stays in force.",
+      Bool(refresh.config_reload_ok));
+  out.Gauge("virtcaps_config_last_reload_success_timestamp_seconds",
+            "Unix time the configuration in force was loaded.", refresh.config_loaded_at_seconds);
   out.Counter("virtcaps_refreshes_total", "Refreshes completed since the agent started.",
               static_cast<double>(refresh.refreshes_total));
   return out.Serialize();

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <exception>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -93,7 +94,7 @@ class QmpSession {
     std::string line = "{\"execute\": " + QuoteJson(command) + ", \"id\": " + QuoteJson(id) + "}";
     Status written = process_.WriteLine(line, deadline_);
     if (!written.ok()) {
-      if (process_.timed_out()) return TimedOut("sending " + command);
+      if (process_.timed_out()) return TimedOut("sending " + command);  // input never drained
       return Ended("sending " + command, written.message());
     }
     std::string step = "the reply to " + command;
@@ -101,10 +102,12 @@ class QmpSession {
       auto message = ReadMessage(step);
       if (!message) return message.status();
       if (message->Find("event") != nullptr) continue;  // asynchronous, not ours
+      // QEMU echoes the id; a reply without one (a QMP-level error) is still ours,
+      // since commands go one at a time.
       const JsonValue* reply_id = message->Find("id");
-      if (reply_id == nullptr || !reply_id->is_string() || reply_id->string() != id) {
+      if (reply_id != nullptr && (!reply_id->is_string() || reply_id->string() != id)) {
         process_.Kill();
-        return Status::Error(step + " does not carry its id: " + Quoted(last_line_));
+        return Status::Error(step + " carries another command's id: " + Quoted(last_line_));
       }
       if (const JsonValue* error = message->Find("error")) {
         process_.Kill();
@@ -149,7 +152,7 @@ class QmpSession {
     while (true) {
       auto line = process_.ReadLine(deadline_);
       if (!line) {
-        if (process_.timed_out()) return TimedOut(step);
+        if (process_.timed_out()) return TimedOut("waiting for " + step);
         return Ended(step, line.error());
       }
       if (Trim(*line).empty()) continue;
@@ -169,15 +172,16 @@ class QmpSession {
     }
   }
 
-  Status TimedOut(const std::string& step) {
-    return Status::Error("timed out after " + std::to_string(timeout_.count()) +
-                         " ms waiting for " + step + "; killed");
+  // `doing`: "waiting for the reply to query-kvm", "sending quit", ...
+  Status TimedOut(const std::string& doing) {
+    return Status::Error("timed out after " + std::to_string(timeout_.count()) + " ms " + doing +
+                         "; killed");
   }
 
   // The emulator stopped talking: say how it ended, if it did.
   Status Ended(const std::string& step, const std::string& what) {
     auto how = process_.Finish(deadline_);
-    if (!how) return TimedOut(step);
+    if (!how) return TimedOut("waiting for " + step);
     return Status::Error(*how + " before " + step + " (" + what + ")");
   }
 
@@ -460,13 +464,16 @@ std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
       results[i] = ProbeCandidate(candidates[i], options, facts);
     }
   };
-  if (workers <= 1) {
-    work();
-  } else {
-    std::vector<std::thread> threads;
-    for (size_t i = 0; i < workers; ++i) threads.emplace_back(work);
-    for (std::thread& thread : threads) thread.join();
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < workers; ++i) {
+    try {
+      threads.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // no more threads to be had: fewer probes at once
+    }
   }
+  work();  // this thread is a worker too
+  for (std::thread& thread : threads) thread.join();
   return results;
 }
 

@@ -184,16 +184,20 @@ bool Subprocess::HasExited() {
   siginfo_t info;
   std::memset(&info, 0, sizeof(info));
   if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
-    return false;
+    // ECHILD: already reaped elsewhere (SIGCHLD ignored, or a waitpid(-1)); it is gone.
+    if (errno == ECHILD) reaped_ = true;
+    return reaped_;
   }
   return info.si_pid != 0;
 }
 
 void Subprocess::ReadStderr() {
   char chunk[4096];
-  while (stderr_fd_ >= 0) {
+  // Bounded per call, so a writer that never stops cannot keep the reader here.
+  for (size_t total = 0; stderr_fd_ >= 0 && total < (1u << 20);) {
     ssize_t n = ::read(stderr_fd_, chunk, sizeof(chunk));
     if (n > 0) {
+      total += static_cast<size_t>(n);
       size_t room = options_.max_stderr_bytes - std::min(stderr_.size(), options_.max_stderr_bytes);
       stderr_.append(chunk, std::min(room, static_cast<size_t>(n)));
       continue;

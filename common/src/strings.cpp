@@ -62,7 +62,10 @@ std::string JoinStrings(const std::vector<std::string>& items, std::string_view 
 
 std::optional<int64_t> ParseInt(std::string_view text) {
   text = Trim(text);
-  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  if (!text.empty() && text.front() == '+') {
+    text.remove_prefix(1);
+    if (!text.empty() && text.front() == '-') return std::nullopt;  // "+-1"
+  }
   int64_t value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
@@ -81,6 +84,7 @@ std::optional<uint64_t> ParseHex(std::string_view text) {
   text = Trim(text);
   if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X'))
     text.remove_prefix(2);
+  if (!text.empty() && IsSpace(text.front())) return std::nullopt;  // "0x 1f"
   return ParseUint(text, 16);
 }
 

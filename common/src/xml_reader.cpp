@@ -47,7 +47,9 @@ void OnStart(void* data, const XML_Char* name, const XML_Char** attributes) {
 void OnEnd(void* data, const XML_Char* /*name*/) {
   auto* state = static_cast<ReaderState*>(data);
   XmlElement* element = state->open.back();
-  element->text = std::string(Trim(element->text));
+  // Only leaf elements carry text (xml.h): character data between children is dropped,
+  // as WriteXml would drop it.
+  element->text = element->children.empty() ? std::string(Trim(element->text)) : std::string();
   state->open.pop_back();
 }
 

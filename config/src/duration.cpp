@@ -13,6 +13,7 @@ std::optional<Duration> ParseDuration(std::string_view text) {
   };
   static constexpr Unit kUnits[] = {
       {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
+  constexpr int64_t kMaxMilliseconds = int64_t{365} * 86'400'000;
   if (text.empty()) return std::nullopt;
   int64_t total = 0;
   size_t last_unit = 0;  // index into kUnits + 1 of the previous unit, to enforce order
@@ -22,7 +23,9 @@ std::optional<Duration> ParseDuration(std::string_view text) {
     int64_t number = 0;
     while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
       number = number * 10 + (text[i] - '0');
-      if (number > 1'000'000'000) return std::nullopt;
+      // One number may span the whole range: FormatDuration writes durations that are
+      // not whole seconds in ms alone. The cap also keeps number * unit from overflowing.
+      if (number > kMaxMilliseconds) return std::nullopt;
       ++i;
     }
     if (i == digits_start) return std::nullopt;
@@ -34,7 +37,7 @@ std::optional<Duration> ParseDuration(std::string_view text) {
     if (unit_index == std::size(kUnits) || unit_index + 1 <= last_unit) return std::nullopt;
     last_unit = unit_index + 1;
     total += number * kUnits[unit_index].milliseconds;
-    if (total > int64_t{365} * 86'400'000) return std::nullopt;
+    if (total > kMaxMilliseconds) return std::nullopt;
   }
   return Duration(total);
 }

@@ -1,9 +1,12 @@
 // The real virtcaps-agent binary, over real HTTP on loopback, against fixture hosts
 // and against this machine.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -37,9 +40,10 @@ std::string Golden(const std::string& name) {
 
 // Values that change from run to run are blanked on both sides before comparing.
 std::string NormalizeMetrics(const std::string& text) {
-  static const char* kVolatile[] = {"virtcaps_scrape_collector_duration_seconds",
-                                    "virtcaps_last_refresh_timestamp_seconds",
-                                    "virtcaps_refresh_duration_seconds", "virtcaps_build_info{"};
+  static const char* kVolatile[] = {
+      "virtcaps_scrape_collector_duration_seconds", "virtcaps_last_refresh_timestamp_seconds",
+      "virtcaps_refresh_duration_seconds", "virtcaps_config_last_reload_success_timestamp_seconds",
+      "virtcaps_build_info{"};
   std::string out;
   for (std::string_view line : Split(text, '\n')) {
     std::string kept(line);
@@ -199,6 +203,64 @@ TEST(AgentE2eTest, DisabledCollectorIsNotRunOrExported) {
   EXPECT_FALSE(MetricValue(result.out, "virtcaps_kvm_usable"));
   EXPECT_FALSE(MetricValue(result.out, "virtcaps_scrape_collector_success{collector=\"kvm\"}"));
   EXPECT_EQ(MetricValue(result.out, "virtcaps_scrape_collector_success{collector=\"cpu\"}"), 1);
+}
+
+TEST(AgentE2eTest, SighupAppliesAGoodConfigAndKeepsTheRunningOneOnABadOne) {
+  std::string dir = testing::FixtureHost("amd-epyc-pvm-guest");
+  std::string config = testing::TempDir() + "/virtcaps.yaml";
+  std::string base = *ReadFile(dir + "/virtcaps.yaml");
+  // The fixture's probe stand-ins are relative to its own directory; make them absolute.
+  std::string absolute = base;
+  std::string replacement = dir + "/cpuid.txt";
+  size_t at = absolute.find("dump_file: cpuid.txt");
+  if (at != std::string::npos) absolute.replace(at + 11, 9, replacement);
+
+  testing::WriteTestFile(config, absolute);
+  AgentProcess agent({"--config.file=" + config, "--path.rootfs=" + dir, "--log.level=debug"});
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  auto before = HttpGet(agent.port(), "/metrics").body;
+  EXPECT_EQ(MetricValue(before, "virtcaps_config_last_reload_successful"), 1);
+  EXPECT_TRUE(MetricValue(before, "virtcaps_kvm_usable"));
+
+  // A good file: applied, and the next refresh follows it (kvm collector off).
+  testing::WriteTestFile(config, absolute + "collectors:\n  kvm:\n    enabled: false\n");
+  int refreshed = agent.CountInLog("msg=refreshed");
+  ::kill(agent.pid(), SIGHUP);
+  ASSERT_TRUE(agent.WaitForLog("msg=\"configuration reloaded\"", 10000)) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("msg=refreshed", 10000, refreshed + 1)) << agent.log();
+  auto applied = HttpGet(agent.port(), "/metrics").body;
+  EXPECT_FALSE(MetricValue(applied, "virtcaps_kvm_usable"));
+  EXPECT_EQ(MetricValue(applied, "virtcaps_config_last_reload_successful"), 1);
+
+  // A bad file: rejected with its line, the running configuration stays.
+  testing::WriteTestFile(config, absolute + "collectors:\n  kvm:\n    enabled: maybe\n");
+  refreshed = agent.CountInLog("msg=refreshed");
+  ::kill(agent.pid(), SIGHUP);
+  ASSERT_TRUE(agent.WaitForLog("reload failed", 10000)) << agent.log();
+  EXPECT_NE(agent.log().find(config + ":"), std::string::npos) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("msg=refreshed", 10000, refreshed + 1)) << agent.log();
+  auto rejected = HttpGet(agent.port(), "/metrics").body;
+  EXPECT_EQ(MetricValue(rejected, "virtcaps_config_last_reload_successful"), 0);
+  EXPECT_FALSE(MetricValue(rejected, "virtcaps_kvm_usable"));  // still the applied config
+  EXPECT_EQ(HttpGet(agent.port(), "/healthz").status, 200);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0);
+}
+
+TEST(AgentE2eTest, SigtermWithAnOpenConnectionExitsCleanly) {
+  AgentProcess agent(FixtureArgs("aarch64-server"));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  // A keep-alive client that never sends its request must not hold the agent up.
+  int idle = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(agent.port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(idle, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+  EXPECT_NE(agent.log().find("shutting down"), std::string::npos);
+  ::close(idle);
 }
 
 // The live host, checked against what this test reads from the hardware itself.

@@ -192,9 +192,16 @@ AgentProcess::AgentProcess(std::vector<std::string> args) {
   }
 }
 
-bool AgentProcess::WaitForLog(const std::string& needle, int timeout_ms) {
+int AgentProcess::CountInLog(const std::string& needle) const {
+  int count = 0;
+  for (size_t at = log_.find(needle); at != std::string::npos; at = log_.find(needle, at + 1))
+    ++count;
+  return count;
+}
+
+bool AgentProcess::WaitForLog(const std::string& needle, int timeout_ms, int count) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (log_.find(needle) == std::string::npos) {
+  while (CountInLog(needle) < count) {
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (remaining.count() <= 0 || err_fd_ < 0) return false;
@@ -202,7 +209,7 @@ bool AgentProcess::WaitForLog(const std::string& needle, int timeout_ms) {
     if (::poll(&fd, 1, static_cast<int>(remaining.count())) <= 0) continue;
     char buffer[8192];
     ssize_t n = ::read(err_fd_, buffer, sizeof(buffer));
-    if (n <= 0) return log_.find(needle) != std::string::npos;
+    if (n <= 0) return CountInLog(needle) >= count;
     log_.append(buffer, static_cast<size_t>(n));
   }
   return true;

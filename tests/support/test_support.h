@@ -49,8 +49,9 @@ class AgentProcess {
   int Stop(int signal_number);
   // stderr read so far.
   const std::string& log() const { return log_; }
-  // Reads more stderr until `needle` appears or the timeout passes.
-  bool WaitForLog(const std::string& needle, int timeout_ms);
+  // Reads more stderr until `needle` appears (at least `count` times) or the timeout passes.
+  bool WaitForLog(const std::string& needle, int timeout_ms, int count = 1);
+  int CountInLog(const std::string& needle) const;
 
  private:
   int pid_ = -1;

@@ -18,6 +18,7 @@ struct CommandLine {
   Format once_format = Format::kXml;
 
   std::string config_file;                    // empty: the embedded default
+  std::string web_config_file;                // --web.config.file; empty: plain HTTP, no auth
   std::vector<std::string> listen_addresses;  // non-empty replaces the config's list
   std::optional<std::string> telemetry_path;
   std::optional<std::string> rootfs, procfs, sysfs, devfs;

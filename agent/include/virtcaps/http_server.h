@@ -14,10 +14,15 @@ class CivetServer;
 
 namespace virtcaps {
 
+class WebSettingsWatcher;
+
 struct HttpServerOptions {
   std::vector<std::string> listen_addresses;  // host:port; port 0 picks a free port
   std::string telemetry_path = "/metrics";
   int worker_threads = 8;
+  // --web.config.file (exporter-toolkit format): TLS, basic auth, response headers.
+  // Empty: plain HTTP, no auth. Re-read when it (or a file it names) changes.
+  std::string web_config_file;
 };
 
 class HttpServer {
@@ -31,6 +36,8 @@ class HttpServer {
   void Stop();
   // "127.0.0.1:41234" for each listening socket, with the port actually bound.
   std::vector<std::string> BoundAddresses() const;
+  // True once started with a web config that has tls_server_config: HTTPS only.
+  bool tls() const { return tls_; }
 
   // Routing and response, separate from CivetWeb so it can be tested directly.
   // Bodies are views into the snapshot (kept alive by `snapshot`) or into constants:
@@ -43,15 +50,23 @@ class HttpServer {
     std::string_view allow;             // for 405
     bool vary_accept_encoding = false;
     bool retry_after = false;  // 503 while starting
+    bool challenge = false;    // 401: WWW-Authenticate for basic auth
     std::shared_ptr<const Snapshot> snapshot;
   };
   Response Handle(std::string_view method, std::string_view path,
                   std::string_view accept_encoding = {}) const;
+  // The answer to a request without valid basic-auth credentials.
+  static Response Unauthorized();
+
+  // The web config in force (null without --web.config.file).
+  const WebSettingsWatcher* web_settings() const { return web_.get(); }
 
  private:
   HttpServerOptions options_;
   const SnapshotStore& store_;
   std::string landing_page_;
+  std::unique_ptr<WebSettingsWatcher> web_;  // outlives server_, whose TLS hook uses it
+  bool tls_ = false;
   std::unique_ptr<CivetServer> server_;
 };
 

@@ -25,10 +25,13 @@ class Refresher {
   void Stop();
   // Swaps in a new configuration (after a reload) and refreshes at once.
   void Reconfigure(Config config);
+  // Records a rejected reload (the running configuration stays) and refreshes so
+  // the metrics say so.
+  void ReloadFailed();
 
  private:
   void Run();
-  void RefreshOnce(const Config& config);
+  void RefreshOnce(const Config& config, bool reload_ok, double loaded_at);
 
   SnapshotStore& store_;
   std::mutex mutex_;
@@ -36,6 +39,8 @@ class Refresher {
   Config config_;
   bool stopping_ = false;
   bool config_changed_ = false;
+  bool reload_ok_ = true;
+  double config_loaded_at_ = 0;
   uint64_t refreshes_ = 0;
   std::thread thread_;
 };

@@ -22,6 +22,9 @@ struct RefreshFacts {
   double duration_seconds = 0;
   uint64_t refreshes_total = 0;
   double interval_seconds = 0;  // the configured refresh_interval
+  // The latest SIGHUP reload: whether it was applied, and when the config in force was loaded.
+  bool config_reload_ok = true;
+  double config_loaded_at_seconds = 0;
 };
 
 // libvirt's <capabilities> document (element order as capability.rng requires).

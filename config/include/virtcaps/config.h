@@ -70,7 +70,7 @@ enum class HypervisorType { kQemu, kXen, kLxc };
 
 struct QemuOptions {
   // Directories searched for qemu-system-* (under --path.rootfs).
-  std::vector<std::string> emulator_dirs = {"/usr/bin", "/usr/local/bin", "/usr/libexec"};
+  std::vector<std::string> emulator_dirs = {"/usr/bin", "/usr/local/bin"};
   std::vector<std::string> emulators;                 // explicit emulator paths, probed in addition
   Duration probe_timeout = std::chrono::seconds(10);  // a probe still running then is killed
   int parallel_probes = 2;                            // 1..64 emulators probed at once

@@ -1,0 +1,311 @@
+#include "virtcaps/web_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "virtcaps/files.h"
+#include "virtcaps/strings.h"
+
+namespace virtcaps {
+
+namespace {
+
+// Thrown inside the parser and turned into a Status at its edge; carries the full
+// "file:line:column: key.path: message" text (the style of config/src/config.cpp).
+struct WebConfigError {
+  std::string message;
+};
+
+// exporter-toolkit's list: only these security headers may be configured, and two of
+// them only with these values.
+const std::map<std::string, std::vector<std::string>>& ConfigurableHeaders() {
+  static const std::map<std::string, std::vector<std::string>> kHeaders = {
+      {"Content-Security-Policy", {}},
+      {"Strict-Transport-Security", {}},
+      {"X-Content-Type-Options", {"nosniff"}},
+      {"X-Frame-Options", {"deny", "sameorigin"}},
+      {"X-XSS-Protection", {}},
+  };
+  return kHeaders;
+}
+
+// exporter-toolkit keys this agent does not implement. They are refused by name, so a
+// copied node_exporter web config fails loudly instead of silently losing a setting.
+const std::set<std::string> kUnsupportedTlsKeys = {
+    "cert", "key", "client_ca", "cipher_suites", "curve_preferences", "max_version",
+    "client_allowed_sans"};
+
+constexpr size_t kMaxHeaderBytes = 2048;  // all configured headers together
+
+// A bcrypt hash as crypt(3) writes it: $2y$NN$ + 22 salt + 31 hash characters.
+bool IsBcryptHash(const std::string& hash) {
+  if (hash.size() != 60 || hash.compare(0, 2, "$2") != 0) return false;
+  if (hash[2] != 'a' && hash[2] != 'b' && hash[2] != 'y') return false;
+  if (hash[3] != '$' || hash[6] != '$') return false;
+  if (hash[4] < '0' || hash[4] > '9' || hash[5] < '0' || hash[5] > '9') return false;
+  auto cost = ParseUint(std::string_view(hash).substr(4, 2));
+  if (!cost || *cost < 4 || *cost > 31) return false;
+  for (size_t i = 7; i < hash.size(); ++i) {
+    char c = hash[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '/';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+class Parser {
+ public:
+  Parser(std::string source, std::string base_dir)
+      : source_(std::move(source)), base_dir_(std::move(base_dir)) {}
+
+  WebConfigFile Parse(const YAML::Node& root) {
+    WebConfigFile config;
+    config.source = source_;
+    if (!root || root.IsNull()) return config;  // an empty file: plain HTTP, no auth
+    ExpectMap(root, "");
+    CheckKeys(root, "", {"tls_server_config", "http_server_config", "basic_auth_users"},
+              {"rate_limit"});
+    if (auto node = root["tls_server_config"]; node && !node.IsNull()) ParseTls(node, config.tls);
+    if (auto node = root["http_server_config"]; node && !node.IsNull()) {
+      ParseHttp(node, config.headers);
+    }
+    if (auto node = root["basic_auth_users"]; node && !node.IsNull()) {
+      ParseUsers(node, config.basic_auth_users);
+    }
+    return config;
+  }
+
+ private:
+  [[noreturn]] void Fail(const YAML::Node& node, const std::string& key_path,
+                         const std::string& message) const {
+    YAML::Mark mark = node.Mark();
+    std::string where = source_;
+    if (mark.line >= 0) {
+      where += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+    }
+    throw WebConfigError{where + ": " + (key_path.empty() ? "" : key_path + ": ") + message};
+  }
+
+  static std::string Join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  static std::string Describe(const YAML::Node& node) {
+    if (node.IsScalar()) return "'" + node.Scalar() + "'";
+    if (node.IsSequence()) return "a list";
+    if (node.IsMap()) return "a mapping";
+    return "nothing";
+  }
+
+  void ExpectMap(const YAML::Node& node, const std::string& path) const {
+    if (!node.IsMap()) Fail(node, path, "expected a mapping, got " + Describe(node));
+  }
+
+  // Unknown keys are errors; `unsupported` names exporter-toolkit keys we refuse.
+  void CheckKeys(const YAML::Node& node, const std::string& path,
+                 const std::set<std::string>& allowed,
+                 const std::set<std::string>& unsupported = {}) const {
+    std::set<std::string> seen;
+    for (const auto& entry : node) {
+      const YAML::Node& key = entry.first;
+      if (!key.IsScalar()) Fail(key, path, "keys must be plain strings");
+      const std::string& name = key.Scalar();
+      if (!seen.insert(name).second) Fail(key, Join(path, name), "duplicate key");
+      if (unsupported.count(name)) {
+        Fail(key, Join(path, name), "exporter-toolkit setting not supported by virtcaps-agent");
+      }
+      if (!allowed.count(name)) {
+        std::string expected;
+        for (const std::string& option : allowed) {
+          expected += (expected.empty() ? "" : ", ") + option;
+        }
+        Fail(key, Join(path, name), "unknown key (expected one of: " + expected + ")");
+      }
+    }
+  }
+
+  std::string StringValue(const YAML::Node& node, const std::string& path) const {
+    if (!node.IsScalar()) Fail(node, path, "expected a string, got " + Describe(node));
+    return node.Scalar();
+  }
+
+  bool BoolValue(const YAML::Node& node, const std::string& path) const {
+    if (node.IsScalar()) {
+      const std::string& text = node.Scalar();
+      if (text == "true" || text == "True" || text == "TRUE") return true;
+      if (text == "false" || text == "False" || text == "FALSE") return false;
+    }
+    Fail(node, path, "expected true or false, got " + Describe(node));
+  }
+
+  std::string FilePath(const YAML::Node& node, const std::string& path) const {
+    std::string value = StringValue(node, path);
+    if (value.empty()) Fail(node, path, "expected a file path");
+    if (value.front() == '/') return value;
+    return JoinPath(base_dir_.empty() ? "." : base_dir_, value);
+  }
+
+  void ParseTls(const YAML::Node& node, TlsServerConfig& tls) const {
+    using ClientAuth = TlsServerConfig::ClientAuth;
+    const std::string path = "tls_server_config";
+    ExpectMap(node, path);
+    CheckKeys(node, path,
+              {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version",
+               "prefer_server_cipher_suites"},
+              kUnsupportedTlsKeys);
+    tls.enabled = node.size() > 0;
+    if (auto value = node["cert_file"]) tls.cert_file = FilePath(value, path + ".cert_file");
+    if (auto value = node["key_file"]) tls.key_file = FilePath(value, path + ".key_file");
+    if (auto value = node["client_ca_file"]) {
+      tls.client_ca_file = FilePath(value, path + ".client_ca_file");
+    }
+    if (auto value = node["prefer_server_cipher_suites"]) {
+      BoolValue(value, path + ".prefer_server_cipher_suites");  // OpenSSL's choice; accepted
+    }
+    if (auto value = node["client_auth_type"]) {
+      static const std::vector<std::pair<std::string, ClientAuth>> kChoices = {
+          {"NoClientCert", ClientAuth::kNoClientCert},
+          {"RequestClientCert", ClientAuth::kRequestClientCert},
+          {"RequireAnyClientCert", ClientAuth::kRequireAnyClientCert},
+          {"RequireClientCert", ClientAuth::kRequireAnyClientCert},  // exporter-toolkit's old name
+          {"VerifyClientCertIfGiven", ClientAuth::kVerifyClientCertIfGiven},
+          {"RequireAndVerifyClientCert", ClientAuth::kRequireAndVerifyClientCert},
+      };
+      std::string text = StringValue(value, path + ".client_auth_type");
+      std::string names;
+      bool found = false;
+      for (const auto& [name, choice] : kChoices) {
+        if (name == text) {
+          tls.client_auth = choice;
+          found = true;
+        }
+        if (name != "RequireClientCert") names += (names.empty() ? "" : ", ") + name;
+      }
+      if (!found) {
+        Fail(value, path + ".client_auth_type", "expected one of " + names + ", got '" + text + "'");
+      }
+    }
+    if (auto value = node["min_version"]) {
+      std::string text = StringValue(value, path + ".min_version");
+      if (text == "TLS12") {
+        tls.min_version = TlsServerConfig::Version::kTls12;
+      } else if (text == "TLS13") {
+        tls.min_version = TlsServerConfig::Version::kTls13;
+      } else if (text == "TLS10" || text == "TLS11") {
+        Fail(value, path + ".min_version", text + " is not supported; use TLS12 or TLS13");
+      } else {
+        Fail(value, path + ".min_version", "expected TLS12 or TLS13, got '" + text + "'");
+      }
+    }
+    if (!tls.enabled) return;
+    if (tls.cert_file.empty()) Fail(node, path + ".cert_file", "required to serve HTTPS");
+    if (tls.key_file.empty()) Fail(node, path + ".key_file", "required to serve HTTPS");
+    bool verifies = tls.client_auth == ClientAuth::kVerifyClientCertIfGiven ||
+                    tls.client_auth == ClientAuth::kRequireAndVerifyClientCert;
+    if (verifies && tls.client_ca_file.empty()) {
+      Fail(node, path + ".client_ca_file", "required to verify client certificates");
+    }
+    if (tls.client_auth == ClientAuth::kNoClientCert && !tls.client_ca_file.empty()) {
+      Fail(node["client_ca_file"], path + ".client_ca_file",
+           "set, but client_auth_type is NoClientCert (no client certificate is asked for)");
+    }
+  }
+
+  void ParseHttp(const YAML::Node& node, std::map<std::string, std::string>& headers) const {
+    const std::string path = "http_server_config";
+    ExpectMap(node, path);
+    CheckKeys(node, path, {"headers", "http2"});
+    // CivetWeb speaks HTTP/1.1 only; exporter-toolkit's http2 switch is accepted and moot.
+    if (auto value = node["http2"]) BoolValue(value, path + ".http2");
+    auto list = node["headers"];
+    if (!list || list.IsNull()) return;
+    ExpectMap(list, path + ".headers");
+    std::set<std::string> names;
+    for (const auto& [name, allowed] : ConfigurableHeaders()) names.insert(name);
+    CheckKeys(list, path + ".headers", names);
+    size_t total = 0;
+    for (const auto& entry : list) {
+      std::string name = entry.first.Scalar();
+      std::string key_path = path + ".headers." + name;
+      std::string value = StringValue(entry.second, key_path);
+      if (value.empty()) Fail(entry.second, key_path, "needs a value");
+      for (char c : value) {
+        if (c == '\r' || c == '\n' || c == '\0') {
+          Fail(entry.second, key_path, "header values cannot contain line breaks");
+        }
+      }
+      const std::vector<std::string>& allowed = ConfigurableHeaders().at(name);
+      if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+        std::string expected;
+        for (const std::string& option : allowed) expected += (expected.empty() ? "" : ", ") + option;
+        Fail(entry.second, key_path, "expected one of " + expected + ", got '" + value + "'");
+      }
+      total += name.size() + value.size() + 4;
+      if (total > kMaxHeaderBytes) {
+        Fail(entry.second, key_path,
+             "headers too long (at most " + std::to_string(kMaxHeaderBytes) + " bytes in all)");
+      }
+      headers[name] = value;
+    }
+  }
+
+  void ParseUsers(const YAML::Node& node, std::map<std::string, std::string>& users) const {
+    const std::string path = "basic_auth_users";
+    ExpectMap(node, path);
+    std::set<std::string> seen;
+    for (const auto& entry : node) {
+      if (!entry.first.IsScalar()) Fail(entry.first, path, "user names must be plain strings");
+      std::string user = entry.first.Scalar();
+      std::string key_path = path + "." + user;
+      if (!seen.insert(user).second) Fail(entry.first, key_path, "duplicate user");
+      if (user.empty()) Fail(entry.first, path, "user names cannot be empty");
+      if (user.find(':') != std::string::npos) {
+        Fail(entry.first, key_path, "user names cannot contain ':' (HTTP basic auth splits there)");
+      }
+      std::string hash = StringValue(entry.second, key_path);
+      if (!IsBcryptHash(hash)) {
+        Fail(entry.second, key_path,
+             "expected a bcrypt hash such as `htpasswd -nBC 10 USER` prints ($2y$10$...)");
+      }
+      users[user] = hash;
+    }
+  }
+
+  std::string source_;
+  std::string base_dir_;
+};
+
+}  // namespace
+
+Expected<WebConfigFile> ParseWebConfig(std::string_view yaml_text, const std::string& source_name,
+                                       const std::string& base_dir) {
+  Parser parser(source_name, base_dir);
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml_text));
+    return parser.Parse(root);
+  } catch (const WebConfigError& error) {
+    return Status::Error(error.message);
+  } catch (const YAML::Exception& error) {
+    std::string where = source_name;
+    if (error.mark.line >= 0) {
+      where +=
+          ":" + std::to_string(error.mark.line + 1) + ":" + std::to_string(error.mark.column + 1);
+    }
+    return Status::Error(where + ": invalid YAML: " + error.msg);
+  }
+}
+
+Expected<WebConfigFile> LoadWebConfigFile(const std::string& path) {
+  auto text = ReadFile(path, 1u << 20);
+  if (!text) return text.status();
+  size_t slash = path.rfind('/');
+  std::string base_dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  return ParseWebConfig(*text, path, base_dir);
+}
+
+}  // namespace virtcaps

@@ -1,0 +1,62 @@
+// ParseCpuinfo on arbitrary /proc/cpuinfo text. Checks the shape of what it accepts:
+// processor blocks carry their marker key, keys and values are trimmed, keys are printable.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
+
+#include "virtcaps/cpuinfo.h"
+#include "virtcaps/strings.h"
+
+#define FUZZ_CHECK(condition)                                                           \
+  do {                                                                                  \
+    if (!(condition)) {                                                                 \
+      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
+      std::abort();                                                                     \
+    }                                                                                   \
+  } while (0)
+
+namespace {
+
+void CheckBlock(const virtcaps::CpuinfoBlock& block) {
+  for (const auto& [key, value] : block) {
+    FUZZ_CHECK(!key.empty());
+    FUZZ_CHECK(virtcaps::Trim(key) == key);
+    FUZZ_CHECK(virtcaps::Trim(value) == value);
+    FUZZ_CHECK(key.find(':') == std::string::npos);
+    for (char c : key) {
+      FUZZ_CHECK(static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f);
+    }
+    FUZZ_CHECK(value.find('\n') == std::string::npos);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  auto cpuinfo = virtcaps::ParseCpuinfo(text);
+  if (!cpuinfo) {
+    FUZZ_CHECK(!cpuinfo.error().empty());
+    return 0;
+  }
+  FUZZ_CHECK(!cpuinfo->processors.empty() || cpuinfo->global.count("# processors") == 1);
+  for (const auto& block : cpuinfo->processors) {
+    FUZZ_CHECK(block.count("processor") == 1 || block.count("cpu number") == 1);
+    CheckBlock(block);
+  }
+  CheckBlock(cpuinfo->global);
+  // Get prefers the first processor, then the global block.
+  for (const char* key : {"processor", "vendor_id", "flags", "model name", "cpu"}) {
+    std::string value = cpuinfo->Get(key);
+    if (!cpuinfo->processors.empty() && cpuinfo->processors.front().count(key)) {
+      FUZZ_CHECK(value == cpuinfo->processors.front().at(key));
+    } else if (cpuinfo->global.count(key)) {
+      FUZZ_CHECK(value == cpuinfo->global.at(key));
+    } else {
+      FUZZ_CHECK(value.empty());
+    }
+  }
+  return 0;
+}
