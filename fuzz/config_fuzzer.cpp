@@ -11,12 +11,12 @@
 #include "virtcaps/collector.h"
 #include "virtcaps/config.h"
 
-#define FUZZ_CHECK(condition)                                                           \
-  do {                                                                                  \
-    if (!(condition)) {                                                                 \
+#define FUZZ_CHECK(condition)                                                                \
+  do {                                                                                       \
+    if (!(condition)) {                                                                      \
       std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                     \
-    }                                                                                   \
+      std::abort();                                                                          \
+    }                                                                                        \
   } while (0)
 
 namespace {
@@ -45,8 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   FUZZ_CHECK(config->web.telemetry_path.size() >= 2 && config->web.telemetry_path[0] == '/');
   FUZZ_CHECK(Absolute(config->paths.rootfs));
-  for (const std::string* path : {&config->paths.procfs, &config->paths.sysfs,
-                                  &config->paths.devfs}) {
+  for (const std::string* path :
+       {&config->paths.procfs, &config->paths.sysfs, &config->paths.devfs}) {
     FUZZ_CHECK(path->empty() || Absolute(*path));
   }
   FUZZ_CHECK(config->collectors.size() == kCollectors.size());

@@ -9,21 +9,20 @@
 
 #include "virtcaps/strings.h"
 
-#define FUZZ_CHECK(condition)                                                           \
-  do {                                                                                  \
-    if (!(condition)) {                                                                 \
+#define FUZZ_CHECK(condition)                                                                \
+  do {                                                                                       \
+    if (!(condition)) {                                                                      \
       std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                     \
-    }                                                                                   \
+      std::abort();                                                                          \
+    }                                                                                        \
   } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto cpus = virtcaps::ParseCpuList(text);
   if (!cpus) return 0;
-  FUZZ_CHECK(std::adjacent_find(cpus->begin(), cpus->end(), [](unsigned a, unsigned b) {
-               return a >= b;
-             }) == cpus->end());
+  FUZZ_CHECK(std::adjacent_find(cpus->begin(), cpus->end(),
+                                [](unsigned a, unsigned b) { return a >= b; }) == cpus->end());
   FUZZ_CHECK(cpus->empty() == virtcaps::Trim(text).empty());
   std::string formatted = virtcaps::FormatCpuList(*cpus);
   auto again = virtcaps::ParseCpuList(formatted);

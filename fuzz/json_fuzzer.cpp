@@ -12,12 +12,12 @@
 
 #include "virtcaps/json.h"
 
-#define FUZZ_CHECK(condition)                                                           \
-  do {                                                                                  \
-    if (!(condition)) {                                                                 \
+#define FUZZ_CHECK(condition)                                                                \
+  do {                                                                                       \
+    if (!(condition)) {                                                                      \
       std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                     \
-    }                                                                                   \
+      std::abort();                                                                          \
+    }                                                                                        \
   } while (0)
 
 namespace {
@@ -113,7 +113,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string written;
   Write(*value, written);
   auto again = virtcaps::ParseJson(written);
-  if (!again) std::fprintf(stderr, "rewritten '%s' fails: %s\n", written.c_str(), again.error().c_str());
+  if (!again)
+    std::fprintf(stderr, "rewritten '%s' fails: %s\n", written.c_str(), again.error().c_str());
   FUZZ_CHECK(again.ok());
   FUZZ_CHECK(Same(*value, *again));
   return 0;

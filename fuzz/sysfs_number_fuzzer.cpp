@@ -11,12 +11,12 @@
 
 #include "virtcaps/strings.h"
 
-#define FUZZ_CHECK(condition)                                                           \
-  do {                                                                                  \
-    if (!(condition)) {                                                                 \
+#define FUZZ_CHECK(condition)                                                                \
+  do {                                                                                       \
+    if (!(condition)) {                                                                      \
       std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                     \
-    }                                                                                   \
+      std::abort();                                                                          \
+    }                                                                                        \
   } while (0)
 
 namespace {
@@ -68,8 +68,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string formatted = virtcaps::FormatDouble(*value);
     auto again = virtcaps::ParseDouble(formatted);
     FUZZ_CHECK(again.has_value());
-    FUZZ_CHECK(std::isnan(*value) ? std::isnan(*again)
-                                  : *again == *value && std::signbit(*again) == std::signbit(*value));
+    FUZZ_CHECK(std::isnan(*value)
+                   ? std::isnan(*again)
+                   : *again == *value && std::signbit(*again) == std::signbit(*value));
   }
   return 0;
 }

@@ -43,8 +43,8 @@ std::optional<std::string> DecodeBase64(std::string_view text) {
       values[j] = Base64Value(c);
       if (values[j] < 0) return std::nullopt;
     }
-    uint32_t group = static_cast<uint32_t>(values[0] << 18 | values[1] << 12 | values[2] << 6 |
-                                           values[3]);
+    uint32_t group =
+        static_cast<uint32_t>(values[0] << 18 | values[1] << 12 | values[2] << 6 | values[3]);
     out += static_cast<char>(group >> 16 & 0xff);
     if (padding < 2) out += static_cast<char>(group >> 8 & 0xff);
     if (padding < 1) out += static_cast<char>(group & 0xff);
@@ -101,8 +101,8 @@ BasicAuth::BasicAuth(std::map<std::string, std::string> users)
   int cost = 4;
   for (const auto& [user, hash] : users_) cost = std::max(cost, BcryptCost(hash));
   char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-  if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, salt,
-                       sizeof(salt)) != nullptr) {
+  if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, salt, sizeof(salt)) !=
+      nullptr) {
     std::memset(crypt_data_.get(), 0, sizeof(struct crypt_data));
     const char* hash = crypt_r("no password matches this hash", salt, crypt_data_.get());
     if (hash != nullptr && hash[0] == '$') dummy_hash_ = hash;

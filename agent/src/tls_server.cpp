@@ -116,10 +116,10 @@ int ClientHello(SSL* ssl, int* alert, void* arg) {
 
 struct TlsCredentials::Material {
   X509* certificate = nullptr;
-  STACK_OF(X509)* chain = nullptr;  // intermediates after the leaf in cert_file
+  STACK_OF(X509) * chain = nullptr;  // intermediates after the leaf in cert_file
   EVP_PKEY* key = nullptr;
-  X509_STORE* client_cas = nullptr;             // null: no verification against CAs
-  STACK_OF(X509_NAME)* client_ca_names = nullptr;  // sent in the CertificateRequest
+  X509_STORE* client_cas = nullptr;                 // null: no verification against CAs
+  STACK_OF(X509_NAME) * client_ca_names = nullptr;  // sent in the CertificateRequest
   int verify_mode = SSL_VERIFY_NONE;
   bool accept_any_certificate = false;
   int min_version = TLS1_2_VERSION;
@@ -159,15 +159,16 @@ Expected<std::shared_ptr<const TlsCredentials>> TlsCredentials::Load(
   if (!certificates) return certificates.status();
   material->certificate = (*certificates)[0];
   material->chain = sk_X509_new_null();
-  for (size_t i = 1; i < certificates->size(); ++i) sk_X509_push(material->chain, (*certificates)[i]);
+  for (size_t i = 1; i < certificates->size(); ++i)
+    sk_X509_push(material->chain, (*certificates)[i]);
 
   const std::string key_what = "tls_server_config.key_file: " + config.key_file;
   auto key_text = read(config.key_file);
   if (!key_text) return Status::Error("tls_server_config.key_file: " + key_text.error());
   {
     BioPtr bio(BIO_new_mem_buf(key_text->data(), static_cast<int>(key_text->size())));
-    material->key = bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr)
-                        : nullptr;
+    material->key =
+        bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr) : nullptr;
     OPENSSL_cleanse(key_text->data(), key_text->size());
   }
   if (material->key == nullptr) {
@@ -213,9 +214,8 @@ Expected<std::shared_ptr<const TlsCredentials>> TlsCredentials::Load(
       material->verify_mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
       break;
   }
-  material->min_version = config.min_version == TlsServerConfig::Version::kTls13
-                              ? TLS1_3_VERSION
-                              : TLS1_2_VERSION;
+  material->min_version =
+      config.min_version == TlsServerConfig::Version::kTls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
   return std::shared_ptr<const TlsCredentials>(new TlsCredentials(std::move(material)));
 }
 
@@ -246,8 +246,7 @@ Status ConfigureServerContext(void* ssl_ctx, const TlsCredentialProvider* provid
                                    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
   // The ClientHello hook runs before the version is chosen and the certificate is
   // sent, so it can set both, and the verification policy, per connection.
-  SSL_CTX_set_client_hello_cb(context, ClientHello,
-                              const_cast<TlsCredentialProvider*>(provider));
+  SSL_CTX_set_client_hello_cb(context, ClientHello, const_cast<TlsCredentialProvider*>(provider));
   return Status();
 }
 

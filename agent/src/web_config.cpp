@@ -35,9 +35,13 @@ const std::map<std::string, std::vector<std::string>>& ConfigurableHeaders() {
 
 // exporter-toolkit keys this agent does not implement. They are refused by name, so a
 // copied node_exporter web config fails loudly instead of silently losing a setting.
-const std::set<std::string> kUnsupportedTlsKeys = {
-    "cert", "key", "client_ca", "cipher_suites", "curve_preferences", "max_version",
-    "client_allowed_sans"};
+const std::set<std::string> kUnsupportedTlsKeys = {"cert",
+                                                   "key",
+                                                   "client_ca",
+                                                   "cipher_suites",
+                                                   "curve_preferences",
+                                                   "max_version",
+                                                   "client_allowed_sans"};
 
 constexpr size_t kMaxHeaderBytes = 2048;  // all configured headers together
 
@@ -187,7 +191,8 @@ class Parser {
         if (name != "RequireClientCert") names += (names.empty() ? "" : ", ") + name;
       }
       if (!found) {
-        Fail(value, path + ".client_auth_type", "expected one of " + names + ", got '" + text + "'");
+        Fail(value, path + ".client_auth_type",
+             "expected one of " + names + ", got '" + text + "'");
       }
     }
     if (auto value = node["min_version"]) {
@@ -242,7 +247,8 @@ class Parser {
       const std::vector<std::string>& allowed = ConfigurableHeaders().at(name);
       if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
         std::string expected;
-        for (const std::string& option : allowed) expected += (expected.empty() ? "" : ", ") + option;
+        for (const std::string& option : allowed)
+          expected += (expected.empty() ? "" : ", ") + option;
         Fail(entry.second, key_path, "expected one of " + expected + ", got '" + value + "'");
       }
       total += name.size() + value.size() + 4;

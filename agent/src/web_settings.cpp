@@ -48,9 +48,10 @@ Expected<std::shared_ptr<const WebSettings>> LoadWebSettings(const std::string& 
 namespace {
 
 LogFields Describe(const WebSettings& settings) {
-  LogFields fields = {{"file", settings.config.source},
-                      {"tls", settings.tls ? "true" : "false"},
-                      {"basic_auth_users", std::to_string(settings.config.basic_auth_users.size())}};
+  LogFields fields = {
+      {"file", settings.config.source},
+      {"tls", settings.tls ? "true" : "false"},
+      {"basic_auth_users", std::to_string(settings.config.basic_auth_users.size())}};
   if (settings.tls) {
     fields.emplace_back("cert_subject", settings.tls->subject());
     fields.emplace_back("cert_serial", settings.tls->serial());
@@ -93,8 +94,7 @@ bool WebSettingsWatcher::CheckNow() {
   if (loaded) {
     bool had_tls = current_.load()->tls != nullptr;
     if (((*loaded)->tls != nullptr) != had_tls) {
-      loaded = Status::Error(path_ + ": tls_server_config was " +
-                             (had_tls ? "removed" : "added") +
+      loaded = Status::Error(path_ + ": tls_server_config was " + (had_tls ? "removed" : "added") +
                              "; switching between HTTP and HTTPS needs a restart");
     }
   }

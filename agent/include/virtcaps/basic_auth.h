@@ -56,7 +56,6 @@ class BasicAuth {
 
 // "user:password" from an Authorization header value "Basic <base64>"; nullopt when
 // the header is not well-formed basic auth.
-std::optional<std::pair<std::string, std::string>> ParseBasicAuthorization(
-    std::string_view header);
+std::optional<std::pair<std::string, std::string>> ParseBasicAuthorization(std::string_view header);
 
 }  // namespace virtcaps

@@ -35,9 +35,9 @@ struct TlsServerConfig {
   };
   enum class Version { kTls12, kTls13 };
 
-  bool enabled = false;    // any key under tls_server_config: serve HTTPS only
-  std::string cert_file;   // PEM: the server certificate, then any intermediates
-  std::string key_file;    // PEM: its unencrypted private key
+  bool enabled = false;   // any key under tls_server_config: serve HTTPS only
+  std::string cert_file;  // PEM: the server certificate, then any intermediates
+  std::string key_file;   // PEM: its unencrypted private key
   ClientAuth client_auth = ClientAuth::kNoClientCert;
   std::string client_ca_file;  // PEM: CAs that client certificates must chain to
   Version min_version = Version::kTls12;

@@ -38,8 +38,8 @@ FileStamp StampFile(const std::string& path);
 
 struct WebSettings {
   WebConfigFile config;
-  std::string response_headers;             // "Name: value\r\n" per configured header
-  std::unique_ptr<BasicAuth> auth;          // never null; allows everything without users
+  std::string response_headers;               // "Name: value\r\n" per configured header
+  std::unique_ptr<BasicAuth> auth;            // never null; allows everything without users
   std::shared_ptr<const TlsCredentials> tls;  // null: plain HTTP
 };
 
