@@ -224,7 +224,9 @@ Status HttpServer::Start() {
       "enable_keep_alive",
       "yes",
       "request_timeout_ms",
-      "10000",
+      std::to_string(options_.request_timeout_ms),
+      "max_request_size",
+      std::to_string(options_.max_request_header_bytes),
       "enable_directory_listing",
       "no",
   };

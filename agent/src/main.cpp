@@ -55,6 +55,9 @@ int Serve(const CommandLine& cli, Config config) {
   HttpServerOptions options;
   options.listen_addresses = config.web.listen_addresses;
   options.telemetry_path = config.web.telemetry_path;
+  options.worker_threads = config.web.max_connections;
+  options.request_timeout_ms = static_cast<int>(config.web.request_timeout.count());
+  options.max_request_header_bytes = config.web.max_request_header_bytes;
   options.web_config_file = cli.web_config_file;
   HttpServer server(options, store);
   if (Status status = server.Start(); !status.ok()) {
@@ -132,6 +135,10 @@ int Main(int argc, char** argv) {
         auto web = LoadWebSettings(cli->web_config_file);
         if (!web) {
           std::cerr << "virtcaps-agent: invalid web configuration: " << web.error() << "\n";
+          return 1;
+        }
+        if (Status tls = (*web)->tls ? CheckCivetwebTlsLookup() : Status(); !tls.ok()) {
+          std::cerr << "virtcaps-agent: cannot serve HTTPS: " << tls.message() << "\n";
           return 1;
         }
         std::cout << "web configuration OK: " << cli->web_config_file << "\n";

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
-#include <set>
+#include <utility>
 
 namespace virtcaps {
 
@@ -99,7 +99,9 @@ std::optional<double> ParseDouble(std::string_view text) {
 std::optional<std::vector<unsigned>> ParseCpuList(std::string_view text) {
   // Bounds the list so a garbled "0-4294967295" cannot allocate gigabytes.
   constexpr uint64_t kMaxCpuId = 1u << 20;
-  std::set<unsigned> cpus;
+  // Ranges are merged before they are expanded, so a list repeating "0-1048576" costs
+  // one expansion, not one per repetition.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
   text = Trim(text);
   if (text.empty()) return std::vector<unsigned>{};
   for (std::string_view part : Split(text, ',')) {
@@ -107,17 +109,24 @@ std::optional<std::vector<unsigned>> ParseCpuList(std::string_view text) {
     if (range.size() == 1) {
       auto cpu = ParseUint(range[0]);
       if (!cpu || *cpu > kMaxCpuId) return std::nullopt;
-      cpus.insert(static_cast<unsigned>(*cpu));
+      ranges.emplace_back(*cpu, *cpu);
     } else if (range.size() == 2) {
       auto first = ParseUint(range[0]);
       auto last = ParseUint(range[1]);
       if (!first || !last || *first > *last || *last > kMaxCpuId) return std::nullopt;
-      for (uint64_t cpu = *first; cpu <= *last; ++cpu) cpus.insert(static_cast<unsigned>(cpu));
+      ranges.emplace_back(*first, *last);
     } else {
       return std::nullopt;
     }
   }
-  return std::vector<unsigned>(cpus.begin(), cpus.end());
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<unsigned> cpus;
+  for (auto [first, last] : ranges) {
+    // Sorted by start, so everything up to cpus.back() is already in.
+    if (!cpus.empty()) first = std::max<uint64_t>(first, uint64_t{cpus.back()} + 1);
+    for (uint64_t cpu = first; cpu <= last; ++cpu) cpus.push_back(static_cast<unsigned>(cpu));
+  }
+  return cpus;
 }
 
 std::string FormatCpuList(const std::vector<unsigned>& cpus) {

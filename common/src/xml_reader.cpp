@@ -46,6 +46,8 @@ void OnStart(void* data, const XML_Char* name, const XML_Char** attributes) {
 
 void OnEnd(void* data, const XML_Char* /*name*/) {
   auto* state = static_cast<ReaderState*>(data);
+  // Stopped in OnStart (too deep): expat still ends an empty element it never opened here.
+  if (!state->error.empty()) return;
   XmlElement* element = state->open.back();
   // Only leaf elements carry text (xml.h): character data between children is dropped,
   // as WriteXml would drop it.

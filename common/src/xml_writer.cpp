@@ -63,6 +63,17 @@ void AppendEscaped(std::string& out, std::string_view text, bool in_attribute) {
       case '"':
         out += in_attribute ? "&quot;" : "\"";
         break;
+      // A reader turns a literal CR into LF, and literal tabs and newlines in attribute
+      // values into spaces; character references keep them.
+      case '\r':
+        out += "&#13;";
+        break;
+      case '\n':
+        out += in_attribute ? "&#10;" : "\n";
+        break;
+      case '\t':
+        out += in_attribute ? "&#9;" : "\t";
+        break;
       default:
         // XML 1.0 forbids most control characters even when escaped; drop them.
         if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') break;

@@ -171,7 +171,20 @@ class Parser {
 
   void ParseWeb(const YAML::Node& node, WebConfig& web) const {
     ExpectMap(node, "web");
-    CheckKeys(node, "web", {"listen_addresses", "telemetry_path"});
+    CheckKeys(node, "web",
+              {"listen_addresses", "telemetry_path", "max_connections", "request_timeout",
+               "max_request_header_bytes"});
+    if (auto value = node["max_connections"]) {
+      web.max_connections = static_cast<int>(IntValue(value, "web.max_connections", 1, 4096));
+    }
+    if (auto value = node["request_timeout"]) {
+      web.request_timeout = DurationValue(value, "web.request_timeout",
+                                          std::chrono::milliseconds(100), std::chrono::minutes(5));
+    }
+    if (auto value = node["max_request_header_bytes"]) {
+      web.max_request_header_bytes =
+          static_cast<int>(IntValue(value, "web.max_request_header_bytes", 1024, 1 << 20));
+    }
     if (auto addresses = node["listen_addresses"]) {
       web.listen_addresses = StringList(addresses, "web.listen_addresses");
       if (web.listen_addresses.empty()) {

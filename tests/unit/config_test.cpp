@@ -25,6 +25,9 @@ TEST(ConfigTest, EmbeddedDefaultMatchesTheStructDefaults) {
   Config defaults;
   EXPECT_EQ(parsed->web.listen_addresses, defaults.web.listen_addresses);
   EXPECT_EQ(parsed->web.telemetry_path, defaults.web.telemetry_path);
+  EXPECT_EQ(parsed->web.max_connections, defaults.web.max_connections);
+  EXPECT_EQ(parsed->web.request_timeout, defaults.web.request_timeout);
+  EXPECT_EQ(parsed->web.max_request_header_bytes, defaults.web.max_request_header_bytes);
   EXPECT_EQ(parsed->refresh_interval, defaults.refresh_interval);
   EXPECT_EQ(parsed->paths.rootfs, defaults.paths.rootfs);
   EXPECT_EQ(parsed->probes.cpuid.source, defaults.probes.cpuid.source);
@@ -147,6 +150,18 @@ TEST(DurationTest, ParsesPrometheusStyle) {
   EXPECT_FALSE(ParseDuration("5s1m"));  // units must go from large to small
   EXPECT_FALSE(ParseDuration("-5s"));
   EXPECT_EQ(FormatDuration(std::chrono::seconds(3690)), "1h1m30s");
+}
+
+TEST(DurationTest, EveryFormattedDurationParsesBack) {
+  // Found by fuzz/duration_fuzzer: 924h9ms formats as 3326400009ms, which was refused
+  // (numbers were capped at 10^9).
+  auto duration = ParseDuration("924h09ms");
+  ASSERT_TRUE(duration);
+  EXPECT_EQ(FormatDuration(*duration), "3326400009ms");
+  EXPECT_EQ(ParseDuration(FormatDuration(*duration)), duration);
+  EXPECT_EQ(ParseDuration("31536000000ms"), std::chrono::hours(24 * 365));
+  EXPECT_FALSE(ParseDuration("31536000001ms"));
+  EXPECT_FALSE(ParseDuration("99999999999999999999d"));
 }
 
 }  // namespace

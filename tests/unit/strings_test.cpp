@@ -44,5 +44,29 @@ TEST(StringsTest, NumbersIgnoreTheLocale) {
   std::setlocale(LC_ALL, "C");
 }
 
+TEST(StringsTest, NothingButDigitsFollowsASignOrHexPrefix) {
+  // Found by fuzz/sysfs_number_fuzzer: "+-223" read as -223, "0x 5" as 5.
+  EXPECT_FALSE(ParseInt("+-223"));
+  EXPECT_FALSE(ParseInt("+-0"));
+  EXPECT_EQ(ParseInt("+5"), 5);
+  EXPECT_FALSE(ParseHex("0x 5"));
+  EXPECT_FALSE(ParseHex("0X\t1f"));
+  EXPECT_EQ(ParseHex(" 0x1f\n"), 0x1fu);
+}
+
+TEST(StringsTest, RepeatedCpuRangesAreExpandedOnce) {
+  // 400 copies of the largest range once took minutes (one set insertion per CPU per
+  // copy); merged ranges expand once.
+  std::string repeated = "0-1048576";
+  for (int i = 1; i < 400; ++i) repeated += ",0-1048576";
+  auto cpus = ParseCpuList(repeated);
+  ASSERT_TRUE(cpus);
+  ASSERT_EQ(cpus->size(), 1048577u);
+  EXPECT_EQ(cpus->front(), 0u);
+  EXPECT_EQ(cpus->back(), 1048576u);
+  EXPECT_EQ(ParseCpuList("8-10,0-3,2-9,5,12,12"),
+            (std::vector<unsigned>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12}));
+}
+
 }  // namespace
 }  // namespace virtcaps

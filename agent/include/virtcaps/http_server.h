@@ -19,7 +19,9 @@ class WebSettingsWatcher;
 struct HttpServerOptions {
   std::vector<std::string> listen_addresses;  // host:port; port 0 picks a free port
   std::string telemetry_path = "/metrics";
-  int worker_threads = 8;
+  int worker_threads = 256;
+  int request_timeout_ms = 10000;
+  int max_request_header_bytes = 16384;
   // --web.config.file (exporter-toolkit format): TLS, basic auth, response headers.
   // Empty: plain HTTP, no auth. Re-read when it (or a file it names) changes.
   std::string web_config_file;

@@ -21,6 +21,14 @@ struct WebConfig {
   std::vector<std::string> listen_addresses = {"127.0.0.1:9977"};
   // Where the Prometheus exposition is served. Must start with '/'.
   std::string telemetry_path = "/metrics";
+  // Requests served at once (CivetWeb worker threads, 1..4096). CivetWeb gives each
+  // open connection a thread while it waits for a request, so this is also how many
+  // idle or slow clients the agent tolerates before scrapes queue.
+  int max_connections = 256;
+  // How long a client may take to send its request (100ms..5m).
+  Duration request_timeout = std::chrono::seconds(10);
+  // Largest request head (request line and headers) accepted, in bytes (1 KiB..1 MiB).
+  int max_request_header_bytes = 16384;
 };
 
 // Where the host is read from. Empty procfs/sysfs/devfs mean <rootfs>/proc, /sys, /dev.
