@@ -105,6 +105,12 @@ bool Same(const JsonValue& a, const JsonValue& b) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto value = virtcaps::ParseJson(text);
+  // The depth limit's paths too: a limit of 0..3 only ever refuses what the default accepts.
+  virtcaps::JsonLimits tight;
+  tight.max_depth = size % 4;
+  auto limited = virtcaps::ParseJson(text, tight);
+  if (limited) FUZZ_CHECK(value.ok() && Same(*limited, *value));
+  if (!limited) FUZZ_CHECK(limited.error().rfind("offset ", 0) == 0);
   if (!value) {
     FUZZ_CHECK(value.error().rfind("offset ", 0) == 0);
     return 0;

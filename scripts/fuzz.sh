@@ -61,7 +61,8 @@ for name in "${names[@]}"; do
   "$binary" -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" >"$log" 2>&1 || status=$?
   # The last status line: "#RUNS DONE cov: N ft: N corp: N/Nb ... exec/s: N rss: NMb".
-  progress=$(grep -E '^#[0-9]+' "$log" | tail -n 1 | sed -E 's/^#([0-9]+)[[:space:]]+[A-Z]+[[:space:]]+/\1 runs, /')
+  progress=$(grep -E '^#[0-9]+' "$log" | tail -n 1 |
+    sed -E 's/^#([0-9]+)[[:space:]]+[A-Z]+[[:space:]]+/\1 runs, /' || true)
   if [[ $status -eq 0 ]]; then
     echo "fuzz: $name: ok in ${seconds}s: $progress"
   else

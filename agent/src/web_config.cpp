@@ -1,6 +1,6 @@
 #include "virtcaps/web_config.h"
 
-#include <yaml-cpp/yaml.h>
+#include "virtcaps/yaml_checks.h"
 
 #include <algorithm>
 #include <set>
@@ -13,12 +13,6 @@
 namespace virtcaps {
 
 namespace {
-
-// Thrown inside the parser and turned into a Status at its edge; carries the full
-// "file:line:column: key.path: message" text (the style of config/src/config.cpp).
-struct WebConfigError {
-  std::string message;
-};
 
 // exporter-toolkit's list: only these security headers may be configured, and two of
 // them only with these values.
@@ -43,6 +37,9 @@ const std::set<std::string> kUnsupportedTlsKeys = {"cert",
                                                    "max_version",
                                                    "client_allowed_sans"};
 
+constexpr const char* kUnsupportedMessage =
+    "exporter-toolkit setting not supported by virtcaps-agent";
+
 constexpr size_t kMaxHeaderBytes = 2048;  // all configured headers together
 
 // A bcrypt hash as crypt(3) writes it: $2y$NN$ + 22 salt + 31 hash characters.
@@ -62,18 +59,18 @@ bool IsBcryptHash(const std::string& hash) {
   return true;
 }
 
-class Parser {
+class Parser : public YamlChecks {
  public:
   Parser(std::string source, std::string base_dir)
-      : source_(std::move(source)), base_dir_(std::move(base_dir)) {}
+      : YamlChecks(std::move(source), std::move(base_dir)) {}
 
   WebConfigFile Parse(const YAML::Node& root) {
     WebConfigFile config;
-    config.source = source_;
+    config.source = source();
     if (!root || root.IsNull()) return config;  // an empty file: plain HTTP, no auth
     ExpectMap(root, "");
     CheckKeys(root, "", {"tls_server_config", "http_server_config", "basic_auth_users"},
-              {"rate_limit"});
+              {"rate_limit"}, kUnsupportedMessage);
     if (auto node = root["tls_server_config"]; node && !node.IsNull()) ParseTls(node, config.tls);
     if (auto node = root["http_server_config"]; node && !node.IsNull()) {
       ParseHttp(node, config.headers);
@@ -85,75 +82,6 @@ class Parser {
   }
 
  private:
-  [[noreturn]] void Fail(const YAML::Node& node, const std::string& key_path,
-                         const std::string& message) const {
-    YAML::Mark mark = node.Mark();
-    std::string where = source_;
-    if (mark.line >= 0) {
-      where += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-    }
-    throw WebConfigError{where + ": " + (key_path.empty() ? "" : key_path + ": ") + message};
-  }
-
-  static std::string Join(const std::string& path, const std::string& key) {
-    return path.empty() ? key : path + "." + key;
-  }
-
-  static std::string Describe(const YAML::Node& node) {
-    if (node.IsScalar()) return "'" + node.Scalar() + "'";
-    if (node.IsSequence()) return "a list";
-    if (node.IsMap()) return "a mapping";
-    return "nothing";
-  }
-
-  void ExpectMap(const YAML::Node& node, const std::string& path) const {
-    if (!node.IsMap()) Fail(node, path, "expected a mapping, got " + Describe(node));
-  }
-
-  // Unknown keys are errors; `unsupported` names exporter-toolkit keys we refuse.
-  void CheckKeys(const YAML::Node& node, const std::string& path,
-                 const std::set<std::string>& allowed,
-                 const std::set<std::string>& unsupported = {}) const {
-    std::set<std::string> seen;
-    for (const auto& entry : node) {
-      const YAML::Node& key = entry.first;
-      if (!key.IsScalar()) Fail(key, path, "keys must be plain strings");
-      const std::string& name = key.Scalar();
-      if (!seen.insert(name).second) Fail(key, Join(path, name), "duplicate key");
-      if (unsupported.count(name)) {
-        Fail(key, Join(path, name), "exporter-toolkit setting not supported by virtcaps-agent");
-      }
-      if (!allowed.count(name)) {
-        std::string expected;
-        for (const std::string& option : allowed) {
-          expected += (expected.empty() ? "" : ", ") + option;
-        }
-        Fail(key, Join(path, name), "unknown key (expected one of: " + expected + ")");
-      }
-    }
-  }
-
-  std::string StringValue(const YAML::Node& node, const std::string& path) const {
-    if (!node.IsScalar()) Fail(node, path, "expected a string, got " + Describe(node));
-    return node.Scalar();
-  }
-
-  bool BoolValue(const YAML::Node& node, const std::string& path) const {
-    if (node.IsScalar()) {
-      const std::string& text = node.Scalar();
-      if (text == "true" || text == "True" || text == "TRUE") return true;
-      if (text == "false" || text == "False" || text == "FALSE") return false;
-    }
-    Fail(node, path, "expected true or false, got " + Describe(node));
-  }
-
-  std::string FilePath(const YAML::Node& node, const std::string& path) const {
-    std::string value = StringValue(node, path);
-    if (value.empty()) Fail(node, path, "expected a file path");
-    if (value.front() == '/') return value;
-    return JoinPath(base_dir_.empty() ? "." : base_dir_, value);
-  }
-
   void ParseTls(const YAML::Node& node, TlsServerConfig& tls) const {
     using ClientAuth = TlsServerConfig::ClientAuth;
     const std::string path = "tls_server_config";
@@ -161,7 +89,7 @@ class Parser {
     CheckKeys(node, path,
               {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version",
                "prefer_server_cipher_suites"},
-              kUnsupportedTlsKeys);
+              kUnsupportedTlsKeys, kUnsupportedMessage);
     tls.enabled = node.size() > 0;
     if (auto value = node["cert_file"]) tls.cert_file = FilePath(value, path + ".cert_file");
     if (auto value = node["key_file"]) tls.key_file = FilePath(value, path + ".key_file");
@@ -281,9 +209,6 @@ class Parser {
       users[user] = hash;
     }
   }
-
-  std::string source_;
-  std::string base_dir_;
 };
 
 }  // namespace
@@ -294,15 +219,10 @@ Expected<WebConfigFile> ParseWebConfig(std::string_view yaml_text, const std::st
   try {
     YAML::Node root = YAML::Load(std::string(yaml_text));
     return parser.Parse(root);
-  } catch (const WebConfigError& error) {
+  } catch (const YamlCheckError& error) {
     return Status::Error(error.message);
   } catch (const YAML::Exception& error) {
-    std::string where = source_name;
-    if (error.mark.line >= 0) {
-      where +=
-          ":" + std::to_string(error.mark.line + 1) + ":" + std::to_string(error.mark.column + 1);
-    }
-    return Status::Error(where + ": invalid YAML: " + error.msg);
+    return Status::Error(parser.ParseErrorMessage(error));
   }
 }
 

@@ -1,6 +1,6 @@
 #include "virtcaps/config.h"
 
-#include <yaml-cpp/yaml.h>
+#include "virtcaps/yaml_checks.h"
 
 #include <set>
 #include <utility>
@@ -12,20 +12,14 @@ namespace virtcaps {
 
 namespace {
 
-// Thrown inside the parser and turned into a Status at its edge; carries the full
-// "file:line:column: key.path: message" text.
-struct ConfigError {
-  std::string message;
-};
-
-class Parser {
+class Parser : public YamlChecks {
  public:
   Parser(std::string source, std::string base_dir, const std::vector<CollectorDefault>& collectors)
-      : source_(std::move(source)), base_dir_(std::move(base_dir)), collectors_(collectors) {}
+      : YamlChecks(std::move(source), std::move(base_dir)), collectors_(collectors) {}
 
   Config Parse(const YAML::Node& root) {
     Config config;
-    config.source = source_;
+    config.source = source();
     for (const CollectorDefault& collector : collectors_) {
       config.collectors[collector.name] = collector.enabled_by_default;
     }
@@ -49,126 +43,7 @@ class Parser {
     return config;
   }
 
-  [[noreturn]] void Fail(const YAML::Node& node, const std::string& key_path,
-                         const std::string& message) const {
-    YAML::Mark mark = node.Mark();
-    std::string where = source_;
-    if (mark.line >= 0) {
-      where += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-    }
-    throw ConfigError{where + ": " + (key_path.empty() ? "" : key_path + ": ") + message};
-  }
-
  private:
-  static std::string Join(const std::string& path, const std::string& key) {
-    return path.empty() ? key : path + "." + key;
-  }
-
-  static std::string Describe(const YAML::Node& node) {
-    if (node.IsScalar()) return "'" + node.Scalar() + "'";
-    if (node.IsSequence()) return "a list";
-    if (node.IsMap()) return "a mapping";
-    return "nothing";
-  }
-
-  void ExpectMap(const YAML::Node& node, const std::string& path) const {
-    if (!node.IsMap()) Fail(node, path, "expected a mapping, got " + Describe(node));
-  }
-
-  // Unknown keys are errors: a typo must not silently fall back to a default.
-  void CheckKeys(const YAML::Node& node, const std::string& path,
-                 const std::set<std::string>& allowed) const {
-    std::set<std::string> seen;
-    for (const auto& entry : node) {
-      const YAML::Node& key = entry.first;
-      if (!key.IsScalar()) Fail(key, path, "keys must be plain strings");
-      const std::string& name = key.Scalar();
-      if (!seen.insert(name).second) Fail(key, Join(path, name), "duplicate key");
-      if (!allowed.count(name)) {
-        std::string expected;
-        for (const std::string& option : allowed)
-          expected += (expected.empty() ? "" : ", ") + option;
-        Fail(key, Join(path, name), "unknown key (expected one of: " + expected + ")");
-      }
-    }
-  }
-
-  std::string StringValue(const YAML::Node& node, const std::string& path) const {
-    if (!node.IsScalar()) Fail(node, path, "expected a string, got " + Describe(node));
-    return node.Scalar();
-  }
-
-  bool BoolValue(const YAML::Node& node, const std::string& path) const {
-    if (node.IsScalar()) {
-      const std::string& text = node.Scalar();
-      if (text == "true" || text == "True" || text == "TRUE") return true;
-      if (text == "false" || text == "False" || text == "FALSE") return false;
-    }
-    Fail(node, path, "expected true or false, got " + Describe(node));
-  }
-
-  int64_t IntValue(const YAML::Node& node, const std::string& path, int64_t min,
-                   int64_t max) const {
-    std::optional<int64_t> value;
-    if (node.IsScalar()) value = ParseInt(node.Scalar());
-    if (!value) Fail(node, path, "expected an integer, got " + Describe(node));
-    if (*value < min || *value > max) {
-      Fail(node, path,
-           "out of range: " + std::to_string(*value) + " (allowed " + std::to_string(min) + ".." +
-               std::to_string(max) + ")");
-    }
-    return *value;
-  }
-
-  Duration DurationValue(const YAML::Node& node, const std::string& path, Duration min,
-                         Duration max) const {
-    std::optional<Duration> value;
-    if (node.IsScalar()) value = ParseDuration(node.Scalar());
-    if (!value)
-      Fail(node, path, "expected a duration such as 30s, 5m or 1h, got " + Describe(node));
-    if (*value < min || *value > max) {
-      Fail(node, path,
-           "out of range: " + node.Scalar() + " (allowed " + FormatDuration(min) + ".." +
-               FormatDuration(max) + ")");
-    }
-    return *value;
-  }
-
-  std::vector<std::string> StringList(const YAML::Node& node, const std::string& path) const {
-    if (!node.IsSequence()) Fail(node, path, "expected a list, got " + Describe(node));
-    std::vector<std::string> values;
-    for (size_t i = 0; i < node.size(); ++i) {
-      values.push_back(StringValue(node[i], path + "[" + std::to_string(i) + "]"));
-    }
-    return values;
-  }
-
-  std::string AbsolutePath(const YAML::Node& node, const std::string& path) const {
-    std::string value = StringValue(node, path);
-    if (value.empty() || value.front() != '/') Fail(node, path, "expected an absolute path");
-    return value;
-  }
-
-  // Paths to files describing the host (dump files) may be relative to the config file.
-  std::string FilePath(const YAML::Node& node, const std::string& path) const {
-    std::string value = StringValue(node, path);
-    if (value.empty()) Fail(node, path, "expected a file path");
-    if (value.front() == '/') return value;
-    return JoinPath(base_dir_.empty() ? "." : base_dir_, value);
-  }
-
-  template <typename Enum>
-  Enum EnumValue(const YAML::Node& node, const std::string& path,
-                 const std::vector<std::pair<std::string, Enum>>& choices) const {
-    std::string text = StringValue(node, path);
-    std::string names;
-    for (const auto& [name, value] : choices) {
-      if (name == text) return value;
-      names += (names.empty() ? "" : ", ") + name;
-    }
-    Fail(node, path, "expected one of " + names + ", got '" + text + "'");
-  }
-
   void ParseWeb(const YAML::Node& node, WebConfig& web) const {
     ExpectMap(node, "web");
     CheckKeys(node, "web",
@@ -427,8 +302,6 @@ class Parser {
     }
   }
 
-  std::string source_;
-  std::string base_dir_;
   const std::vector<CollectorDefault>& collectors_;
 };
 
@@ -474,15 +347,10 @@ Expected<Config> ParseConfig(std::string_view yaml_text, const std::string& sour
   try {
     YAML::Node root = YAML::Load(std::string(yaml_text));
     return parser.Parse(root);
-  } catch (const ConfigError& error) {
+  } catch (const YamlCheckError& error) {
     return Status::Error(error.message);
   } catch (const YAML::Exception& error) {
-    std::string where = source_name;
-    if (error.mark.line >= 0) {
-      where +=
-          ":" + std::to_string(error.mark.line + 1) + ":" + std::to_string(error.mark.column + 1);
-    }
-    return Status::Error(where + ": invalid YAML: " + error.msg);
+    return Status::Error(parser.ParseErrorMessage(error));
   }
 }
 

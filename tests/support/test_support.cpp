@@ -45,13 +45,11 @@ std::vector<std::string> FixtureProfiles() {
 }
 
 std::string TempDir() {
-  static std::atomic<int> counter{0};
+  // mkdtemp: a new directory every time, even when a pid from an earlier run comes back.
   std::string base = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
-  std::string path =
-      base + "/virtcaps-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  std::string command_free_mkdir = path;
-  ::mkdir(command_free_mkdir.c_str(), 0755);
-  return path;
+  std::string pattern = base + "/virtcaps-test-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed in " + base);
+  return pattern;
 }
 
 Config FixtureConfig(const std::string& profile) {
