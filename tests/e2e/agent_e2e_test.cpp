@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -25,6 +26,7 @@ namespace virtcaps {
 namespace {
 
 using testing::AgentProcess;
+
 using testing::HttpGet;
 using testing::RunProcess;
 
@@ -261,6 +263,36 @@ TEST(AgentE2eTest, SigtermWithAnOpenConnectionExitsCleanly) {
   EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
   EXPECT_NE(agent.log().find("shutting down"), std::string::npos);
   ::close(idle);
+}
+
+TEST(AgentLiveTest, AnUnprivilegedUserGetsUnknownsNotErrors) {
+  // As nobody: no MSR access, and /dev/kvm (root-only here) cannot be opened. Those
+  // become "unknown" or "not accessible"; every collector still succeeds.
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to drop to another user";
+  std::string cache = testing::TempDir();
+  testing::WriteTestFile(
+      cache + "/virtcaps.yaml",
+      "hypervisors:\n  - type: qemu\n    cache_dir: \"\"\n  - type: xen\n  - type: lxc\n");
+  ::chmod(cache.c_str(), 0755);
+  ::chmod((cache + "/virtcaps.yaml").c_str(), 0644);
+  auto result = RunProcess({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            testing::AgentBinary(), "--config.file=" + cache + "/virtcaps.yaml",
+                            "--once", "--format=prometheus"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  for (const char* collector : {"cpu", "kvm", "host", "numa", "cache", "iommu", "facilities",
+                                "secure_guest", "virt_role", "qemu", "xen", "lxc"}) {
+    EXPECT_EQ(
+        MetricValue(result.out, std::string("virtcaps_scrape_collector_success{collector=\"") +
+                                    collector + "\"}"),
+        1)
+        << collector << "\n"
+        << result.err;
+  }
+  struct stat kvm_node;
+  if (::stat("/dev/kvm", &kvm_node) == 0 && (kvm_node.st_mode & S_IROTH) == 0) {
+    EXPECT_EQ(MetricValue(result.out, "virtcaps_kvm_device_accessible"), 0);
+    EXPECT_EQ(MetricValue(result.out, "virtcaps_kvm_usable"), 0);
+  }
 }
 
 // The live host, checked against what this test reads from the hardware itself.
