@@ -14,7 +14,6 @@ namespace virtcaps {
 
 namespace {
 
-constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 constexpr std::string_view kTextContentType = "text/plain; charset=utf-8";
 
 std::string HtmlEscape(const std::string& text) {
@@ -114,14 +113,17 @@ int HandleRequest(struct mg_connection* connection, void* data) {
     mg_send_http_error(connection, 500, "%s", "response head too long\n");
     return 500;
   }
-  // One write per response: a head and a body sent separately would wait out the
-  // client's delayed ACK (Nagle) for 40 ms. The per-thread buffer keeps its capacity,
-  // so after the first requests this copies without allocating.
-  thread_local std::string out;
-  out.assign(head, static_cast<size_t>(length));
-  if (method != "HEAD") out.append(response.body);
-  mg_write(connection, out.data(), out.size());
-  if (out.capacity() > (4u << 20)) std::string().swap(out);  // do not pin a huge buffer
+  if (method == "HEAD") {
+    mg_write(connection, head, static_cast<size_t>(length));
+  } else if (response.prepared != nullptr && extra_headers.empty()) {
+    // The common case: one write of the response rendered with the snapshot. (A head
+    // and a body in separate segments would wait out the client's delayed ACK; for
+    // the other responses TCP_NODELAY prevents that.)
+    mg_write(connection, response.prepared->bytes.data(), response.prepared->bytes.size());
+  } else {
+    mg_write(connection, head, static_cast<size_t>(length));
+    mg_write(connection, response.body.data(), response.body.size());
+  }
   return response.status;
 }
 
@@ -188,9 +190,10 @@ HttpServer::Response HttpServer::Handle(std::string_view method, std::string_vie
   }
   bool gzip = AcceptsGzip(accept_encoding);
   bool metrics = path != "/capabilities";
-  response.content_type = metrics ? kMetricsContentType : std::string_view("application/xml");
-  response.body = metrics ? (gzip ? snapshot->metrics_gzip : snapshot->metrics_text)
-                          : (gzip ? snapshot->xml_gzip : snapshot->xml);
+  response.prepared = metrics ? (gzip ? &snapshot->metrics_gzip : &snapshot->metrics)
+                              : (gzip ? &snapshot->xml_gzip : &snapshot->xml);
+  response.content_type = metrics ? kMetricsContentType : kXmlContentType;
+  response.body = response.prepared->body();
   response.content_encoding = gzip ? "gzip" : "";
   response.vary_accept_encoding = true;
   return response;

@@ -25,12 +25,27 @@ std::string Gzip(std::string_view data) {
   return out;
 }
 
+PreparedResponse PrepareResponse(std::string_view content_type, std::string_view content_encoding,
+                                 std::string body) {
+  PreparedResponse response;
+  response.bytes = "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(content_type) +
+                   "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!content_encoding.empty())
+    response.bytes += "Content-Encoding: " + std::string(content_encoding) + "\r\n";
+  response.bytes += "Vary: Accept-Encoding\r\n\r\n";
+  response.head_size = response.bytes.size();
+  response.bytes += body;
+  return response;
+}
+
 std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh) {
   auto snapshot = std::make_shared<Snapshot>();
-  snapshot->metrics_text = RenderPrometheus(caps, refresh, CurrentBuildInfo());
-  snapshot->xml = RenderCapabilitiesXml(caps);
-  snapshot->metrics_gzip = Gzip(snapshot->metrics_text);
-  snapshot->xml_gzip = Gzip(snapshot->xml);
+  std::string metrics = RenderPrometheus(caps, refresh, CurrentBuildInfo());
+  std::string xml = RenderCapabilitiesXml(caps);
+  snapshot->metrics_gzip = PrepareResponse(kMetricsContentType, "gzip", Gzip(metrics));
+  snapshot->xml_gzip = PrepareResponse(kXmlContentType, "gzip", Gzip(xml));
+  snapshot->metrics = PrepareResponse(kMetricsContentType, "", std::move(metrics));
+  snapshot->xml = PrepareResponse(kXmlContentType, "", std::move(xml));
   snapshot->caps = std::move(caps);
   snapshot->refresh = refresh;
   return snapshot;

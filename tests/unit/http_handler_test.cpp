@@ -39,20 +39,27 @@ TEST(HttpHandlerTest, ServesThePreCompressedBodyWhenGzipIsAccepted) {
   auto snapshot = store.Current();
   auto plain = server.Handle("GET", "/metrics", "");
   EXPECT_EQ(plain.content_encoding, "");
-  EXPECT_EQ(plain.body, snapshot->metrics_text);
+  EXPECT_EQ(plain.body, snapshot->metrics_text());
   // The body is the snapshot's own bytes, not a copy.
-  EXPECT_EQ(plain.body.data(), snapshot->metrics_text.data());
+  EXPECT_EQ(plain.body.data(), snapshot->metrics_text().data());
   auto gzip = server.Handle("GET", "/metrics", "deflate, gzip;q=0.8");
   EXPECT_EQ(gzip.content_encoding, "gzip");
-  EXPECT_EQ(gzip.body, snapshot->metrics_gzip);
+  EXPECT_EQ(gzip.body, snapshot->metrics_gzip.body());
   EXPECT_TRUE(gzip.vary_accept_encoding);
   EXPECT_EQ(server.Handle("GET", "/capabilities", "gzip;q=0").content_encoding, "");
   EXPECT_EQ(server.Handle("GET", "/capabilities", "br").content_encoding, "");
-  EXPECT_EQ(server.Handle("GET", "/capabilities", "*").body, snapshot->xml_gzip);
+  EXPECT_EQ(server.Handle("GET", "/capabilities", "*").body, snapshot->xml_gzip.body());
+  // The prepared response is the head the server would format, then the body.
+  EXPECT_EQ(snapshot->metrics.head(),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+            "Content-Length: " +
+                std::to_string(snapshot->metrics_text().size()) +
+                "\r\nVary: Accept-Encoding\r\n\r\n");
+  EXPECT_NE(snapshot->xml_gzip.head().find("Content-Encoding: gzip\r\n"), std::string::npos);
   // gzip magic bytes
-  ASSERT_GE(snapshot->xml_gzip.size(), 2u);
-  EXPECT_EQ(static_cast<unsigned char>(snapshot->xml_gzip[0]), 0x1f);
-  EXPECT_EQ(static_cast<unsigned char>(snapshot->xml_gzip[1]), 0x8b);
+  ASSERT_GE(snapshot->xml_gzip.body().size(), 2u);
+  EXPECT_EQ(static_cast<unsigned char>(snapshot->xml_gzip.body()[0]), 0x1f);
+  EXPECT_EQ(static_cast<unsigned char>(snapshot->xml_gzip.body()[1]), 0x8b);
 }
 
 }  // namespace

@@ -54,6 +54,8 @@ class HttpServer {
     bool retry_after = false;  // 503 while starting
     bool challenge = false;    // 401: WWW-Authenticate for basic auth
     std::shared_ptr<const Snapshot> snapshot;
+    // For snapshot bodies: the whole response, head included, ready to write.
+    const PreparedResponse* prepared = nullptr;
   };
   Response Handle(std::string_view method, std::string_view path,
                   std::string_view accept_encoding = {}) const;

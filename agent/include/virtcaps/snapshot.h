@@ -10,15 +10,33 @@
 
 namespace virtcaps {
 
+// A complete 200 response, head and body, rendered once per snapshot so that a
+// request is answered with a single write and no formatting.
+struct PreparedResponse {
+  std::string bytes;
+  size_t head_size = 0;
+  std::string_view head() const { return std::string_view(bytes).substr(0, head_size); }
+  std::string_view body() const { return std::string_view(bytes).substr(head_size); }
+};
+
 struct Snapshot {
   HostCapabilities caps;
   RefreshFacts refresh;
-  std::string metrics_text;  // the /metrics body
-  std::string xml;           // the /capabilities body
-  // The same bodies gzip-compressed, for clients that send Accept-Encoding: gzip.
-  std::string metrics_gzip;
-  std::string xml_gzip;
+  PreparedResponse metrics;       // /metrics
+  PreparedResponse xml;           // /capabilities
+  PreparedResponse metrics_gzip;  // the same, for Accept-Encoding: gzip
+  PreparedResponse xml_gzip;
+
+  std::string_view metrics_text() const { return metrics.body(); }
+  std::string_view xml_text() const { return xml.body(); }
 };
+
+// The head of a 200 response with this body (Content-Type, Content-Length, encoding).
+PreparedResponse PrepareResponse(std::string_view content_type, std::string_view content_encoding,
+                                 std::string body);
+
+inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr std::string_view kXmlContentType = "application/xml";
 
 // gzip (RFC 1952) of `data` at the default level.
 std::string Gzip(std::string_view data);
