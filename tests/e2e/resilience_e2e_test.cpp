@@ -77,6 +77,8 @@ TEST(ResilienceTest, TwoHundredIdleOrSlowConnectionsDoNotStarveScrapes) {
   EXPECT_EQ(agent.Stop(SIGTERM), 0);
 }
 
+constexpr char kNulRequest[] = "GET /metr\0ics HTTP/1.1\r\nHost: x\r\n\r\n";
+
 TEST(ResilienceTest, MalformedRequestsGet4xxAndTheAgentKeepsServing) {
   AgentProcess agent(FixtureArgs("amd-epyc-pvm-guest"));
   ASSERT_TRUE(agent.started()) << agent.log();
@@ -100,7 +102,7 @@ TEST(ResilienceTest, MalformedRequestsGet4xxAndTheAgentKeepsServing) {
       {"negative length", "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"},
       {"traversal", "GET /../../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"},
       {"encoded traversal", "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"},
-      {"NUL in path", std::string("GET /metr\0ics HTTP/1.1\r\nHost: x\r\n\r\n", 37)},
+      {"NUL in path", std::string(kNulRequest, sizeof(kNulRequest) - 1)},
       {"header without colon", "GET /metrics HTTP/1.1\r\nthis is not a header\r\n\r\n"},
   };
   for (const auto& [name, raw] : requests) {
