@@ -11,13 +11,7 @@
 #include "virtcaps/collector.h"
 #include "virtcaps/config.h"
 
-#define FUZZ_CHECK(condition)                                                                \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (0)
+#include "fuzz_check.h"
 
 namespace {
 

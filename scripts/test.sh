@@ -13,7 +13,7 @@ fi
 cmake -S . -B "$build_dir" "${options[@]}" >/dev/null
 cmake --build "$build_dir" -j"$(nproc)"
 ctest_args=()
-# The Debian package test installs and removes a package system-wide; once, from the
-# normal build, is enough.
+# The packaging tests (the .deb, the container's library list) are about the release
+# build; the sanitizer build links libasan, so they run in the normal pass only.
 if [[ "${VIRTCAPS_SANITIZE:-0}" == "1" ]]; then ctest_args+=(-LE packaging); fi
 ctest --test-dir "$build_dir" --output-on-failure -j"$(nproc)" "${ctest_args[@]}"

@@ -216,14 +216,7 @@ class Parser : public YamlChecks {
 Expected<WebConfigFile> ParseWebConfig(std::string_view yaml_text, const std::string& source_name,
                                        const std::string& base_dir) {
   Parser parser(source_name, base_dir);
-  try {
-    YAML::Node root = YAML::Load(std::string(yaml_text));
-    return parser.Parse(root);
-  } catch (const YamlCheckError& error) {
-    return Status::Error(error.message);
-  } catch (const YAML::Exception& error) {
-    return Status::Error(parser.ParseErrorMessage(error));
-  }
+  return ParseYamlDocument<WebConfigFile>(parser, yaml_text);
 }
 
 Expected<WebConfigFile> LoadWebConfigFile(const std::string& path) {

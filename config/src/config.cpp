@@ -344,14 +344,7 @@ Expected<Config> ParseConfig(std::string_view yaml_text, const std::string& sour
                              const std::string& base_dir,
                              const std::vector<CollectorDefault>& collectors) {
   Parser parser(source_name, base_dir, collectors);
-  try {
-    YAML::Node root = YAML::Load(std::string(yaml_text));
-    return parser.Parse(root);
-  } catch (const YamlCheckError& error) {
-    return Status::Error(error.message);
-  } catch (const YAML::Exception& error) {
-    return Status::Error(parser.ParseErrorMessage(error));
-  }
+  return ParseYamlDocument<Config>(parser, yaml_text);
 }
 
 Expected<Config> LoadConfigFile(const std::string& path,

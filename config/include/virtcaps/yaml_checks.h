@@ -6,6 +6,7 @@
 
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -68,5 +69,18 @@ class YamlChecks {
   std::string source_;
   std::string base_dir_;
 };
+
+// Runs `parser.Parse` on a YAML document; check failures and YAML syntax errors
+// become a Status naming file, line and column.
+template <typename Result, typename Parser>
+Expected<Result> ParseYamlDocument(Parser& parser, std::string_view text) {
+  try {
+    return parser.Parse(YAML::Load(std::string(text)));
+  } catch (const YamlCheckError& error) {
+    return Status::Error(error.message);
+  } catch (const YAML::Exception& error) {
+    return Status::Error(parser.ParseErrorMessage(error));
+  }
+}
 
 }  // namespace virtcaps
