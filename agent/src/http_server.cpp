@@ -9,6 +9,7 @@
 #include "virtcaps/renderers.h"
 #include "virtcaps/strings.h"
 #include "virtcaps/web_settings.h"
+#include "virtcaps/xml.h"
 
 namespace virtcaps {
 
@@ -16,35 +17,12 @@ namespace {
 
 constexpr std::string_view kTextContentType = "text/plain; charset=utf-8";
 
-std::string HtmlEscape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::string LandingPage(const std::string& telemetry_path) {
   const BuildInfo& build = CurrentBuildInfo();
-  std::string path = HtmlEscape(telemetry_path);
+  std::string path = EscapeXml(telemetry_path);
   return "<!DOCTYPE html>\n<html><head><title>virtcaps-agent</title></head><body>\n"
          "<h1>virtcaps-agent</h1>\n<p>Version " +
-         HtmlEscape(build.version) + " (revision " + HtmlEscape(build.revision) +
+         EscapeXml(build.version) + " (revision " + EscapeXml(build.revision) +
          "): what this host can run, as libvirt capabilities and Prometheus metrics.</p>\n<ul>\n"
          "<li><a href=\"" +
          path + "\">" + path +

@@ -31,10 +31,8 @@ class CacheCollector : public Collector {
 
   Status Collect(const CollectContext& context, HostCapabilities& caps) override {
     const HostPaths& paths = context.paths;
-    auto online_text = ReadValue(paths.Sys("devices/system/cpu/online"));
-    if (!online_text) return online_text.status();
-    auto online = ParseCpuList(*online_text);
-    if (!online) return Status::Error(paths.Sys("devices/system/cpu/online") + ": bad cpu list");
+    auto online = ReadCpuList(paths.Sys("devices/system/cpu/online"));
+    if (!online) return online.status();
     // Banks are shared by several CPUs; the (level, id, type) triple names one bank.
     std::map<std::tuple<unsigned, unsigned, std::string>, CacheBank> banks;
     for (unsigned cpu : *online) {
@@ -64,10 +62,8 @@ class CacheCollector : public Collector {
         if (!size_text) return size_text.status();
         auto size = ParseCacheSize(*size_text);
         if (!size) return Status::Error(dir + "size: bad size '" + *size_text + "'");
-        auto shared_text = ReadValue(dir + "shared_cpu_list");
-        if (!shared_text) return shared_text.status();
-        auto shared = ParseCpuList(*shared_text);
-        if (!shared) return Status::Error(dir + "shared_cpu_list: bad cpu list");
+        auto shared = ReadCpuList(dir + "shared_cpu_list");
+        if (!shared) return shared.status();
         CacheBank& bank = banks[{static_cast<unsigned>(*level), static_cast<unsigned>(*id), type}];
         bank.level = static_cast<unsigned>(*level);
         bank.id = static_cast<unsigned>(*id);

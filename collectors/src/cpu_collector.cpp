@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "sysfs_values.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/cpuinfo.h"
 #include "virtcaps/files.h"
@@ -255,9 +256,9 @@ struct CoreKey {
 // from each online CPU's sysfs topology (cpuinfo when sysfs has none).
 Status ReadTopology(const HostPaths& paths, const Cpuinfo& cpuinfo, HostCpu& cpu) {
   std::vector<unsigned> online;
-  if (auto text = ReadValue(paths.Sys("devices/system/cpu/online"))) {
-    auto list = ParseCpuList(*text);
-    if (!list) return Status::Error(paths.Sys("devices/system/cpu/online") + ": bad cpu list");
+  if (std::string path = paths.Sys("devices/system/cpu/online"); PathExists(path)) {
+    auto list = ReadCpuList(path);
+    if (!list) return list.status();
     online = *list;
   } else {
     for (size_t i = 0; i < cpuinfo.processors.size(); ++i)
@@ -324,23 +325,9 @@ Status ReadPageSizes(const HostPaths& paths, HostCpu& cpu) {
     }
   }
   cpu.page_sizes_kib.push_back(base_kib);
-  std::string dir = paths.Sys("kernel/mm/hugepages");
-  if (!IsDirectory(dir)) return Status();
-  auto entries = ListDirectory(dir);
-  if (!entries) return entries.status();
-  std::vector<uint64_t> huge;
-  for (const std::string& entry : *entries) {
-    // "hugepages-2048kB"
-    if (entry.rfind("hugepages-", 0) != 0 || entry.size() < 13 ||
-        entry.substr(entry.size() - 2) != "kB") {
-      continue;
-    }
-    auto size = ParseUint(std::string_view(entry).substr(10, entry.size() - 12));
-    if (!size) return Status::Error(dir + "/" + entry + ": bad huge page size");
-    huge.push_back(*size);
-  }
-  std::sort(huge.begin(), huge.end());
-  cpu.page_sizes_kib.insert(cpu.page_sizes_kib.end(), huge.begin(), huge.end());
+  auto huge = ListHugePageDirs(paths.Sys("kernel/mm/hugepages"));
+  if (!huge) return huge.status();
+  for (const auto& [size_kib, dir] : *huge) cpu.page_sizes_kib.push_back(size_kib);
   return Status();
 }
 

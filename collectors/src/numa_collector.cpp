@@ -3,6 +3,7 @@
 // host-wide huge page pools.
 #include <algorithm>
 
+#include "sysfs_values.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/files.h"
 #include "virtcaps/strings.h"
@@ -14,23 +15,16 @@ namespace {
 // Huge page pools under `dir` (sys/kernel/mm/hugepages or nodeN/hugepages), by size.
 Expected<std::vector<PagePool>> ReadHugePagePools(const std::string& dir) {
   std::vector<PagePool> pools;
-  if (!IsDirectory(dir)) return pools;
-  auto entries = ListDirectory(dir);
-  if (!entries) return entries.status();
-  for (const std::string& entry : *entries) {
-    if (entry.rfind("hugepages-", 0) != 0 || entry.size() < 13 ||
-        entry.substr(entry.size() - 2) != "kB") {
-      continue;
-    }
+  auto sizes = ListHugePageDirs(dir);
+  if (!sizes) return sizes.status();
+  for (const auto& [size_kib, pool_dir] : *sizes) {
     PagePool pool;
-    auto size = ParseUint(std::string_view(entry).substr(10, entry.size() - 12));
-    if (!size) return Status::Error(dir + "/" + entry + ": bad huge page size");
-    pool.size_kib = *size;
-    auto total = ReadUint(dir + "/" + entry + "/nr_hugepages");
+    pool.size_kib = size_kib;
+    auto total = ReadUint(pool_dir + "/nr_hugepages");
     if (!total) return total.status();
     pool.total = *total;
-    if (PathExists(dir + "/" + entry + "/free_hugepages")) {
-      auto free = ReadUint(dir + "/" + entry + "/free_hugepages");
+    if (PathExists(pool_dir + "/free_hugepages")) {
+      auto free = ReadUint(pool_dir + "/free_hugepages");
       if (!free) return free.status();
       pool.free = *free;
     }
@@ -76,10 +70,8 @@ Expected<CellCpu> ReadCellCpu(const HostPaths& paths, unsigned id) {
   if (Status s = read_id("die_id", cpu.die_id, false); !s.ok()) return s;
   if (Status s = read_id("core_id", cpu.core_id, true); !s.ok()) return s;
   if (!cpu.die_id) cpu.die_id = 0;
-  auto siblings_text = ReadValue(dir + "thread_siblings_list");
-  if (!siblings_text) return siblings_text.status();
-  auto siblings = ParseCpuList(*siblings_text);
-  if (!siblings) return Status::Error(dir + "thread_siblings_list: bad cpu list");
+  auto siblings = ReadCpuList(dir + "thread_siblings_list");
+  if (!siblings) return siblings.status();
   cpu.siblings = *siblings;
   return cpu;
 }
@@ -114,10 +106,8 @@ Status ReadCell(const HostPaths& paths, unsigned id, const std::vector<unsigned>
     }
   }
 
-  auto cpulist = ReadValue(dir + "cpulist");
-  if (!cpulist) return cpulist.status();
-  auto cpus = ParseCpuList(*cpulist);
-  if (!cpus) return Status::Error(dir + "cpulist: bad cpu list");
+  auto cpus = ReadCpuList(dir + "cpulist");
+  if (!cpus) return cpus.status();
   for (unsigned cpu_id : *cpus) {
     auto cpu = ReadCellCpu(paths, cpu_id);
     if (!cpu) return cpu.status();
@@ -139,10 +129,9 @@ class NumaCollector : public Collector {
 
     std::string online_path = paths.Sys("devices/system/node/online");
     if (!PathExists(online_path)) return CollectWithoutNuma(paths, base_page_kib, caps);
-    auto online_text = ReadValue(online_path);
-    if (!online_text) return online_text.status();
-    auto nodes = ParseCpuList(*online_text);
-    if (!nodes || nodes->empty()) return Status::Error(online_path + ": bad node list");
+    auto nodes = ReadCpuList(online_path);
+    if (!nodes) return nodes.status();
+    if (nodes->empty()) return Status::Error(online_path + ": no node online");
     for (unsigned id : *nodes) {
       NumaCell cell;
       Status status = ReadCell(paths, id, *nodes, base_page_kib, cell);
@@ -165,9 +154,13 @@ class NumaCollector : public Collector {
     cell.pages.push_back(
         {base_page_kib, (*memory > huge_kib ? *memory - huge_kib : 0) / base_page_kib, {}});
     cell.pages.insert(cell.pages.end(), caps.hugepages.begin(), caps.hugepages.end());
-    auto online = ReadValue(paths.Sys("devices/system/cpu/online"));
-    auto cpus = online ? ParseCpuList(*online) : std::nullopt;
-    for (unsigned id : cpus.value_or(std::vector<unsigned>{})) {
+    std::vector<unsigned> cpus;
+    if (std::string online = paths.Sys("devices/system/cpu/online"); PathExists(online)) {
+      auto list = ReadCpuList(online);
+      if (!list) return list.status();
+      cpus = *list;
+    }
+    for (unsigned id : cpus) {
       auto cpu = ReadCellCpu(paths, id);
       if (!cpu) return cpu.status();
       cell.cpus.push_back(*cpu);

@@ -79,6 +79,14 @@ Expected<uint64_t> ReadUint(const std::string& path) {
   return *value;
 }
 
+Expected<std::vector<unsigned>> ReadCpuList(const std::string& path) {
+  auto text = ReadValue(path);
+  if (!text) return text.status();
+  auto list = ParseCpuList(*text);
+  if (!list) return Status::Error(path + ": bad cpu list '" + text->substr(0, 40) + "'");
+  return *list;
+}
+
 bool PathExists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;

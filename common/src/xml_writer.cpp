@@ -112,6 +112,12 @@ void WriteElement(std::string& out, const XmlElement& element, int depth) {
 
 }  // namespace
 
+std::string EscapeXml(std::string_view text) {
+  std::string out;
+  AppendEscaped(out, text, true);
+  return out;
+}
+
 std::string WriteXml(const XmlElement& root) {
   std::string out;
   WriteElement(out, root, 0);

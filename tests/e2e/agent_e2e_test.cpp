@@ -254,12 +254,8 @@ TEST(AgentE2eTest, SigtermWithAnOpenConnectionExitsCleanly) {
   ASSERT_TRUE(agent.started()) << agent.log();
   ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
   // A keep-alive client that never sends its request must not hold the agent up.
-  int idle = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(agent.port()));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(idle, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  int idle = testing::ConnectLoopback(agent.port());
+  ASSERT_GE(idle, 0);
   EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
   EXPECT_NE(agent.log().find("shutting down"), std::string::npos);
   ::close(idle);

@@ -18,19 +18,6 @@ using testing::AgentProcess;
 using testing::HttpExchange;
 using testing::HttpGet;
 
-int Connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 std::vector<std::string> FixtureArgs(const std::string& profile) {
   std::string dir = testing::FixtureHost(profile);
   return {"--config.file=" + dir + "/virtcaps.yaml", "--path.rootfs=" + dir};
@@ -47,7 +34,7 @@ TEST(ResilienceTest, TwoHundredIdleOrSlowConnectionsDoNotStarveScrapes) {
   // They stay open (well inside the 10 s request timeout) while scrapes go on.
   std::vector<int> clients;
   for (int i = 0; i < 200; ++i) {
-    int fd = Connect(agent.port());
+    int fd = testing::ConnectLoopback(agent.port());
     ASSERT_GE(fd, 0) << "connection " << i;
     if (i % 2 == 1) {
       const char partial[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";

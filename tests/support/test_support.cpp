@@ -243,8 +243,7 @@ std::string HttpResponse::Header(const std::string& name) const {
   return "";
 }
 
-HttpResponse HttpExchange(int port, const std::string& raw_request) {
-  HttpResponse response;
+int ConnectLoopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
@@ -252,8 +251,15 @@ HttpResponse HttpExchange(int port, const std::string& raw_request) {
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
     ::close(fd);
-    return response;
+    return -1;
   }
+  return fd;
+}
+
+HttpResponse HttpExchange(int port, const std::string& raw_request) {
+  HttpResponse response;
+  int fd = ConnectLoopback(port);
+  if (fd < 0) return response;
   timeval timeout{15, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   ::send(fd, raw_request.data(), raw_request.size(), MSG_NOSIGNAL);

@@ -66,6 +66,8 @@ struct HttpResponse {
   std::string body;
   std::string Header(const std::string& name) const;
 };
+// A TCP connection to 127.0.0.1:port, or -1.
+int ConnectLoopback(int port);
 // Sends raw bytes and reads the response until the server closes or Content-Length is met.
 HttpResponse HttpExchange(int port, const std::string& raw_request);
 HttpResponse HttpGet(int port, const std::string& path, const std::string& method = "GET");

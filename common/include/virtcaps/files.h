@@ -18,6 +18,8 @@ Expected<std::string> ReadFileHead(const std::string& path, size_t bytes);
 Expected<std::string> ReadValue(const std::string& path);
 // A trimmed file parsed as an unsigned decimal integer.
 Expected<uint64_t> ReadUint(const std::string& path);
+// A kernel cpu/node list file ("0-3,8"); errors name the path.
+Expected<std::vector<unsigned>> ReadCpuList(const std::string& path);
 
 bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);

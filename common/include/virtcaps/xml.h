@@ -30,6 +30,9 @@ struct XmlElement {
   std::vector<const XmlElement*> ChildrenNamed(std::string_view child_name) const;
 };
 
+// `text` with &, <, >, ' and " escaped (also safe in HTML text and attributes).
+std::string EscapeXml(std::string_view text);
+
 // Serializes with two-space indentation and single-quoted attributes, as libvirt does.
 std::string WriteXml(const XmlElement& root);
 

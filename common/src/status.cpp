@@ -1,1 +1,0 @@
-#include "virtcaps/status.h"
