@@ -13,7 +13,7 @@
 
 #include "virtcaps/files.h"
 
-// Defined by the TLS shims (agent/tls_shim); calling them keeps the agent linked to
+// Defined by the TLS shims (web/tls_shim); calling them keeps the agent linked to
 // them whatever the linker's --as-needed setting.
 extern "C" int virtcaps_tls_shim_loaded(void);
 extern "C" int virtcaps_crypto_shim_loaded(void);
