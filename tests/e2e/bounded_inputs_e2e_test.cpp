@@ -157,6 +157,36 @@ TEST(BoundedInputsE2eTest, HostileHostFilesAreRefusedAndTheRestIsComplete) {
   }
 }
 
+// Issue 15.7: a 0xFF byte in vendor_id and model name, and U+FFFF in a machine name
+// from QMP: libvirt's schema (xmllint) and promtool accept both documents, and the
+// bytes are replaced by U+FFFD, not dropped with the rest of the line.
+TEST(BoundedInputsE2eTest, InvalidCharactersFromTheHostGiveValidDocuments) {
+  HostileHost host;
+  host.AddEmulator("flood", "x86_64", "badname");
+  std::string cpuinfo = *ReadFile(host.Path("proc/cpuinfo"));
+  for (const char* key : {"vendor_id\t: ", "model name\t: "}) {
+    for (size_t at = cpuinfo.find(key); at != std::string::npos; at = cpuinfo.find(key, at + 1)) {
+      cpuinfo.insert(at + std::string(key).size(), "\xFF\x01");
+    }
+  }
+  testing::WriteTestFile(host.Path("proc/cpuinfo"), cpuinfo);
+  std::string work = testing::TempDir();
+  auto xml = host.Once("xml");
+  ASSERT_EQ(xml.exit_code, 0) << xml.err;
+  EXPECT_NE(xml.out.find("pc-\xEF\xBF\xBD-\xEF\xBF\xBD"), std::string::npos) << xml.out;
+  testing::WriteTestFile(work + "/caps.xml", xml.out);
+  auto schema = RunProcess({"/usr/bin/xmllint", "--noout", "--relaxng",
+                            "/usr/share/libvirt/schemas/capability.rng", work + "/caps.xml"});
+  EXPECT_EQ(schema.exit_code, 0) << schema.err;
+
+  auto metrics = host.Once("prometheus");
+  ASSERT_EQ(metrics.exit_code, 0) << metrics.err;
+  EXPECT_NE(metrics.out.find("\xEF\xBF\xBD\xEF\xBF\xBDGenuineIntel"), std::string::npos);
+  testing::WriteTestFile(work + "/metrics.prom", metrics.out);
+  auto lint = RunProcess({"/bin/sh", "-c", "promtool check metrics <'" + work + "/metrics.prom'"});
+  EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err;
+}
+
 // Issue 15.4: a FIFO as the config file at SIGHUP is refused at once; the agent keeps
 // serving with the running configuration and still stops on SIGTERM.
 TEST(BoundedInputsE2eTest, FifoAsConfigFileAtSighupIsRefusedAndTheAgentKeepsRunning) {

@@ -829,6 +829,21 @@ TEST_F(QemuFakeTest, RaisedCapsAdmitALargeValidReply) {
   EXPECT_EQ(results[0].guest.machines.size(), 5000u);
 }
 
+// Issue 15.7: U+FFFF/U+FFFE in a machine name from QMP are replaced before the name is
+// used or cached, so the cache entry parses again (no re-spawn on every refresh).
+TEST_F(QemuFakeTest, MachineNamesWithNoncharactersAreCleanedAndStayCacheable) {
+  std::string flood = InstallFake("flood", dir_ + "/flood-badname");
+  std::string cache = dir_ + "/cache";
+  auto first = Probe(OptionsFor({flood}, cache));
+  ASSERT_TRUE(first[0].status.ok()) << first[0].status.message();
+  ASSERT_EQ(first[0].guest.machines.size(), 1u);
+  EXPECT_EQ(first[0].guest.machines[0].name, "pc-\xEF\xBF\xBD-\xEF\xBF\xBD");
+  auto second = Probe(OptionsFor({flood}, cache));
+  ASSERT_TRUE(second[0].status.ok());
+  EXPECT_TRUE(second[0].from_cache);
+  EXPECT_EQ(Describe(second[0].guest), Describe(first[0].guest));
+}
+
 // Shutdown cancels a hung probe at once instead of waiting out probe_timeout.
 TEST_F(QemuFakeTest, CancellationStopsAHungProbe) {
   std::string hang = InstallFake("hang", dir_ + "/hang");

@@ -226,4 +226,8 @@ struct HostCapabilities {
   std::vector<CollectorOutcome> collectors;
 };
 
+// Makes every string in the model fit for XML 1.0 and the Prometheus text format
+// (SanitizeText); CollectHost applies it once, after the collectors (model_text.cpp).
+void SanitizeModelText(HostCapabilities& caps);
+
 }  // namespace virtcaps
