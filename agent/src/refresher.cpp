@@ -7,10 +7,11 @@
 
 namespace virtcaps {
 
-HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel) {
+HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel,
+                           QemuProbeMemory* qemu_memory) {
   HostPaths paths = HostPaths::FromConfig(config.paths);
   Probes probes = MakeProbes(config.probes, paths);
-  CollectContext context{paths, probes, config, cancel};
+  CollectContext context{paths, probes, config, cancel, qemu_memory};
   return CollectHost(context);
 }
 
@@ -61,7 +62,7 @@ void Refresher::ReloadFailed() {
 
 void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at) {
   auto start = std::chrono::steady_clock::now();
-  HostCapabilities caps = ProbeHost(config, &cancel_);
+  HostCapabilities caps = ProbeHost(config, &cancel_, &qemu_memory_);
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   for (const CollectorOutcome& outcome : caps.collectors) {
     if (!outcome.success) {

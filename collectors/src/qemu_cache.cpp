@@ -197,6 +197,15 @@ Expected<QemuBinaryIdentity> StatQemuBinary(const std::string& exec_path) {
   return identity;
 }
 
+std::string QemuCacheKey(const std::string& emulator, const QemuBinaryIdentity& binary,
+                         const QemuHostFacts& facts) {
+  std::string key;
+  for (const auto& [name, value] : MakeKey(emulator, binary, facts).attributes) {
+    key += name + "=" + std::to_string(value.size()) + ":" + value + ";";  // unambiguous
+  }
+  return key;
+}
+
 std::string QemuCachePath(const std::string& cache_dir, const std::string& emulator) {
   uint64_t hash = 14695981039346656037ull;  // FNV-1a, 64 bits: stable across builds
   for (char c : emulator) {

@@ -15,7 +15,7 @@ class QemuCollector : public Collector {
   Status Collect(const CollectContext& context, HostCapabilities& caps) override {
     QemuHostFacts facts = CurrentQemuHostFacts(context.paths, caps);
     std::vector<QemuEmulatorResult> results =
-        ProbeQemuEmulators(options_, context.paths, facts, context.cancel);
+        ProbeQemuEmulators(options_, context.paths, facts, context.cancel, context.qemu_memory);
     HypervisorStatus& status = caps.hypervisors.emplace_back();
     status.name = "qemu";
     status.emulators_found = static_cast<unsigned>(results.size());

@@ -351,10 +351,27 @@ bool IsExecutableFile(const struct stat& st) {
   return S_ISREG(st.st_mode) && (st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) != 0;
 }
 
-std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths& paths) {
+// A directory's entries, listed again only when its mtime changed (creating, removing
+// or renaming an entry changes it).
+std::optional<std::vector<std::string>> ListEmulatorDirectory(const std::string& path,
+                                                              QemuProbeMemory* memory) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return std::nullopt;
+  int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (memory != nullptr) {
+    if (auto names = memory->Listing(path, mtime_ns)) return names;
+  }
+  auto names = ListDirectory(path);
+  if (!names) return std::nullopt;
+  if (memory != nullptr) memory->RememberListing(path, mtime_ns, *names);
+  return std::move(names).value();
+}
+
+std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths& paths,
+                                     QemuProbeMemory* memory) {
   std::vector<Candidate> found;
   for (const std::string& dir : options.emulator_dirs) {
-    auto names = ListDirectory(JoinPath(paths.rootfs, dir));
+    auto names = ListEmulatorDirectory(JoinPath(paths.rootfs, dir), memory);
     if (!names) continue;  // a directory that is not there holds no emulators
     for (const std::string& name : *names) {
       if (name.substr(0, kBinaryPrefix.size()) != kBinaryPrefix) continue;
@@ -403,7 +420,8 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
 }
 
 QemuEmulatorResult ProbeCandidate(const Candidate& candidate, const QemuOptions& options,
-                                  const QemuHostFacts& facts, const Cancellation* cancel) {
+                                  const QemuHostFacts& facts, const Cancellation* cancel,
+                                  QemuProbeMemory* memory) {
   auto start = std::chrono::steady_clock::now();
   QemuEmulatorResult result;
   result.emulator = candidate.emulator;
@@ -412,12 +430,21 @@ QemuEmulatorResult ProbeCandidate(const Candidate& candidate, const QemuOptions&
       result.status = candidate.problem;
     } else {
       std::optional<QemuBinaryIdentity> identity;
-      if (!options.cache_dir.empty()) {
+      if (!options.cache_dir.empty() || memory != nullptr) {
         auto stat = StatQemuBinary(candidate.exec_path);
         if (stat) identity = *stat;
       }
+      std::string key;
       std::optional<Guest> cached;
-      if (identity) cached = ReadQemuCache(options.cache_dir, candidate.emulator, *identity, facts);
+      // Memory first: a warm refresh opens no file and spawns nothing.
+      if (identity && memory != nullptr) {
+        key = QemuCacheKey(candidate.emulator, *identity, facts);
+        cached = memory->Find(candidate.emulator, key);
+      }
+      if (!cached && identity && !options.cache_dir.empty()) {
+        cached = ReadQemuCache(options.cache_dir, candidate.emulator, *identity, facts);
+        if (cached && memory != nullptr) memory->Remember(candidate.emulator, key, *cached);
+      }
       if (cached) {
         result.guest = std::move(*cached);
         result.from_cache = true;
@@ -425,8 +452,11 @@ QemuEmulatorResult ProbeCandidate(const Candidate& candidate, const QemuOptions&
         auto guest = ProbeQemuEmulator(candidate.emulator, candidate.exec_path, options, cancel);
         if (guest) {
           result.guest = std::move(guest).value();
-          if (identity) {
+          if (identity && !options.cache_dir.empty()) {
             WriteQemuCache(options.cache_dir, candidate.emulator, *identity, facts, result.guest);
+          }
+          if (identity && memory != nullptr) {
+            memory->Remember(candidate.emulator, key, result.guest);
           }
         } else {
           result.status = guest.status();
@@ -448,6 +478,45 @@ std::string FormatUint(uint64_t value, bool hex) {
 }
 
 }  // namespace
+
+std::optional<Guest> QemuProbeMemory::Find(const std::string& emulator,
+                                           const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = guests_.find(emulator);
+  if (found == guests_.end() || found->second.first != key) return std::nullopt;
+  return found->second.second;
+}
+
+void QemuProbeMemory::Remember(const std::string& emulator, const std::string& key,
+                               const Guest& guest) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  guests_[emulator] = {key, guest};
+}
+
+std::optional<std::vector<std::string>> QemuProbeMemory::Listing(const std::string& dir,
+                                                                 int64_t mtime_ns) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = listings_.find(dir);
+  if (found == listings_.end() || found->second.first != mtime_ns) return std::nullopt;
+  return found->second.second;
+}
+
+void QemuProbeMemory::RememberListing(const std::string& dir, int64_t mtime_ns,
+                                      std::vector<std::string> names) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  listings_[dir] = {mtime_ns, std::move(names)};
+}
+
+void QemuProbeMemory::Retain(const std::set<std::string>& emulators,
+                             const std::set<std::string>& dirs) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = guests_.begin(); it != guests_.end();) {
+    it = emulators.count(it->first) ? std::next(it) : guests_.erase(it);
+  }
+  for (auto it = listings_.begin(); it != listings_.end();) {
+    it = dirs.count(it->first) ? std::next(it) : listings_.erase(it);
+  }
+}
 
 std::optional<ArchInfo> QemuTargetArch(std::string_view target) {
   for (const TargetArch& entry : kTargets) {
@@ -488,15 +557,16 @@ Expected<Guest> ProbeQemuEmulator(const std::string& emulator, const std::string
 std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
                                                    const HostPaths& paths,
                                                    const QemuHostFacts& facts,
-                                                   const Cancellation* cancel) {
-  std::vector<Candidate> candidates = FindEmulators(options, paths);
+                                                   const Cancellation* cancel,
+                                                   QemuProbeMemory* memory) {
+  std::vector<Candidate> candidates = FindEmulators(options, paths, memory);
   std::vector<QemuEmulatorResult> results(candidates.size());
   size_t workers = static_cast<size_t>(std::clamp(options.parallel_probes, 1, 64));
   workers = std::min(workers, candidates.size());
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next++; i < candidates.size(); i = next++) {
-      results[i] = ProbeCandidate(candidates[i], options, facts, cancel);
+      results[i] = ProbeCandidate(candidates[i], options, facts, cancel, memory);
     }
   };
   std::vector<std::thread> threads;
@@ -509,6 +579,12 @@ std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
   }
   work();  // this thread is a worker too
   for (std::thread& thread : threads) thread.join();
+  if (memory != nullptr) {
+    std::set<std::string> emulators, dirs;
+    for (const Candidate& candidate : candidates) emulators.insert(candidate.emulator);
+    for (const std::string& dir : options.emulator_dirs) dirs.insert(JoinPath(paths.rootfs, dir));
+    memory->Retain(emulators, dirs);
+  }
   return results;
 }
 

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -842,6 +843,85 @@ TEST_F(QemuFakeTest, MachineNamesWithNoncharactersAreCleanedAndStayCacheable) {
   ASSERT_TRUE(second[0].status.ok());
   EXPECT_TRUE(second[0].from_cache);
   EXPECT_EQ(Describe(second[0].guest), Describe(first[0].guest));
+}
+
+// Issue 13: a warm refresh, with the probe memory the refresh loop keeps, opens no
+// file in the cache or emulator directory (inotify sees every open, including the
+// directory listing and the exec of an emulator) and spawns nothing. A changed
+// directory is listed again; a touched binary is probed again.
+class OpenWatch {
+ public:
+  explicit OpenWatch(const std::vector<std::string>& dirs)
+      : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
+    for (const std::string& dir : dirs) {
+      EXPECT_GE(::inotify_add_watch(fd_, dir.c_str(), IN_OPEN | IN_CREATE | IN_MODIFY), 0) << dir;
+    }
+  }
+  ~OpenWatch() { ::close(fd_); }
+  // Names of what was opened/created/modified since the last call ("" for a directory
+  // itself).
+  std::vector<std::string> Events() {
+    std::vector<std::string> names;
+    alignas(inotify_event) char buffer[8192];
+    ssize_t n;
+    while ((n = ::read(fd_, buffer, sizeof(buffer))) > 0) {
+      for (char* at = buffer; at < buffer + n;) {
+        auto* event = reinterpret_cast<inotify_event*>(at);
+        names.push_back(event->len > 0 ? event->name : "");
+        at += sizeof(inotify_event) + event->len;
+      }
+    }
+    return names;
+  }
+
+ private:
+  int fd_;
+};
+
+TEST_F(QemuFakeTest, WarmRefreshOpensNoFileAndSpawnsNothing) {
+  std::string root = dir_ + "/root";
+  std::string bin = root + "/usr/bin";
+  std::string fake = InstallFake("fake-qmp", bin + "/qemu-system-x86_64");
+  std::string cache = dir_ + "/cache";
+  QemuOptions options = OptionsFor({}, cache);
+  options.emulator_dirs = {"/usr/bin"};
+  HostPaths paths;
+  paths.rootfs = root;
+  QemuProbeMemory memory;
+  auto cold = ProbeQemuEmulators(options, paths, SomeFacts(), nullptr, &memory);
+  ASSERT_EQ(cold.size(), 1u);
+  ASSERT_TRUE(cold[0].status.ok()) << cold[0].status.message();
+  ASSERT_EQ(Runs(fake), 1u);
+  // The fake wrote its ".runs" file beside itself after the listing: the directory's
+  // mtime moved, so the next refresh lists it once more (and spawns nothing).
+  ASSERT_TRUE(ProbeQemuEmulators(options, paths, SomeFacts(), nullptr, &memory)[0].from_cache);
+
+  OpenWatch watch({bin, cache});
+  for (int i = 0; i < 3; ++i) {
+    auto warm = ProbeQemuEmulators(options, paths, SomeFacts(), nullptr, &memory);
+    ASSERT_EQ(warm.size(), 1u);
+    ASSERT_TRUE(warm[0].status.ok());
+    EXPECT_TRUE(warm[0].from_cache);
+    EXPECT_EQ(Describe(warm[0].guest), Describe(cold[0].guest));
+  }
+  EXPECT_EQ(watch.Events(), std::vector<std::string>{});
+  EXPECT_EQ(Runs(fake), 1u);
+
+  // A new emulator changes the directory's mtime: listed again, and probed.
+  InstallFake("fake-qmp", bin + "/qemu-system-aarch64");
+  watch.Events();
+  auto grown = ProbeQemuEmulators(options, paths, SomeFacts(), nullptr, &memory);
+  ASSERT_EQ(grown.size(), 2u);
+  EXPECT_TRUE(grown[0].status.ok() && !grown[0].from_cache) << grown[0].status.message();
+  EXPECT_TRUE(grown[1].status.ok() && grown[1].from_cache);
+  EXPECT_EQ(Runs(fake), 1u);
+
+  // Changed host facts (a new kernel): probed again, not served from memory.
+  QemuHostFacts facts = SomeFacts();
+  facts.kernel_release = "6.1.0-99-amd64";
+  auto rebooted = ProbeQemuEmulators(options, paths, facts, nullptr, &memory);
+  EXPECT_FALSE(rebooted[1].from_cache);
+  EXPECT_EQ(Runs(fake), 2u);
 }
 
 // Shutdown cancels a hung probe at once instead of waiting out probe_timeout.

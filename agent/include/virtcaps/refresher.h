@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "virtcaps/config.h"
+#include "virtcaps/qemu.h"
 #include "virtcaps/snapshot.h"
 #include "virtcaps/subprocess.h"
 
@@ -14,7 +15,9 @@ namespace virtcaps {
 
 // Probes the host once with this configuration (what --once and each loop turn do).
 // A cancelled `cancel` ends emulator probes in flight.
-HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel = nullptr);
+// `qemu_memory`, when given, keeps emulator probes and listings between calls.
+HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel = nullptr,
+                           QemuProbeMemory* qemu_memory = nullptr);
 
 class Refresher {
  public:
@@ -45,6 +48,7 @@ class Refresher {
   double config_loaded_at_ = 0;
   uint64_t refreshes_ = 0;
   Cancellation cancel_;  // Stop() cancels a refresh in flight
+  QemuProbeMemory qemu_memory_;
   std::thread thread_;
 };
 

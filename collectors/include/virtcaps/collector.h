@@ -10,6 +10,7 @@
 #include "virtcaps/host_paths.h"
 #include "virtcaps/model.h"
 #include "virtcaps/probes.h"
+#include "virtcaps/qemu.h"
 #include "virtcaps/status.h"
 #include "virtcaps/subprocess.h"
 
@@ -21,6 +22,8 @@ struct CollectContext {
   const Config& config;
   // Set when the agent is stopping: long probes (emulators) end at once.
   const Cancellation* cancel = nullptr;
+  // Kept by the refresh loop across refreshes (null for a one-off probe).
+  QemuProbeMemory* qemu_memory = nullptr;
 };
 
 class Collector {

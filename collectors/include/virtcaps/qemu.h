@@ -5,7 +5,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +34,25 @@ struct QemuHostFacts {
 };
 QemuHostFacts CurrentQemuHostFacts(const HostPaths& paths, const HostCapabilities& caps);
 
+// What a refresh loop keeps between refreshes so that a warm refresh re-reads nothing:
+// each emulator's Guest under its full cache key (binary identity + host facts), and
+// each emulator directory's listing under the directory's mtime. Thread-safe.
+class QemuProbeMemory {
+ public:
+  std::optional<Guest> Find(const std::string& emulator, const std::string& key) const;
+  void Remember(const std::string& emulator, const std::string& key, const Guest& guest);
+  // The names listed when the directory had this mtime, if that is the last listing.
+  std::optional<std::vector<std::string>> Listing(const std::string& dir, int64_t mtime_ns) const;
+  void RememberListing(const std::string& dir, int64_t mtime_ns, std::vector<std::string> names);
+  // Forgets emulators and directories not in these sets (removed or reconfigured).
+  void Retain(const std::set<std::string>& emulators, const std::set<std::string>& dirs);
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::pair<std::string, Guest>> guests_;  // emulator -> (key, guest)
+  std::map<std::string, std::pair<int64_t, std::vector<std::string>>> listings_;
+};
+
 // The outcome for one emulator.
 struct QemuEmulatorResult {
   std::string emulator;  // path as the host sees it (without the rootfs prefix)
@@ -46,7 +68,8 @@ struct QemuEmulatorResult {
 std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
                                                    const HostPaths& paths,
                                                    const QemuHostFacts& facts,
-                                                   const Cancellation* cancel = nullptr);
+                                                   const Cancellation* cancel = nullptr,
+                                                   QemuProbeMemory* memory = nullptr);
 
 // Maps QEMU's target name (query-target "arch", or the binary suffix) to libvirt's
 // arch name and word size: i386 -> i686/32, x86_64 -> x86_64/64, ppc64 -> ppc64/64, ...
@@ -74,6 +97,9 @@ struct QemuBinaryIdentity {
   int64_t ctime_ns = 0;
 };
 Expected<QemuBinaryIdentity> StatQemuBinary(const std::string& exec_path);
+// The whole cache key as one string (what QemuProbeMemory compares).
+std::string QemuCacheKey(const std::string& emulator, const QemuBinaryIdentity& binary,
+                         const QemuHostFacts& facts);
 // "<cache_dir>/qemu-<16 hex digits of a hash of emulator>.xml"
 std::string QemuCachePath(const std::string& cache_dir, const std::string& emulator);
 // The cached Guest when the file holds exactly this key; nullopt otherwise, and also
