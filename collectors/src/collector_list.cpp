@@ -33,9 +33,69 @@ std::vector<CollectorDefault> CollectorDefaults() {
 
 namespace {
 
+// Caps on the model's lists, far above any real host (Linux allows 1024 NUMA nodes and
+// 8192 CPUs on x86; x86 has ~300 CPU flags; QEMU has ~30 targets): a collector that
+// fills one past its cap fails, and what it added to that list is dropped, rather than
+// rendering a multi-megabyte document.
+constexpr size_t kMaxGuests = 256;
+constexpr size_t kMaxMachinesPerGuest = 65536;
+constexpr size_t kMaxCells = 1024;
+constexpr size_t kMaxCellCpus = 16384;  // over all cells
+constexpr size_t kMaxFeatures = 4096;
+constexpr size_t kMaxCacheBanks = 16384;
+
+template <typename List>
+Status CapList(List& list, size_t before, size_t limit, const char* what) {
+  if (list.size() <= limit) return Status();
+  Status error = Status::Error(std::string(what) + ": " + std::to_string(list.size()) +
+                               " entries, more than the limit of " + std::to_string(limit));
+  list.resize(std::min(before, limit));
+  return error;
+}
+
+// How long the capped lists were before a collector ran.
+struct ListSizes {
+  size_t guests, cells, features, caches;
+  explicit ListSizes(const HostCapabilities& caps)
+      : guests(caps.guests.size()),
+        cells(caps.cells.size()),
+        features(caps.cpu.features.size()),
+        caches(caps.caches.size()) {}
+};
+
+Status CapModelLists(HostCapabilities& caps, const ListSizes& before) {
+  Status status = CapList(caps.guests, before.guests, kMaxGuests, "guests");
+  for (Guest& guest : caps.guests) {
+    if (guest.machines.size() > kMaxMachinesPerGuest && status.ok()) {
+      status = CapList(guest.machines, 0, kMaxMachinesPerGuest, "machines of a guest");
+    }
+  }
+  if (Status cells = CapList(caps.cells, before.cells, kMaxCells, "NUMA cells"); status.ok()) {
+    status = cells;
+  }
+  size_t cpus = 0;
+  for (const NumaCell& cell : caps.cells) cpus += cell.cpus.size();
+  if (cpus > kMaxCellCpus && status.ok()) {
+    status = Status::Error("NUMA cell CPUs: " + std::to_string(cpus) +
+                           " entries, more than the limit of " + std::to_string(kMaxCellCpus));
+    caps.cells.resize(before.cells);
+  }
+  if (Status features = CapList(caps.cpu.features, before.features, kMaxFeatures, "CPU features");
+      status.ok()) {
+    status = features;
+  }
+  if (Status banks = CapList(caps.caches, before.caches, kMaxCacheBanks, "cache banks");
+      status.ok()) {
+    status = banks;
+  }
+  return status;
+}
+
 void RunTimed(Collector& collector, const CollectContext& context, HostCapabilities& caps) {
   auto start = std::chrono::steady_clock::now();
+  ListSizes before(caps);
   Status status = collector.Collect(context, caps);
+  if (Status capped = CapModelLists(caps, before); !capped.ok() && status.ok()) status = capped;
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   caps.collectors.push_back(
       {std::string(collector.name()), status.ok(), elapsed.count(), status.message()});

@@ -157,6 +157,34 @@ TEST(BoundedInputsE2eTest, HostileHostFilesAreRefusedAndTheRestIsComplete) {
   }
 }
 
+// Issue 14: the model's lists are capped. A cpuinfo listing 5000 flags makes the cpu
+// collector fail (its features dropped), and the other collectors are unaffected.
+TEST(BoundedInputsE2eTest, ModelListPastItsLimitFailsTheCollector) {
+  HostileHost clean;
+  auto baseline = clean.Once("prometheus");
+  ASSERT_EQ(baseline.exit_code, 0) << baseline.err;
+  HostileHost host;
+  std::string cpuinfo = *ReadFile(host.Path("proc/cpuinfo"));
+  std::string flags;
+  for (int i = 0; i < 5000; ++i) flags += " flag" + std::to_string(i);
+  for (size_t at = cpuinfo.find("flags\t\t: "); at != std::string::npos;
+       at = cpuinfo.find("flags\t\t: ", at + 1)) {
+    cpuinfo.insert(at + 9, flags.substr(1) + " ");
+  }
+  testing::WriteTestFile(host.Path("proc/cpuinfo"), cpuinfo);
+  auto result = host.Once("prometheus");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("CPU features: 5"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("more than the limit of 4096"), std::string::npos) << result.err;
+  EXPECT_EQ(Metric(result.out, "virtcaps_scrape_collector_success{collector=\"cpu\"}"), 0);
+  EXPECT_EQ(result.out.find("flag4999"), std::string::npos);
+  for (const char* collector : {"kvm", "host", "numa", "cache", "iommu"}) {
+    std::string series =
+        "virtcaps_scrape_collector_success{collector=\"" + std::string(collector) + "\"}";
+    EXPECT_EQ(Metric(result.out, series), Metric(baseline.out, series)) << collector;
+  }
+}
+
 // Issue 15.7: a 0xFF byte in vendor_id and model name, and U+FFFF in a machine name
 // from QMP: libvirt's schema (xmllint) and promtool accept both documents, and the
 // bytes are replaced by U+FFFD, not dropped with the rest of the line.
