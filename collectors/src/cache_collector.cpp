@@ -5,6 +5,7 @@
 #include <map>
 #include <tuple>
 
+#include "cpu_topology.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/files.h"
 #include "virtcaps/strings.h"
@@ -170,11 +171,19 @@ class CacheCollector : public Collector {
 
   Status Collect(const CollectContext& context, HostCapabilities& caps) override {
     const HostPaths& paths = context.paths;
-    auto online = ReadCpuList(paths.Sys("devices/system/cpu/online"));
-    if (!online) return online.status();
+    // The online CPUs of this refresh's topology read, or our own read of them.
+    std::vector<unsigned> online;
+    std::vector<LogicalCpu> own_read;
+    if (!caps.cpu.logical_cpus_read) {
+      auto read = ReadLogicalCpus(paths, 0);
+      if (!read) return read.status();
+      own_read = std::move(*read);
+    }
+    for (const LogicalCpu& cpu : caps.cpu.logical_cpus_read ? caps.cpu.logical_cpus : own_read)
+      if (cpu.online) online.push_back(cpu.id);
     // Banks are shared by several CPUs; the (level, id, type) triple names one bank.
     std::map<std::tuple<unsigned, unsigned, std::string>, CacheBank> banks;
-    for (unsigned cpu : *online) {
+    for (unsigned cpu : online) {
       std::string cache_dir = paths.Sys("devices/system/cpu/cpu" + std::to_string(cpu) + "/cache");
       if (!IsDirectory(cache_dir)) continue;
       auto entries = ListDirectory(cache_dir);

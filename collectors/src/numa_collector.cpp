@@ -116,7 +116,17 @@ Status ReadCell(const HostPaths& paths, unsigned id, const std::vector<unsigned>
     }
   }
 
-  auto cpus = ReadCpuList(dir + "cpulist");
+  // nodeN/cpulist, or the cpumap mask on kernels before 2.6.26.
+  Expected<std::vector<unsigned>> cpus = std::vector<unsigned>{};
+  if (PathExists(dir + "cpulist") || !PathExists(dir + "cpumap")) {
+    cpus = ReadCpuList(dir + "cpulist");
+  } else if (auto mask = ReadValue(dir + "cpumap"); !mask) {
+    cpus = mask.status();
+  } else if (auto parsed = ParseCpuMask(*mask)) {
+    cpus = *parsed;
+  } else {
+    cpus = Status::Error(dir + "cpumap: bad cpu mask '" + mask->substr(0, 40) + "'");
+  }
   if (!cpus) return cpus.status();
   // Offline CPUs stay out of the cells, whatever the node's list says.
   for (unsigned cpu_id : *cpus) {
@@ -151,11 +161,9 @@ class NumaCollector : public Collector {
       cpus_by_id.Add(own_read);
     }
 
-    std::string online_path = paths.Sys("devices/system/node/online");
-    if (!PathExists(online_path)) return CollectWithoutNuma(paths, base_page_kib, cpus_by_id, caps);
-    auto nodes = ReadCpuList(online_path);
+    auto nodes = OnlineNodes(paths);
     if (!nodes) return nodes.status();
-    if (nodes->empty()) return Status::Error(online_path + ": no node online");
+    if (nodes->empty()) return CollectWithoutNuma(paths, base_page_kib, cpus_by_id, caps);
     for (unsigned id : *nodes) {
       NumaCell cell;
       Status status = ReadCell(paths, id, *nodes, base_page_kib, *huge_sizes, cpus_by_id, cell);
@@ -166,6 +174,29 @@ class NumaCollector : public Collector {
   }
 
  private:
+  // node/online; on kernels before 2.6.26 (no such file) the nodeN directories, as
+  // libnuma (and so libvirt) finds them. Empty when the host has no NUMA sysfs.
+  static Expected<std::vector<unsigned>> OnlineNodes(const HostPaths& paths) {
+    std::string online_path = paths.Sys("devices/system/node/online");
+    if (PathExists(online_path)) {
+      auto nodes = ReadCpuList(online_path);
+      if (nodes && nodes->empty()) return Status::Error(online_path + ": no node online");
+      return nodes;
+    }
+    std::vector<unsigned> nodes;
+    std::string node_dir = paths.Sys("devices/system/node");
+    if (!IsDirectory(node_dir)) return nodes;
+    auto entries = ListDirectory(node_dir);
+    if (!entries) return entries.status();
+    for (const std::string& entry : *entries) {
+      if (entry.size() <= 4 || entry.rfind("node", 0) != 0) continue;
+      if (auto id = ParseUint(std::string_view(entry).substr(4)))
+        nodes.push_back(static_cast<unsigned>(*id));
+    }
+    std::sort(nodes.begin(), nodes.end());
+    return nodes;
+  }
+
   // Without NUMA sysfs libvirt shows one cell holding every CPU and all memory.
   static Status CollectWithoutNuma(const HostPaths& paths, uint64_t base_page_kib,
                                    const CpuIndex& cpus_by_id, HostCapabilities& caps) {

@@ -148,6 +148,10 @@ void AddCpu(Exposition& out, const HostCpu& cpu) {
     out.Gauge("virtcaps_cpu_offline", "Present but offline logical CPUs in the topology count.",
               topology.offline_cpus);
   }
+  out.Gauge("virtcaps_xml_arch_in_schema",
+            "1 if libvirt 9.0's capability schema names the host architecture; 0 if the XML "
+            "uses a newer libvirt arch name (loongarch64) that schema rejects.",
+            Bool(ArchInTargetSchema(cpu.arch)));
   out.Gauge("virtcaps_cpu_present",
             "Present logical CPUs (/sys/devices/system/cpu/present, else online, else cpuinfo).",
             cpu.present_cpus);

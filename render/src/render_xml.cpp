@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -221,6 +222,17 @@ void AddGuest(XmlElement& root, const Guest& guest) {
 }
 
 }  // namespace
+
+bool ArchInTargetSchema(std::string_view arch) {
+  // basictypes.rng "archnames" of libvirt 9.0.
+  static constexpr std::string_view kArches[] = {
+      "aarch64",  "alpha",    "armv6l",     "armv7l",       "cris",   "i686",    "ia64",
+      "lm32",     "m68k",     "microblaze", "microblazeel", "mips",   "mipsel",  "mips64",
+      "mips64el", "openrisc", "parisc",     "parisc64",     "ppc",    "ppc64",   "ppc64le",
+      "ppcemb",   "riscv32",  "riscv64",    "s390",         "s390x",  "sh4",     "sh4eb",
+      "sparc",    "sparc64",  "unicore32",  "x86_64",       "xtensa", "xtensaeb"};
+  return std::find(std::begin(kArches), std::end(kArches), arch) != std::end(kArches);
+}
 
 XmlElement CapabilitiesXml(const HostCapabilities& caps) {
   XmlElement root("capabilities");
