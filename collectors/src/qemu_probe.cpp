@@ -252,12 +252,10 @@ Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply, size
     if (const JsonValue* alias = item.Find("alias")) entry.alias = alias->string();
     entries.push_back(std::move(entry));
   }
-  // The default machine first, the rest by name; each aliased machine is followed by
-  // an entry named after its alias, as libvirt lists them.
-  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    if (a.machine.is_default != b.machine.is_default) return a.machine.is_default;
-    return a.machine.name < b.machine.name;
-  });
+  // QEMU's order with the default machine moved to the front, as libvirt keeps them;
+  // each aliased machine is followed by an entry named after its alias.
+  std::stable_partition(entries.begin(), entries.end(),
+                        [](const Entry& entry) { return entry.machine.is_default; });
   std::vector<GuestMachine> machines;
   for (const Entry& entry : entries) {
     machines.push_back(entry.machine);
@@ -278,10 +276,10 @@ std::vector<GuestFeature> FeaturesFor(const std::string& arch) {
     features.push_back({"pae", std::nullopt, std::nullopt});
     features.push_back({"nonpae", std::nullopt, std::nullopt});
   }
-  if (arch == "i686" || arch == "x86_64") {
-    features.push_back({"acpi", true, true});
-    features.push_back({"apic", true, false});
-  }
+  // libvirt's virQEMUCapsInitGuestFromBinary: ACPI on x86 and aarch64, APIC on x86.
+  bool x86 = arch == "i686" || arch == "x86_64";
+  if (x86 || arch == "aarch64") features.push_back({"acpi", true, true});
+  if (x86) features.push_back({"apic", true, false});
   features.push_back({"cpuselection", std::nullopt, std::nullopt});
   features.push_back({"deviceboot", std::nullopt, std::nullopt});
   features.push_back({"disksnapshot", true, false});
