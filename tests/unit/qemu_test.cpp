@@ -420,6 +420,70 @@ TEST_F(QemuFakeTest, GuestFeaturesFollowTheArchAsLibvirtDoes) {
                                                        "disksnapshot default=on toggle=no"}));
 }
 
+std::vector<std::string> Arches(const std::vector<Guest>& guests) {
+  std::vector<std::string> arches;
+  for (const Guest& guest : guests) arches.push_back(guest.arch + " " + guest.emulator);
+  return arches;
+}
+
+std::vector<Guest> Guests(const std::vector<QemuEmulatorResult>& results) {
+  std::vector<Guest> guests;
+  for (const QemuEmulatorResult& result : results) {
+    EXPECT_TRUE(result.status.ok()) << result.status.message();
+    if (result.status.ok()) guests.push_back(result.guest);
+  }
+  return guests;
+}
+
+// virQEMUCapsFindBinaryForArch: on an x86_64 host a lone qemu-system-x86_64 also runs
+// i686 guests (with pae/nonpae); qemu-system-ppc64 runs ppc64le guests on any host.
+TEST_F(QemuFakeTest, DerivesI686AndPpc64leGuestsAsLibvirtDoes) {
+  std::string x86 = InstallFake("fake-qmp", dir_ + "/qemu-system-x86_64");
+  std::string ppc = InstallFake("fake-qmp", dir_ + "/qemu-system-ppc64");
+  std::vector<Guest> guests = LibvirtQemuGuests(Guests(Probe(OptionsFor({x86, ppc}))), "x86_64");
+  EXPECT_EQ(Arches(guests), (std::vector<std::string>{"ppc64 " + ppc, "ppc64le " + ppc,
+                                                      "x86_64 " + x86, "i686 " + x86}));
+  EXPECT_EQ(guests[3].wordsize, 32u);
+  EXPECT_EQ(Features(guests[3]).front(), "pae");
+  // Not on another host arch: i686 there needs its own qemu-system-i386.
+  EXPECT_EQ(LibvirtQemuGuests(Guests(Probe(OptionsFor({x86}))), "aarch64").size(), 1u);
+}
+
+// On an aarch64 host armv7l guests use qemu-system-aarch64 (KVM), not qemu-system-arm.
+TEST_F(QemuFakeTest, Armv7lGuestsComeFromTheAarch64EmulatorOnAarch64Hosts) {
+  std::string aarch64 = InstallFake("fake-qmp", dir_ + "/qemu-system-aarch64");
+  std::string arm = InstallFake("fake-qmp", dir_ + "/qemu-system-arm");
+  auto probed = Guests(Probe(OptionsFor({aarch64, arm})));
+  EXPECT_EQ(Arches(LibvirtQemuGuests(probed, "aarch64")),
+            (std::vector<std::string>{"aarch64 " + aarch64, "armv7l " + aarch64}));
+  // On an x86_64 host each binary keeps its own arch.
+  EXPECT_EQ(Arches(LibvirtQemuGuests(probed, "x86_64")),
+            (std::vector<std::string>{"aarch64 " + aarch64, "armv7l " + arm}));
+}
+
+// RHEL, CentOS, Rocky: no qemu-system-* at all, the host emulator is /usr/libexec/qemu-kvm.
+TEST_F(QemuFakeTest, FindsQemuKvmInLibexecWhenNoNativeEmulatorExists) {
+  std::string root = dir_ + "/root";
+  testing::WriteTestFile(root + "/proc/sys/kernel/arch", "x86_64\n");
+  InstallFake("fake-qmp", root + "/usr/libexec/qemu-kvm");
+  QemuOptions options = OptionsFor({});
+  options.emulator_dirs = {"/usr/bin"};
+  HostPaths paths;
+  paths.rootfs = root;
+  auto results = ProbeQemuEmulators(options, paths, SomeFacts());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].emulator, "/usr/libexec/qemu-kvm");
+  EXPECT_EQ(
+      Arches(LibvirtQemuGuests(Guests(results), "x86_64")),
+      (std::vector<std::string>{"x86_64 /usr/libexec/qemu-kvm", "i686 /usr/libexec/qemu-kvm"}));
+  // With a native qemu-system-x86_64 in $PATH, qemu-kvm is not probed (libvirt never
+  // reaches its fallback).
+  InstallFake("fake-qmp", root + "/usr/bin/qemu-system-x86_64");
+  results = ProbeQemuEmulators(options, paths, SomeFacts());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].emulator, "/usr/bin/qemu-system-x86_64");
+}
+
 TEST_F(QemuFakeTest, FindsEmulatorsUnderRootfsSkipsOthersAndDeduplicates) {
   std::string root = dir_ + "/root";
   InstallFake("fake-qmp", root + "/usr/bin/qemu-system-x86_64");
