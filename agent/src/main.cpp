@@ -56,6 +56,9 @@ int Serve(const CommandLine& cli, Config config) {
   options.listen_addresses = config.web.listen_addresses;
   options.telemetry_path = config.web.telemetry_path;
   options.worker_threads = config.web.max_connections;
+  options.max_connections_per_client = config.web.max_connections_per_client;
+  options.allowed_networks = config.web.allowed_networks;
+  options.health_without_auth = config.web.health_without_auth;
   options.request_timeout_ms = static_cast<int>(config.web.request_timeout.count());
   options.max_request_header_bytes = config.web.max_request_header_bytes;
   options.web_config_file = cli.web_config_file;
