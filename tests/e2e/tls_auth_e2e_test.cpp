@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "test_support.h"
 #include "virtcaps/files.h"
@@ -412,10 +413,42 @@ TEST(TlsAuthE2eTest, RotatesCertificatesAndKeepsTheLastGoodSettingsOnABrokenFile
   EXPECT_EQ(Curl(Https(agent.port(), "/healthz"), scraper).status, 200);
   EXPECT_EQ(agent.CountInLog("msg=\"web config reloaded\""), reloads);
 
-  // Fixed: the next good file is taken, here one without users.
+  // Issue 15.3: a file that would turn basic auth off (users removed, or the file cut
+  // short after `basic_auth_users:`) is refused: auth stays on, the metric says 0.
+  auto metric = [&](const std::string& name) {
+    std::vector<std::string> args = {kCurl, "-s", "--max-time", "5"};
+    for (const std::string& option : scraper) args.push_back(option);
+    args.push_back(Https(agent.port(), "/metrics"));
+    std::string body = RunProcess(args).out;
+    size_t at = body.find("\n" + name + " ");
+    return at == std::string::npos ? std::string("absent") : body.substr(at + name.size() + 2, 1);
+  };
+  // The metric is re-rendered just after each re-read: wait for it (bounded).
+  auto reload_metric_becomes = [&](const std::string& value) {
+    std::string seen = "absent";
+    for (int attempt = 0; attempt < 30 && seen != value; ++attempt) {
+      seen = metric("virtcaps_web_config_last_reload_successful");
+      if (seen != value) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return seen;
+  };
+  EXPECT_EQ(reload_metric_becomes("0"), "0");
+  const std::string auth_removed = "basic_auth_users was removed";
   Replace(web_config, "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n");
+  ASSERT_TRUE(agent.WaitForLog(auth_removed, 10000)) << agent.log();
+  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"), TrustingCa()).status, 401);
+  Replace(web_config,
+          "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n");
+  ASSERT_TRUE(agent.WaitForLog("basic_auth_users: needs at least one user", 10000)) << agent.log();
+  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"), TrustingCa()).status, 401);
+  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"), scraper).status, 200);
+  EXPECT_EQ(reload_metric_becomes("0"), "0");
+
+  // Fixed: the next good file is taken, and the metric goes back to 1.
+  Replace(web_config, good_config);
   ASSERT_TRUE(agent.WaitForLog("msg=\"web config reloaded\"", 10000, reloads + 1)) << agent.log();
-  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"), TrustingCa()).status, 200);
+  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"), scraper).status, 200);
+  EXPECT_EQ(reload_metric_becomes("1"), "1");
   EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
 }
 

@@ -79,7 +79,16 @@ void ConnectionGate::Guard(std::vector<int> ports) {
   ports_ = std::move(ports);
 }
 
-bool ConnectionGate::Admit(const struct sockaddr* peer) {
+size_t ConnectionGate::Prune(std::vector<Admitted>& connections) const {
+  std::erase_if(connections, [](const Admitted& connection) {
+    struct stat info;
+    return ::fstat(connection.fd, &info) != 0 || info.st_dev != connection.device ||
+           info.st_ino != connection.inode;  // closed, or the number reused for another file
+  });
+  return connections.size();
+}
+
+bool ConnectionGate::Admit(const struct sockaddr* peer, int fd) {
   std::optional<uint32_t> address = PeerAddress(peer);
   if (!address) return true;  // not IPv4: nothing CivetWeb 1.15 would serve anyway
   if (!allowed_.empty()) {
@@ -90,38 +99,39 @@ bool ConnectionGate::Admit(const struct sockaddr* peer) {
       return false;
     }
   }
+  struct stat info;
+  if (::fstat(fd, &info) != 0) return false;
   std::lock_guard<std::mutex> lock(mutex_);
-  int& open = open_[*address];
-  if (open >= per_client_limit_) {
+  // Now and then, forget peers whose connections have all closed: memory stays
+  // bounded by the connections actually open.
+  if (++admitted_since_sweep_ >= 1024) {
+    admitted_since_sweep_ = 0;
+    for (auto entry = open_.begin(); entry != open_.end();) {
+      entry = Prune(entry->second) == 0 ? open_.erase(entry) : std::next(entry);
+    }
+  }
+  std::vector<Admitted>& connections = open_[*address];
+  if (Prune(connections) >= static_cast<size_t>(per_client_limit_)) {
     ++refused_over_limit_;
     return false;
   }
-  ++open;
+  connections.push_back({fd, info.st_dev, info.st_ino});
   return true;
 }
 
-void ConnectionGate::Release(const char* remote_address) {
-  struct in_addr parsed;
-  if (remote_address == nullptr || inet_pton(AF_INET, remote_address, &parsed) != 1) return;
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto found = open_.find(ntohl(parsed.s_addr));
-  if (found == open_.end()) return;
-  if (--found->second <= 0) open_.erase(found);  // no entry per past peer: bounded memory
-}
-
-int ConnectionGate::OpenFrom(const std::string& address) const {
+int ConnectionGate::OpenFrom(const std::string& address) {
   struct in_addr parsed;
   if (inet_pton(AF_INET, address.c_str(), &parsed) != 1) return 0;
   std::lock_guard<std::mutex> lock(mutex_);
   auto found = open_.find(ntohl(parsed.s_addr));
-  return found == open_.end() ? 0 : found->second;
+  return found == open_.end() ? 0 : static_cast<int>(Prune(found->second));
 }
 
-bool ConnectionGate::AdmitOnPort(int local_port, const struct sockaddr* peer) {
+bool ConnectionGate::AdmitOnPort(int local_port, const struct sockaddr* peer, int fd) {
   GateTable& table = Gates();
   std::lock_guard<std::mutex> lock(table.mutex);
   auto found = table.by_port.find(local_port);
-  return found == table.by_port.end() || found->second->Admit(peer);
+  return found == table.by_port.end() || found->second->Admit(peer, fd);
 }
 
 }  // namespace virtcaps
@@ -140,7 +150,8 @@ extern "C" int accept(int listener, struct sockaddr* address, socklen_t* length)
   if (getsockname(listener, reinterpret_cast<struct sockaddr*>(&local), &local_length) == 0 &&
       local.ss_family == AF_INET) {
     int port = ntohs(reinterpret_cast<struct sockaddr_in*>(&local)->sin_port);
-    if (!virtcaps::ConnectionGate::AdmitOnPort(port, reinterpret_cast<struct sockaddr*>(&peer))) {
+    if (!virtcaps::ConnectionGate::AdmitOnPort(port, reinterpret_cast<struct sockaddr*>(&peer),
+                                               client)) {
       ::close(client);
       errno = EAGAIN;
       return -1;

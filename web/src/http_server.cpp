@@ -233,8 +233,10 @@ int ConnectionOpened(const struct mg_connection* connection, void** connection_d
 // with what every path allows, the rest with 400.
 void AnswerDroppedRequest(struct mg_connection* connection) {
   const struct mg_request_info* request = mg_get_request_info(connection);
-  if (mg_get_user_connection_data(connection) == nullptr || request->request_uri == nullptr ||
-      request->request_method == nullptr || request->http_version == nullptr) {
+  // No request info: a connection that never got to a request (a failed TLS handshake).
+  if (request == nullptr || mg_get_user_connection_data(connection) == nullptr ||
+      request->request_uri == nullptr || request->request_method == nullptr ||
+      request->http_version == nullptr) {
     return;  // no complete request on this connection (or CivetWeb answered it)
   }
   std::string_view uri = request->request_uri;
@@ -247,14 +249,9 @@ void AnswerDroppedRequest(struct mg_connection* connection) {
   }
 }
 
-// CivetWeb's connection_close callback: answers what CivetWeb dropped, and lets the
-// connection's source open another.
+// CivetWeb's connection_close callback: answers what CivetWeb dropped.
 void ConnectionClosed(const struct mg_connection* connection) {
   AnswerDroppedRequest(const_cast<struct mg_connection*>(connection));
-  const HttpServer* server = ServerOf(connection);
-  if (server != nullptr && server->gate() != nullptr) {
-    server->gate()->Release(mg_get_request_info(connection)->remote_addr);
-  }
 }
 
 // Worker threads run our handler, CivetWeb's request parsing and OpenSSL handshakes,
@@ -379,6 +376,7 @@ Status HttpServer::Start() {
     auto watcher = WebSettingsWatcher::Open(options_.web_config_file);
     if (!watcher) return Status::Error("--web.config.file: " + watcher.error());
     web_ = std::move(*watcher);
+    web_->OnReload(options_.on_web_config_reload);
     tls_ = web_->Current()->tls != nullptr;
   }
   if (tls_) {

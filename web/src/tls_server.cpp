@@ -148,7 +148,7 @@ Expected<std::shared_ptr<const TlsCredentials>> TlsCredentials::Load(
   using ClientAuth = TlsServerConfig::ClientAuth;
   auto read = [&](const std::string& path) {
     if (before_read) before_read(path);
-    return ReadFile(path, 1u << 20);
+    return ReadRegularFile(path);
   };
   auto material = std::make_unique<Material>();
   ERR_clear_error();

@@ -8,12 +8,17 @@
 // no hook between accept() and handing the socket to a worker (its init_connection
 // callback runs in the worker, after the TLS handshake), so the gate sits in accept()
 // itself: the agent defines accept(), which CivetWeb's master thread calls, and refuses
-// (closes at once) connections from a peer that already has its share open. Workers
-// report closed connections through CivetWeb's connection_close callback.
+// (closes at once) connections from a peer that already has its share open.
+//
+// The gate remembers each admitted connection's file descriptor and socket inode, and
+// counts a peer's connections by checking which of those are still the same open socket.
+// So it needs no word from CivetWeb when a connection ends (CivetWeb's close callback
+// cannot tell the peer of a connection whose TLS handshake failed), and cannot drift.
 #pragma once
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cstdint>
@@ -51,25 +56,32 @@ class ConnectionGate {
   // Connections accepted on these local TCP ports go through Admit.
   void Guard(std::vector<int> ports);
 
-  // True (and counted) when `peer` may have one more connection.
-  bool Admit(const struct sockaddr* peer);
-  // A connection from `remote_address` ("127.0.0.1", as CivetWeb prints it) closed.
-  void Release(const char* remote_address);
+  // True (and remembered) when `peer` may have one more connection, accepted as `fd`.
+  bool Admit(const struct sockaddr* peer, int fd);
 
   uint64_t refused_over_limit() const { return refused_over_limit_.load(); }
   uint64_t refused_not_allowed() const { return refused_not_allowed_.load(); }
-  int OpenFrom(const std::string& address) const;
+  // Open connections from `address` ("127.0.0.1") as the gate counts them.
+  int OpenFrom(const std::string& address);
 
   // Used by the accept() wrapper: Admit by the gate guarding `local_port`; true when
   // no gate guards it.
-  static bool AdmitOnPort(int local_port, const struct sockaddr* peer);
+  static bool AdmitOnPort(int local_port, const struct sockaddr* peer, int fd);
 
  private:
   const int per_client_limit_;
   const std::vector<Ipv4Network> allowed_;
   std::vector<int> ports_;
-  mutable std::mutex mutex_;
-  std::unordered_map<uint32_t, int> open_;  // source address -> open connections
+  struct Admitted {
+    int fd;
+    dev_t device;
+    ino_t inode;
+  };
+  // Drops the connections of `peer` that are no longer open; returns how many are.
+  size_t Prune(std::vector<Admitted>& connections) const;
+  std::mutex mutex_;
+  std::unordered_map<uint32_t, std::vector<Admitted>> open_;  // by source address
+  uint64_t admitted_since_sweep_ = 0;
   std::atomic<uint64_t> refused_over_limit_{0};
   std::atomic<uint64_t> refused_not_allowed_{0};
 };

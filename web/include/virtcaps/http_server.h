@@ -2,6 +2,7 @@
 // capabilities XML and health, all served from the current snapshot.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,6 +33,8 @@ struct HttpServerOptions {
   // --web.config.file (exporter-toolkit format): TLS, basic auth, response headers.
   // Empty: plain HTTP, no auth. Re-read when it (or a file it names) changes.
   std::string web_config_file;
+  // Told the outcome of each re-read of the web config (from the watcher's thread).
+  std::function<void(bool ok)> on_web_config_reload;
 };
 
 class HttpServer {

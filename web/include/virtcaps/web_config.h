@@ -70,6 +70,10 @@ struct WebConfigFile {
 // Parses web config YAML. Relative file paths resolve against base_dir.
 Expected<WebConfigFile> ParseWebConfig(std::string_view yaml_text, const std::string& source_name,
                                        const std::string& base_dir);
+// Reads a file the web config names (or the web config itself), at most `max_bytes`.
+// Opened without blocking and refused unless it is a regular file: a FIFO or a device
+// planted in its place must not hang the thread that reads it.
+Expected<std::string> ReadRegularFile(const std::string& path, size_t max_bytes = 1u << 20);
 // Reads and parses a web config file.
 Expected<WebConfigFile> LoadWebConfigFile(const std::string& path);
 
