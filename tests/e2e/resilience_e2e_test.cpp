@@ -29,19 +29,9 @@ std::vector<std::string> FixtureArgs(const std::string& profile) {
   return {"--config.file=" + dir + "/virtcaps.yaml", "--path.rootfs=" + dir};
 }
 
-// The fixture's own config plus a `web:` section, in a temp dir (file paths made absolute).
 std::vector<std::string> FixtureArgsWithWeb(const std::string& profile, const std::string& web) {
-  std::string dir = testing::FixtureHost(profile);
-  auto text = ReadFile(dir + "/virtcaps.yaml");
-  EXPECT_TRUE(text) << text.error();
-  std::string yaml = text ? *text : "";
-  for (size_t at = yaml.find("dump_file: "); at != std::string::npos;
-       at = yaml.find("dump_file: ", at + 1)) {
-    yaml.insert(at + 11, dir + "/");
-  }
-  std::string config = testing::TempDir() + "/virtcaps.yaml";
-  testing::WriteTestFile(config, yaml + "web:\n" + web);
-  return {"--config.file=" + config, "--path.rootfs=" + dir};
+  return {"--config.file=" + testing::FixtureConfigWithWeb(profile, web),
+          "--path.rootfs=" + testing::FixtureHost(profile)};
 }
 
 std::string MetricsUrl(int port) { return "http://127.0.0.1:" + std::to_string(port) + "/metrics"; }
