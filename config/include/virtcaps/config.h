@@ -36,7 +36,8 @@ struct WebConfig {
   // How long a client may take to send its request head, finish a TLS handshake, or
   // take a response (100ms..5m). CivetWeb 1.15 has this one deadline for all three.
   Duration request_timeout = std::chrono::seconds(10);
-  // Largest request head (request line and headers) accepted, in bytes (1 KiB..1 MiB).
+  // Largest request head (request line and headers) accepted, in bytes (1 KiB..1 MiB);
+  // larger ones get 431. CivetWeb's buffer per worker is twice this.
   int max_request_header_bytes = 16384;
 };
 
