@@ -116,15 +116,45 @@ void AddCpu(Exposition& out, const HostCpu& cpu) {
             "(IA32_FEATURE_CONTROL, VM_CR or CPUID against cpuinfo), NaN if unknown.",
             Tristate(virt.firmware_disabled));
   if (cpu.topology) {
-    out.Gauge("virtcaps_cpu_sockets", "CPU sockets (physical packages) from sysfs topology.",
-              cpu.topology->sockets);
-    out.Gauge("virtcaps_cpu_dies_per_socket", "CPU dies per socket from sysfs topology.",
-              cpu.topology->dies);
-    out.Gauge("virtcaps_cpu_cores_per_die", "CPU cores per die from sysfs topology.",
-              cpu.topology->cores);
-    out.Gauge("virtcaps_cpu_threads_per_core", "Hardware threads per core from sysfs topology.",
-              cpu.topology->threads);
+    const CpuTopology& topology = *cpu.topology;
+    out.Gauge("virtcaps_cpu_sockets",
+              "Physical CPU packages: distinct physical_package_id of online CPUs (the XML "
+              "topology counts sockets per NUMA node, as libvirt does).",
+              topology.physical_packages);
+    out.Gauge("virtcaps_cpu_dies_per_socket",
+              "Physical dies per package: distinct die_id per physical_package_id.",
+              topology.physical_packages
+                  ? static_cast<double>(topology.physical_dies) / topology.physical_packages
+                  : 0);
+    out.Gauge("virtcaps_cpu_topology_sockets",
+              "Sockets as libvirt reports them (most in one NUMA node; 1 in the flat fallback).",
+              topology.sockets);
+    out.Gauge("virtcaps_cpu_cores_per_die",
+              "Cores per socket as libvirt counts them (most distinct core_id in one socket of "
+              "one node; every CPU in the flat fallback).",
+              topology.cores);
+    out.Gauge("virtcaps_cpu_threads_per_core",
+              "Threads per core as libvirt counts them (most thread siblings of one CPU; 1 in "
+              "the flat fallback).",
+              topology.threads);
+    out.Gauge("virtcaps_cpu_topology_flat_fallback",
+              "1 if nodes x sockets x cores x threads did not equal the present CPUs, so the "
+              "topology is libvirt's flat 1 socket x N cores x 1 thread.",
+              Bool(topology.method == "flat_fallback"));
+    out.Gauge("virtcaps_cpu_topology_info",
+              "How the CPU topology was derived: per_node, whole_host (no NUMA sysfs) or "
+              "flat_fallback.",
+              1, {{"method", topology.method}});
+    out.Gauge("virtcaps_cpu_offline", "Present but offline logical CPUs in the topology count.",
+              topology.offline_cpus);
   }
+  out.Gauge("virtcaps_xml_arch_in_schema",
+            "1 if libvirt 9.0's capability schema names the host architecture; 0 if the XML "
+            "uses a newer libvirt arch name (loongarch64) that schema rejects.",
+            Bool(ArchInTargetSchema(cpu.arch)));
+  out.Gauge("virtcaps_cpu_present",
+            "Present logical CPUs (/sys/devices/system/cpu/present, else online, else cpuinfo).",
+            cpu.present_cpus);
   out.Gauge("virtcaps_cpu_online", "Online logical CPUs (/sys/devices/system/cpu/online).",
             cpu.online_cpus);
   if (cpu.max_phys_addr_bits) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "virtcaps/model.h"
 #include "virtcaps/xml.h"
@@ -31,6 +32,11 @@ struct RefreshFacts {
 };
 
 // libvirt's <capabilities> document (element order as capability.rng requires).
+// The capabilities document targets the schema of libvirt 9.0 (Debian 12's), with one
+// exception: an architecture that schema does not name (loongarch64) is still written
+// under libvirt's own name for it, as the later libvirt releases that run there do;
+// this says whether `arch` is one the 9.0 schema accepts (exported as a metric).
+bool ArchInTargetSchema(std::string_view arch);
 XmlElement CapabilitiesXml(const HostCapabilities& caps);
 std::string RenderCapabilitiesXml(const HostCapabilities& caps);
 
