@@ -20,6 +20,7 @@ class QemuCollector : public Collector {
     status.name = "qemu";
     status.emulators_found = static_cast<unsigned>(results.size());
     std::string errors;
+    std::vector<Guest> probed;
     for (QemuEmulatorResult& result : results) {
       if (!result.status.ok()) {
         ++status.probes_failed;
@@ -31,10 +32,13 @@ class QemuCollector : public Collector {
       } else {
         ++status.probes_spawned;
       }
-      caps.guests.push_back(std::move(result.guest));
+      probed.push_back(std::move(result.guest));
     }
+    for (Guest& guest : LibvirtQemuGuests(std::move(probed), caps.cpu.arch))
+      caps.guests.push_back(std::move(guest));
     status.available = status.emulators_found > status.probes_failed;
-    status.detail = results.empty() ? "no qemu-system-* emulator found" : errors;
+    status.detail =
+        results.empty() ? "no qemu-system-* (or /usr/libexec/qemu-kvm) emulator found" : errors;
     // A cache directory that someone else could write is not used: say so.
     if (!options_.cache_dir.empty() && IsDirectory(options_.cache_dir)) {
       Status cache = CheckPrivateDirectory(options_.cache_dir);

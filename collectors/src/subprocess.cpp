@@ -472,6 +472,8 @@ std::string Subprocess::StderrLine() const {
   // complete line instead.
   if (stderr_dropped_ > 0 && !lines.empty()) {
     lines.erase(lines.begin());
+    // A writer killed mid-line leaves a fragment at the end as well.
+    if (!lines.empty() && !stderr_.empty() && stderr_.back() != '\n') lines.pop_back();
     std::reverse(lines.begin(), lines.end());
   }
   for (std::string_view line : lines) {

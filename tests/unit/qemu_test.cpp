@@ -261,16 +261,12 @@ void ExpectMachinesMatchHelp(const Guest& guest, const std::string& binary) {
     EXPECT_EQ(m.deprecated, real->second.deprecated) << name;
   }
 
-  // Order: the default machine first, then its alias entry, the rest by name.
+  // Order: the default machine first, then its alias entry; the rest keep QEMU's
+  // query-machines order (QemuFakeTest checks that order exactly).
   ASSERT_GE(guest.machines.size(), 2u);
   EXPECT_TRUE(guest.machines[0].is_default);
   EXPECT_TRUE(guest.machines[0].canonical.empty());
   EXPECT_EQ(guest.machines[1].canonical, guest.machines[0].name);
-  std::vector<std::string> rest;
-  for (size_t i = 2; i < guest.machines.size(); ++i) {
-    if (guest.machines[i].canonical.empty()) rest.push_back(guest.machines[i].name);
-  }
-  EXPECT_TRUE(std::is_sorted(rest.begin(), rest.end()));
 
   // maxCpus: QEMU refuses one CPU more than the machine's maximum and names it.
   std::vector<const GuestMachine*> spot = {&guest.machines[0]};
@@ -397,26 +393,99 @@ TEST_F(QemuFakeTest, BuildsTheGuestLikeLibvirt) {
   EXPECT_EQ(guest.arch, "x86_64");
   EXPECT_EQ(guest.wordsize, 64u);
   EXPECT_EQ(guest.emulator, fake);
-  // Default first with its alias, then by name; each alias after its machine; no none.
+  // Default first with its alias, then QEMU's order (zeta, alpha, beta as the fake
+  // lists them), as libvirt keeps it; each alias after its machine; no none.
   EXPECT_EQ(Describe(guest.machines),
             (std::vector<std::string>{"mid-7.2 max=255 default", "std=>mid-7.2 max=255",
-                                      "alpha-1.0 max=4", "alpha=>alpha-1.0 max=4",
-                                      "beta-\xC3\xA9 max=-", "zeta-2.0 max=8 deprecated"}));
+                                      "zeta-2.0 max=8 deprecated", "alpha-1.0 max=4",
+                                      "alpha=>alpha-1.0 max=4", "beta-\xC3\xA9 max=-"}));
   // query-kvm said present but not enabled (after an event line that was skipped).
   EXPECT_EQ(DomainTypes(guest), std::vector<std::string>{"qemu"});
   EXPECT_EQ(Features(guest), kX86Features);
   EXPECT_EQ(Runs(fake), 1u);
 }
 
-TEST_F(QemuFakeTest, NonX86TargetFromTheNameGetsOnlyTheCommonFeatures) {
-  std::string fake = InstallFake("fake-qmp", dir_ + "/qemu-system-aarch64");
-  auto results = Probe(OptionsFor({fake}));
-  ASSERT_EQ(results.size(), 1u);
-  ASSERT_TRUE(results[0].status.ok()) << results[0].status.message();
-  EXPECT_EQ(results[0].guest.arch, "aarch64");
-  EXPECT_EQ(Features(results[0].guest),
-            (std::vector<std::string>{"cpuselection", "deviceboot",
+// libvirt's virQEMUCapsInitGuestFromBinary: ACPI for x86 and aarch64 only, APIC for
+// x86 only; other arches get the common features.
+TEST_F(QemuFakeTest, GuestFeaturesFollowTheArchAsLibvirtDoes) {
+  std::string aarch64 = InstallFake("fake-qmp", dir_ + "/qemu-system-aarch64");
+  std::string ppc64 = InstallFake("fake-qmp", dir_ + "/qemu-system-ppc64");
+  auto results = Probe(OptionsFor({aarch64, ppc64}));
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& result : results) ASSERT_TRUE(result.status.ok()) << result.status.message();
+  const Guest& arm = results[0].guest.arch == "aarch64" ? results[0].guest : results[1].guest;
+  const Guest& power = results[0].guest.arch == "aarch64" ? results[1].guest : results[0].guest;
+  EXPECT_EQ(arm.arch, "aarch64");
+  EXPECT_EQ(Features(arm),
+            (std::vector<std::string>{"acpi default=on toggle=yes", "cpuselection", "deviceboot",
                                       "disksnapshot default=on toggle=no"}));
+  EXPECT_EQ(power.arch, "ppc64");
+  EXPECT_EQ(Features(power), (std::vector<std::string>{"cpuselection", "deviceboot",
+                                                       "disksnapshot default=on toggle=no"}));
+}
+
+std::vector<std::string> Arches(const std::vector<Guest>& guests) {
+  std::vector<std::string> arches;
+  for (const Guest& guest : guests) arches.push_back(guest.arch + " " + guest.emulator);
+  return arches;
+}
+
+std::vector<Guest> Guests(const std::vector<QemuEmulatorResult>& results) {
+  std::vector<Guest> guests;
+  for (const QemuEmulatorResult& result : results) {
+    EXPECT_TRUE(result.status.ok()) << result.status.message();
+    if (result.status.ok()) guests.push_back(result.guest);
+  }
+  return guests;
+}
+
+// virQEMUCapsFindBinaryForArch: on an x86_64 host a lone qemu-system-x86_64 also runs
+// i686 guests (with pae/nonpae); qemu-system-ppc64 runs ppc64le guests on any host.
+TEST_F(QemuFakeTest, DerivesI686AndPpc64leGuestsAsLibvirtDoes) {
+  std::string x86 = InstallFake("fake-qmp", dir_ + "/qemu-system-x86_64");
+  std::string ppc = InstallFake("fake-qmp", dir_ + "/qemu-system-ppc64");
+  std::vector<Guest> guests = LibvirtQemuGuests(Guests(Probe(OptionsFor({x86, ppc}))), "x86_64");
+  EXPECT_EQ(Arches(guests), (std::vector<std::string>{"ppc64 " + ppc, "ppc64le " + ppc,
+                                                      "x86_64 " + x86, "i686 " + x86}));
+  EXPECT_EQ(guests[3].wordsize, 32u);
+  EXPECT_EQ(Features(guests[3]).front(), "pae");
+  // Not on another host arch: i686 there needs its own qemu-system-i386.
+  EXPECT_EQ(LibvirtQemuGuests(Guests(Probe(OptionsFor({x86}))), "aarch64").size(), 1u);
+}
+
+// On an aarch64 host armv7l guests use qemu-system-aarch64 (KVM), not qemu-system-arm.
+TEST_F(QemuFakeTest, Armv7lGuestsComeFromTheAarch64EmulatorOnAarch64Hosts) {
+  std::string aarch64 = InstallFake("fake-qmp", dir_ + "/qemu-system-aarch64");
+  std::string arm = InstallFake("fake-qmp", dir_ + "/qemu-system-arm");
+  auto probed = Guests(Probe(OptionsFor({aarch64, arm})));
+  EXPECT_EQ(Arches(LibvirtQemuGuests(probed, "aarch64")),
+            (std::vector<std::string>{"aarch64 " + aarch64, "armv7l " + aarch64}));
+  // On an x86_64 host each binary keeps its own arch.
+  EXPECT_EQ(Arches(LibvirtQemuGuests(probed, "x86_64")),
+            (std::vector<std::string>{"aarch64 " + aarch64, "armv7l " + arm}));
+}
+
+// RHEL, CentOS, Rocky: no qemu-system-* at all, the host emulator is /usr/libexec/qemu-kvm.
+TEST_F(QemuFakeTest, FindsQemuKvmInLibexecWhenNoNativeEmulatorExists) {
+  std::string root = dir_ + "/root";
+  testing::WriteTestFile(root + "/proc/sys/kernel/arch", "x86_64\n");
+  InstallFake("fake-qmp", root + "/usr/libexec/qemu-kvm");
+  QemuOptions options = OptionsFor({});
+  options.emulator_dirs = {"/usr/bin"};
+  HostPaths paths;
+  paths.rootfs = root;
+  auto results = ProbeQemuEmulators(options, paths, SomeFacts());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].emulator, "/usr/libexec/qemu-kvm");
+  EXPECT_EQ(
+      Arches(LibvirtQemuGuests(Guests(results), "x86_64")),
+      (std::vector<std::string>{"x86_64 /usr/libexec/qemu-kvm", "i686 /usr/libexec/qemu-kvm"}));
+  // With a native qemu-system-x86_64 in $PATH, qemu-kvm is not probed (libvirt never
+  // reaches its fallback).
+  InstallFake("fake-qmp", root + "/usr/bin/qemu-system-x86_64");
+  results = ProbeQemuEmulators(options, paths, SomeFacts());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].emulator, "/usr/bin/qemu-system-x86_64");
 }
 
 TEST_F(QemuFakeTest, FindsEmulatorsUnderRootfsSkipsOthersAndDeduplicates) {
@@ -765,7 +834,8 @@ TEST_F(QemuFakeTest, MissingProgramIsAnErrorForThatEmulatorOnly) {
 // memory is asserted on the real agent in the end-to-end tests.)
 struct FloodCase {
   const char* mode;
-  const char* error;  // the message after "<emulator>: "
+  const char* error;       // the message after "<emulator>: "
+  int timeout_ms = 20000;  // generous where a cap, not the clock, must end the probe
 };
 
 class QemuFloodTest : public QemuFakeTest, public ::testing::WithParamInterface<FloodCase> {};
@@ -774,7 +844,7 @@ TEST_P(QemuFloodTest, FloodingEmulatorFailsClearlyAndTheOtherIsProbed) {
   std::string flood = InstallFake("flood", dir_ + "/flood-" + GetParam().mode);
   std::string fake = InstallFake("fake-qmp", dir_ + "/qemu-system-x86_64");
   QemuOptions options = OptionsFor({flood, fake});
-  options.probe_timeout = milliseconds(1500);
+  options.probe_timeout = milliseconds(GetParam().timeout_ms);
   auto results = Probe(options);
   ASSERT_EQ(results.size(), 2u);
   EXPECT_EQ(results[0].emulator, flood);
@@ -806,7 +876,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "max_machines (1024)"},
         FloodCase{"stderr",
                   "timed out after 1500 ms waiting for the reply to qmp_capabilities; killed; "
-                  "stderr: qemu-system-x86_64: warning: flooding stderr"}),
+                  "stderr: qemu-system-x86_64: warning: flooding stderr",
+                  1500}),
     [](const ::testing::TestParamInfo<FloodCase>& param) { return std::string(param.param.mode); });
 
 // The deadline alone ends `yes ''` when the output cap is out of reach.
