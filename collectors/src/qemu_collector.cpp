@@ -1,4 +1,5 @@
 // The qemu hypervisor: one guest per emulator, from ProbeQemuEmulators.
+#include "virtcaps/files.h"
 #include "virtcaps/hypervisors.h"
 #include "virtcaps/qemu.h"
 
@@ -38,6 +39,14 @@ class QemuCollector : public Collector {
     status.available = status.emulators_found > status.probes_failed;
     status.detail =
         results.empty() ? "no qemu-system-* (or /usr/libexec/qemu-kvm) emulator found" : errors;
+    // A cache directory that someone else could write is not used: say so.
+    if (!options_.cache_dir.empty() && IsDirectory(options_.cache_dir)) {
+      Status cache = CheckPrivateDirectory(options_.cache_dir);
+      if (!cache.ok()) {
+        status.detail +=
+            (status.detail.empty() ? "" : "; ") + ("probe cache not used: " + cache.message());
+      }
+    }
     // One emulator failing is that emulator's problem; all failing is the collector's.
     if (!results.empty() && !status.available) return Status::Error(errors);
     return Status();

@@ -235,7 +235,9 @@ Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply, size
     }
     if (name->string() == "none") continue;  // libvirt leaves the empty machine out
     Entry entry;
-    entry.machine.name = name->string();
+    // Clean before the name is cached: a U+FFFF from QMP must not make the entry
+    // unparsable (and the emulator re-spawned every refresh).
+    entry.machine.name = SanitizeText(name->string());
     if (const JsonValue* cpu_max = item.Find("cpu-max")) {
       auto value = cpu_max->integer();
       if (!value || *value < 0 || *value > 0xFFFFFFFFll) {
@@ -250,7 +252,7 @@ Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply, size
     if (const JsonValue* is_default = item.Find("is-default")) {
       entry.machine.is_default = is_default->bool_value();
     }
-    if (const JsonValue* alias = item.Find("alias")) entry.alias = alias->string();
+    if (const JsonValue* alias = item.Find("alias")) entry.alias = SanitizeText(alias->string());
     entries.push_back(std::move(entry));
   }
   // QEMU's order with the default machine moved to the front, as libvirt keeps them;

@@ -435,6 +435,10 @@ std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& r
       "1 if the latest configuration reload (SIGHUP) was applied, 0 if it was rejected and the "
       "previous configuration stays in force.",
       Bool(refresh.config_reload_ok));
+  out.Gauge("virtcaps_web_config_last_reload_successful",
+            "1 if the latest re-read of --web.config.file was applied (or there is none), 0 if it "
+            "was refused and the previous web settings stay in force.",
+            Bool(refresh.web_config_reload_ok));
   out.Gauge("virtcaps_config_last_reload_success_timestamp_seconds",
             "Unix time the configuration in force was loaded.", refresh.config_loaded_at_seconds);
   out.Counter("virtcaps_refreshes_total", "Refreshes completed since the agent started.",

@@ -9,12 +9,15 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
 
 #include "test_support.h"
+#include "virtcaps/collector.h"
 #include "virtcaps/files.h"
+#include "virtcaps/hypervisors.h"
 #include "virtcaps/probes.h"
 #include "virtcaps/strings.h"
 #include "virtcaps/xml.h"
@@ -662,6 +665,99 @@ TEST_F(QemuFakeTest, CorruptTruncatedOrForeignCacheFilesAreIgnoredAndRebuilt) {
   }
 }
 
+// Issue 15.2: whatever is planted where the cache file goes (a symlink to a root-owned
+// file, a FIFO, a file someone else owns, a valid-looking entry) is refused, never
+// followed or read, and the probe rebuilds a real entry in its place.
+TEST_F(QemuFakeTest, PlantedCacheFilesAreRefusedAndRebuilt) {
+  std::string fake = InstallFake("fake-qmp", dir_ + "/qemu-system-x86_64");
+  std::string cache = dir_ + "/cache";
+  ASSERT_TRUE(Probe(OptionsFor({fake}, cache))[0].status.ok());
+  std::string file = QemuCachePath(cache, fake);
+  std::string good = *ReadFile(file);
+  std::string victim = dir_ + "/victim";  // stands for /etc/shadow
+  size_t runs = Runs(fake);
+
+  struct Plant {
+    const char* what;
+    std::function<void()> plant;
+  };
+  std::vector<Plant> plants = {
+      {"symlink to a valid entry elsewhere",
+       [&] {
+         testing::WriteTestFile(victim, good);
+         ::unlink(file.c_str());
+         ASSERT_EQ(::symlink(victim.c_str(), file.c_str()), 0);
+       }},
+      {"FIFO",
+       [&] {
+         ::unlink(file.c_str());
+         ASSERT_EQ(::mkfifo(file.c_str(), 0644), 0);
+       }},
+      {"file owned by nobody",
+       [&] {
+         testing::WriteTestFile(file, good);
+         ASSERT_EQ(::chown(file.c_str(), 65534, 65534), 0);
+       }},
+      {"group-writable file", [&] { ASSERT_EQ(::chmod(file.c_str(), 0664), 0); }},
+  };
+  for (const Plant& plant : plants) {
+    plant.plant();
+    auto result = Probe(OptionsFor({fake}, cache));
+    ASSERT_TRUE(result[0].status.ok()) << plant.what << ": " << result[0].status.message();
+    EXPECT_FALSE(result[0].from_cache) << plant.what;
+    EXPECT_EQ(Runs(fake), ++runs) << plant.what;
+    struct stat st;
+    ASSERT_EQ(::lstat(file.c_str(), &st), 0) << plant.what;
+    EXPECT_TRUE(S_ISREG(st.st_mode)) << plant.what;
+    EXPECT_EQ(st.st_uid, ::geteuid()) << plant.what;
+    EXPECT_EQ(st.st_mode & 0777, 0644u) << plant.what;
+    EXPECT_TRUE(Probe(OptionsFor({fake}, cache))[0].from_cache) << plant.what;
+    EXPECT_EQ(Runs(fake), runs) << plant.what;
+  }
+  EXPECT_EQ(*ReadFile(victim), good);  // the symlink's target was never written
+}
+
+// A cache directory others can write (or own) is not used at all: no read, no write.
+TEST_F(QemuFakeTest, CacheDirectoryOthersCanWriteIsNotUsed) {
+  std::string fake = InstallFake("fake-qmp", dir_ + "/qemu-system-x86_64");
+  for (const char* how : {"world-writable", "owned by nobody"}) {
+    std::string cache = dir_ + "/cache-" + std::string(how).substr(0, 5);
+    ASSERT_TRUE(Probe(OptionsFor({fake}, cache))[0].status.ok());
+    ASSERT_TRUE(Probe(OptionsFor({fake}, cache))[0].from_cache);
+    std::string file = QemuCachePath(cache, fake);
+    struct stat before;
+    ASSERT_EQ(::stat(file.c_str(), &before), 0);
+    if (std::string(how) == "world-writable") {
+      ASSERT_EQ(::chmod(cache.c_str(), 0777), 0);
+    } else {
+      ASSERT_EQ(::chown(cache.c_str(), 65534, 65534), 0);
+    }
+    size_t runs = Runs(fake);
+    for (int i = 0; i < 2; ++i) {
+      auto result = Probe(OptionsFor({fake}, cache));
+      ASSERT_TRUE(result[0].status.ok()) << how;
+      EXPECT_FALSE(result[0].from_cache) << how;
+    }
+    EXPECT_EQ(Runs(fake), runs + 2) << how;
+    struct stat after;
+    ASSERT_EQ(::stat(file.c_str(), &after), 0);
+    EXPECT_EQ(after.st_ino, before.st_ino) << how << ": the cache file was rewritten";
+
+    // The collector says why the cache is not used.
+    Config config;
+    HypervisorConfig hypervisor;
+    hypervisor.qemu = OptionsFor({fake}, cache);
+    HostPaths paths;
+    Probes probes;
+    CollectContext context{paths, probes, config};
+    HostCapabilities caps;
+    ASSERT_TRUE(MakeHypervisorCollector(hypervisor)->Collect(context, caps).ok());
+    ASSERT_EQ(caps.hypervisors.size(), 1u);
+    EXPECT_TRUE(Contains(caps.hypervisors[0].detail, "probe cache not used: " + cache))
+        << caps.hypervisors[0].detail;
+  }
+}
+
 TEST_F(QemuFakeTest, UnwritableCacheDirectoryOnlyMeansNoCaching) {
   std::string fake = InstallFake("fake-qmp", dir_ + "/qemu-system-x86_64");
   testing::WriteTestFile(dir_ + "/a-file", "not a directory");
@@ -828,6 +924,21 @@ TEST_F(QemuFakeTest, RaisedCapsAdmitALargeValidReply) {
   auto results = Probe(options);
   ASSERT_TRUE(results[0].status.ok()) << results[0].status.message();
   EXPECT_EQ(results[0].guest.machines.size(), 5000u);
+}
+
+// Issue 15.7: U+FFFF/U+FFFE in a machine name from QMP are replaced before the name is
+// used or cached, so the cache entry parses again (no re-spawn on every refresh).
+TEST_F(QemuFakeTest, MachineNamesWithNoncharactersAreCleanedAndStayCacheable) {
+  std::string flood = InstallFake("flood", dir_ + "/flood-badname");
+  std::string cache = dir_ + "/cache";
+  auto first = Probe(OptionsFor({flood}, cache));
+  ASSERT_TRUE(first[0].status.ok()) << first[0].status.message();
+  ASSERT_EQ(first[0].guest.machines.size(), 1u);
+  EXPECT_EQ(first[0].guest.machines[0].name, "pc-\xEF\xBF\xBD-\xEF\xBF\xBD");
+  auto second = Probe(OptionsFor({flood}, cache));
+  ASSERT_TRUE(second[0].status.ok());
+  EXPECT_TRUE(second[0].from_cache);
+  EXPECT_EQ(Describe(second[0].guest), Describe(first[0].guest));
 }
 
 // Shutdown cancels a hung probe at once instead of waiting out probe_timeout.

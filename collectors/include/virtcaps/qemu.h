@@ -87,11 +87,13 @@ struct QemuBinaryIdentity {
 Expected<QemuBinaryIdentity> StatQemuBinary(const std::string& exec_path);
 // "<cache_dir>/qemu-<16 hex digits of a hash of emulator>.xml"
 std::string QemuCachePath(const std::string& cache_dir, const std::string& emulator);
-// The cached Guest when the file holds exactly this key; nullopt otherwise.
+// The cached Guest when the file holds exactly this key; nullopt otherwise, and also
+// when cache_dir or the file fails CheckPrivateDirectory / ReadPrivateFile (someone
+// else could have planted or forged it).
 std::optional<Guest> ReadQemuCache(const std::string& cache_dir, const std::string& emulator,
                                    const QemuBinaryIdentity& binary, const QemuHostFacts& facts);
 // Best effort: creates cache_dir if needed and replaces the file atomically; a
-// directory that cannot be written only means no caching (false).
+// directory that cannot be written, or is not private, only means no caching (false).
 bool WriteQemuCache(const std::string& cache_dir, const std::string& emulator,
                     const QemuBinaryIdentity& binary, const QemuHostFacts& facts,
                     const Guest& guest);

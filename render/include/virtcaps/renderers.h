@@ -26,6 +26,9 @@ struct RefreshFacts {
   // The latest SIGHUP reload: whether it was applied, and when the config in force was loaded.
   bool config_reload_ok = true;
   double config_loaded_at_seconds = 0;
+  // The latest re-read of --web.config.file: false when it was refused (a broken file,
+  // or one that would turn TLS or basic auth off) and the previous settings stay.
+  bool web_config_reload_ok = true;
 };
 
 // libvirt's <capabilities> document (element order as capability.rng requires).
