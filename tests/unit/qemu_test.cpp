@@ -100,6 +100,17 @@ const std::vector<std::string> kX86Features = {"acpi default=on toggle=yes",
                                                "apic default=on toggle=no", "cpuselection",
                                                "deviceboot", "disksnapshot default=on toggle=no"};
 
+// The first line a command prints (tests only run fixed, trusted commands).
+std::string CommandOutput(const std::string& command) {
+  std::string output;
+  if (FILE* pipe = ::popen(command.c_str(), "r")) {
+    char line[256];
+    if (std::fgets(line, sizeof(line), pipe)) output = line;
+    ::pclose(pipe);
+  }
+  return output;
+}
+
 QemuOptions OptionsFor(std::vector<std::string> emulators, std::string cache_dir = "") {
   QemuOptions options;
   options.emulator_dirs = {};
@@ -267,6 +278,23 @@ void ExpectMachinesMatchHelp(const Guest& guest, const std::string& binary) {
   EXPECT_TRUE(guest.machines[0].is_default);
   EXPECT_TRUE(guest.machines[0].canonical.empty());
   EXPECT_EQ(guest.machines[1].canonical, guest.machines[0].name);
+
+  // The whole order, against libvirt 9.0's own <guest> for this Debian 12 QEMU 7.2
+  // (tests/fixtures/emulators/README.md): default first, then QEMU's order.
+  std::string version = CommandOutput(std::string(kRealX86_64) + " --version");
+  if (version.find("version 7.2.") != std::string::npos) {
+    auto libvirt =
+        ReadFile(testing::SourceDir() + "/tests/fixtures/emulators/libvirt-9.0-qemu-7.2-" +
+                 guest.arch + "-machines.txt");
+    ASSERT_TRUE(libvirt) << libvirt.error();
+    std::vector<std::string> libvirt_order, our_order;
+    for (std::string_view line : Split(*libvirt, '\n'))
+      if (!line.empty()) libvirt_order.emplace_back(line);
+    for (const GuestMachine& m : guest.machines) our_order.push_back(m.name);
+    EXPECT_EQ(our_order, libvirt_order);
+  } else {
+    ADD_FAILURE() << "the libvirt order on file is for QEMU 7.2 (Debian 12), not " << version;
+  }
 
   // maxCpus: QEMU refuses one CPU more than the machine's maximum and names it.
   std::vector<const GuestMachine*> spot = {&guest.machines[0]};
