@@ -186,6 +186,32 @@ TEST_P(FixtureHostTest, XmlMatchesGoldenAndTheFixtureFiles) {
     EXPECT_LE(attribute("sockets"), packages.size());
   }
   EXPECT_EQ(model.physical_packages, packages.size());
+  // resctrl: one <control> per info/L<level>[CODE|DATA] directory on each bank of that
+  // level, with its num_closids; <memory_bandwidth> nodes exactly when info/MB exists.
+  const XmlElement* host = doc->Child("host");
+  std::string info = Fixture("sys/fs/resctrl/info/");
+  if (const XmlElement* cache = host->Child("cache")) {
+    for (const XmlElement* bank : cache->ChildrenNamed("bank")) {
+      std::string level = *bank->Attribute("level");
+      std::set<std::string> expected, found;
+      for (const char* suffix : {"", "CODE", "DATA"}) {
+        std::string dir = info + "L" + level + suffix;
+        if (IsDirectory(dir))
+          expected.insert(std::string(*suffix ? suffix : "both") + "=" +
+                          *ReadValue(dir + "/num_closids"));
+      }
+      for (const XmlElement* control : bank->ChildrenNamed("control")) {
+        std::string type = *control->Attribute("type");
+        found.insert((type == "both"   ? "both"
+                      : type == "code" ? "CODE"
+                                       : "DATA") +
+                     std::string("=") + *control->Attribute("maxAllocs"));
+      }
+      EXPECT_EQ(found, expected) << "bank level " << level;
+    }
+  }
+  EXPECT_EQ(host->Child("memory_bandwidth") != nullptr, IsDirectory(info + "MB"));
+
   // One <pages> per huge page size directory, plus the base page.
   auto huge = ListDirectory(Fixture("sys/kernel/mm/hugepages"));
   EXPECT_EQ(cpu->ChildrenNamed("pages").size(), 1 + (huge ? huge->size() : 0));

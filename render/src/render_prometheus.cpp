@@ -232,6 +232,36 @@ void AddNuma(Exposition& out, const HostCapabilities& caps) {
   }
 }
 
+// Resource control (resctrl) as the cache collector found it; the 0/1 gauges are
+// always present so that alerts can test them.
+void AddResctrl(Exposition& out, const HostCapabilities& caps) {
+  std::set<std::pair<unsigned, std::string>> seen;
+  bool any_control = false;
+  for (const CacheBank& bank : caps.caches) {
+    for (const CacheControl& control : bank.controls) {
+      any_control = true;
+      if (!seen.insert({bank.level, control.type}).second) continue;
+      out.Gauge("virtcaps_cache_allocation_classes",
+                "Classes of service for cache allocation per cache level and type (resctrl "
+                "num_closids; type code/data when CDP is on).",
+                control.max_allocs,
+                {{"level", std::to_string(bank.level)}, {"type", control.type}});
+    }
+  }
+  out.Gauge("virtcaps_cache_allocation_supported",
+            "1 if resctrl offers cache allocation on a listed cache bank (libvirt's <control>).",
+            Bool(any_control));
+  out.Gauge("virtcaps_memory_bandwidth_allocation_supported",
+            "1 if resctrl offers memory bandwidth allocation (info/MB, libvirt's "
+            "<memory_bandwidth>).",
+            Bool(!caps.memory_bandwidth.empty()));
+  if (caps.cache_monitor) {
+    out.Gauge("virtcaps_resctrl_monitors",
+              "Monitoring groups resctrl can run at once (info/L3_MON/num_rmids).",
+              caps.cache_monitor->max_monitors);
+  }
+}
+
 void AddIommu(Exposition& out, const IommuState& iommu) {
   out.Gauge("virtcaps_iommu_firmware_present",
             "1 if the firmware describes an IOMMU (ACPI DMAR, IVRS or IORT table).",
@@ -373,6 +403,7 @@ std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& r
   if (CollectorRan(caps, "cpu")) AddCpu(out, caps.cpu);
   if (CollectorRan(caps, "kvm")) AddKvm(out, caps.kvm);
   if (CollectorRan(caps, "numa")) AddNuma(out, caps);
+  if (CollectorRan(caps, "cache")) AddResctrl(out, caps);
   if (caps.iommu) AddIommu(out, *caps.iommu);
   if (caps.facilities) AddFacilities(out, *caps.facilities);
   if (!caps.secure_guests.empty()) AddSecureGuests(out, caps.secure_guests);

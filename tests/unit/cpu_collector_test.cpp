@@ -283,6 +283,39 @@ TEST_F(CpuCollectorTest, MissingCpuinfoKeepsTheTopology) {
   EXPECT_EQ(caps_.cpu.topology->cores, 2u);
 }
 
+// One topology read and one huge page listing per refresh: the numa collector builds
+// its cells from what the cpu collector read, so files changed in between are not
+// read again (a second read would see them).
+TEST_F(CpuCollectorTest, NumaUsesTheCpuCollectorsTopologyReadAndHugePageListing) {
+  Write("sys/devices/system/cpu/online", "0-1\n");
+  Write("sys/devices/system/node/online", "0\n");
+  Write("sys/devices/system/node/node0/cpulist", "0-1\n");
+  Write("sys/devices/system/node/node0/meminfo", "Node 0 MemTotal: 1024 kB\n");
+  Write("sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "3\n");
+  Write("sys/devices/system/cpu/cpu1/topology/thread_siblings_list", "0-1\n");
+  Write("sys/devices/system/cpu/cpu0/topology/thread_siblings_list", "0-1\n");
+  ASSERT_TRUE(Collect().ok());
+  Write("sys/devices/system/cpu/cpu1/topology/core_id", "7\n");
+  Write("sys/devices/system/cpu/cpu0/topology/thread_siblings_list", "0\n");
+  Write("sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages", "1\n");
+  HostPaths paths = HostPaths::FromConfig(config_.paths);
+  CollectContext context{paths, probes_, config_};
+  ASSERT_TRUE(MakeNumaCollector()->Collect(context, caps_).ok());
+  ASSERT_EQ(caps_.cells.size(), 1u);
+  ASSERT_EQ(caps_.cells[0].cpus.size(), 2u);
+  EXPECT_EQ(caps_.cells[0].cpus[1].core_id, 1u);
+  EXPECT_EQ(caps_.cells[0].cpus[0].siblings, (std::vector<unsigned>{0, 1}));
+  ASSERT_EQ(caps_.hugepages.size(), 1u);
+  EXPECT_EQ(caps_.hugepages[0].size_kib, 2048u);
+  EXPECT_EQ(caps_.hugepages[0].total, 3u);
+
+  // Without the cpu collector's read the numa collector reads for itself.
+  HostCapabilities alone;
+  ASSERT_TRUE(MakeNumaCollector()->Collect(context, alone).ok());
+  EXPECT_EQ(alone.cells[0].cpus[1].core_id, 7u);
+  EXPECT_EQ(alone.hugepages.size(), 2u);
+}
+
 TEST(ArchNameTest, NamesArchitecturesAsLibvirtDoes) {
   EXPECT_EQ(LibvirtArchName("i386"), "i686");
   EXPECT_EQ(LibvirtArchName("i586"), "i686");

@@ -282,4 +282,8 @@ struct HostCapabilities {
   std::optional<ResctrlMonitor> memory_bandwidth_monitor;  // resctrl mbm_* monitoring
 };
 
+// Makes every string in the model fit for XML 1.0 and the Prometheus text format
+// (SanitizeText); CollectHost applies it once, after the collectors (model_text.cpp).
+void SanitizeModelText(HostCapabilities& caps);
+
 }  // namespace virtcaps
