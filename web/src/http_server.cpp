@@ -413,6 +413,12 @@ Status HttpServer::Start() {
       std::to_string(2 * options_.max_request_header_bytes),
       "enable_directory_listing",
       "no",
+      // A burst of connections from one client is refused by the gate in accept(), but
+      // they wait in the kernel's accept queue first: with CivetWeb's 200, a burst of 300
+      // fills it and other clients' SYNs are dropped (retried after 1 s). 1024 absorbs
+      // bursts while the accepting thread catches up.
+      "listen_backlog",
+      "1024",
       // Absolute-form request targets (http://host:port/metrics) name this server
       // whatever the host part says: served, not dropped as proxy requests.
       "enable_auth_domain_check",

@@ -2,13 +2,7 @@
 
 #include "virtcaps/yaml_checks.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <set>
 #include <utility>
 #include <vector>
@@ -280,32 +274,7 @@ Expected<WebConfigFile> ParseWebConfig(std::string_view yaml_text, const std::st
 }
 
 Expected<std::string> ReadRegularFile(const std::string& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return Status::Error(path + ": " + std::strerror(errno));
-  struct stat info;
-  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    ::close(fd);
-    return Status::Error(path + ": not a regular file");
-  }
-  std::string text;
-  char buffer[16384];
-  while (true) {
-    ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      ::close(fd);
-      return Status::Error(path + ": " + std::strerror(error));
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<size_t>(n));
-    if (text.size() > max_bytes) {
-      ::close(fd);
-      return Status::Error(path + ": larger than " + std::to_string(max_bytes) + " bytes");
-    }
-  }
-  ::close(fd);
-  return text;
+  return ReadFile(path, max_bytes);  // never blocks, regular files only (common/files)
 }
 
 Expected<WebConfigFile> LoadWebConfigFile(const std::string& path) {
