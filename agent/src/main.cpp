@@ -36,7 +36,11 @@ int RunOnce(const Config& config, CommandLine::Format format) {
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     facts.refreshes_total = 1;
     facts.interval_seconds = std::chrono::duration<double>(config.refresh_interval).count();
-    std::cout << RenderPrometheus(caps, facts, CurrentBuildInfo());
+    AddQemuProbeCounts(caps, facts);
+    MetricsOptions options = MetricsOptionsFor(config);
+    std::cout << (format == CommandLine::Format::kOpenMetrics
+                      ? RenderOpenMetrics(caps, facts, CurrentBuildInfo(), options)
+                      : RenderPrometheus(caps, facts, CurrentBuildInfo(), options));
   }
   std::cout.flush();
   return std::cout.good() ? 0 : 1;
@@ -91,6 +95,7 @@ int Serve(const CommandLine& cli, Config config) {
         LogWarn("web settings changed; they take effect after a restart");
       }
       SetLogLevel(reloaded->log.level);
+      SetLogFormat(reloaded->log.format);
       config = *reloaded;
       refresher.Reconfigure(config);
       LogInfo("configuration reloaded", {{"config", config.source}});
@@ -129,6 +134,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   SetLogLevel(config->log.level);
+  SetLogFormat(config->log.format);
   switch (cli->mode) {
     case CommandLine::Mode::kCheckConfig:
       if (!cli->web_config_file.empty()) {

@@ -2,6 +2,7 @@
 
 #include "virtcaps/yaml_checks.h"
 
+#include <regex>
 #include <set>
 #include <utility>
 
@@ -35,7 +36,7 @@ class Parser : public YamlChecks {
           DurationValue(node, "refresh_interval", std::chrono::seconds(1), std::chrono::hours(24));
     }
     if (auto node = root["paths"]) ParsePaths(node, config.paths);
-    if (auto node = root["collectors"]) ParseCollectors(node, config.collectors);
+    if (auto node = root["collectors"]) ParseCollectors(node, config);
     if (auto node = root["probes"]) ParseProbes(node, config.probes);
     if (auto node = root["host"]) ParseHost(node, config.host);
     if (auto node = root["hypervisors"]) config.hypervisors = ParseHypervisors(node);
@@ -89,7 +90,8 @@ class Parser : public YamlChecks {
     if (auto value = node["devfs"]) paths.devfs = AbsolutePath(value, "paths.devfs");
   }
 
-  void ParseCollectors(const YAML::Node& node, std::map<std::string, bool>& collectors) const {
+  void ParseCollectors(const YAML::Node& node, Config& config) const {
+    std::map<std::string, bool>& collectors = config.collectors;
     ExpectMap(node, "collectors");
     std::set<std::string> names;
     for (const CollectorDefault& collector : collectors_) names.insert(collector.name);
@@ -97,9 +99,19 @@ class Parser : public YamlChecks {
     for (const auto& entry : node) {
       std::string path = "collectors." + entry.first.Scalar();
       ExpectMap(entry.second, path);
-      CheckKeys(entry.second, path, {"enabled"});
+      bool cpu = entry.first.Scalar() == "cpu";
+      CheckKeys(entry.second, path,
+                cpu ? std::set<std::string>{"enabled", "flags_include"}
+                    : std::set<std::string>{"enabled"});
       if (auto enabled = entry.second["enabled"]) {
         collectors[entry.first.Scalar()] = BoolValue(enabled, path + ".enabled");
+      }
+      if (auto include = entry.second["flags_include"]; cpu && include) {
+        std::string pattern = StringValue(include, path + ".flags_include");
+        if (std::string error = ValidateFlagsRegex(pattern); !error.empty()) {
+          Fail(include, path + ".flags_include", error);
+        }
+        config.collector_options.cpu_flags_include = pattern;
       }
     }
   }
@@ -291,7 +303,12 @@ class Parser : public YamlChecks {
 
   void ParseLog(const YAML::Node& node, LogConfig& log) const {
     ExpectMap(node, "log");
-    CheckKeys(node, "log", {"level"});
+    CheckKeys(node, "log", {"level", "format"});
+    if (auto format = node["format"]) {
+      using Format = LogConfig::Format;
+      log.format = EnumValue<Format>(format, "log.format",
+                                     {{"logfmt", Format::kLogfmt}, {"json", Format::kJson}});
+    }
     if (auto level = node["level"]) {
       using Level = LogConfig::Level;
       log.level = EnumValue<Level>(level, "log.level",
@@ -306,6 +323,15 @@ class Parser : public YamlChecks {
 };
 
 }  // namespace
+
+std::string ValidateFlagsRegex(const std::string& pattern) {
+  try {
+    std::regex compiled(pattern);
+  } catch (const std::regex_error& error) {
+    return "not a valid regular expression: " + std::string(error.what());
+  }
+  return "";
+}
 
 std::string ValidateListenAddress(const std::string& address) {
   size_t colon = address.rfind(':');

@@ -13,6 +13,8 @@ namespace virtcaps {
 
 // Probes the host once with this configuration (what --once and each loop turn do).
 HostCapabilities ProbeHost(const Config& config);
+// How metrics pages are rendered under this configuration (collectors.cpu.flags_include).
+MetricsOptions MetricsOptionsFor(const Config& config);
 
 class Refresher {
  public:
@@ -42,6 +44,7 @@ class Refresher {
   bool reload_ok_ = true;
   double config_loaded_at_ = 0;
   uint64_t refreshes_ = 0;
+  RefreshFacts probe_totals_;  // only the qemu_*_total counters are used
   std::thread thread_;
 };
 

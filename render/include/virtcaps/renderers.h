@@ -2,6 +2,10 @@
 // Prometheus text exposition. Both are pure functions of a snapshot.
 #pragma once
 
+#include <memory>
+#include <optional>
+#include <regex>
+#include <set>
 #include <string>
 
 #include "virtcaps/model.h"
@@ -25,14 +29,36 @@ struct RefreshFacts {
   // The latest SIGHUP reload: whether it was applied, and when the config in force was loaded.
   bool config_reload_ok = true;
   double config_loaded_at_seconds = 0;
+  // QEMU probe work summed over every refresh since the agent started (--once: this one).
+  uint64_t qemu_cache_hits_total = 0;
+  uint64_t qemu_probe_failures_total = 0;
+  uint64_t qemu_probes_spawned_total = 0;
 };
+
+// Adds this refresh's QEMU probe counts (from caps.hypervisors) to the running totals.
+void AddQemuProbeCounts(const HostCapabilities& caps, RefreshFacts& facts);
 
 // libvirt's <capabilities> document (element order as capability.rng requires).
 XmlElement CapabilitiesXml(const HostCapabilities& caps);
 std::string RenderCapabilitiesXml(const HostCapabilities& caps);
 
-// The whole /metrics body.
+// What a metrics page holds beyond the snapshot itself.
+struct MetricsOptions {
+  // Collectors (and hypervisor drivers) whose families are rendered; nullopt: every one
+  // that ran. Agent-level families (build, refresh, checks) are always rendered.
+  std::optional<std::set<std::string>> collectors;
+  // virtcaps_cpu_feature_info series only for flags this regex matches whole
+  // (collectors.cpu.flags_include); null: every flag.
+  std::shared_ptr<const std::regex> cpu_features_include;
+};
+
+// The /metrics body in the Prometheus text format 0.0.4.
 std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& refresh,
-                             const BuildInfo& build);
+                             const BuildInfo& build, const MetricsOptions& options = {});
+// The same families in the OpenMetrics 1.0 text format. Without the closing "# EOF" line
+// when `terminate` is false, so a server can append its live families first.
+std::string RenderOpenMetrics(const HostCapabilities& caps, const RefreshFacts& refresh,
+                              const BuildInfo& build, const MetricsOptions& options = {},
+                              bool terminate = true);
 
 }  // namespace virtcaps
