@@ -37,7 +37,8 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
       "--config.file",     "--web.listen-address", "--web.telemetry-path",
       "--web.config.file", "--path.rootfs",        "--path.procfs",
       "--path.sysfs",      "--path.devfs",         "--log.level",
-      "--format",          "--log.format",         "--collector.cpu.flags-include"};
+      "--format",          "--log.format",         "--collector.cpu.flags-include",
+      "--driver"};
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
     std::string name = arg;
@@ -74,6 +75,11 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
       auto level = ParseLevel(*value);
       if (!level) return level.status();
       cli.log_level = *level;
+    } else if (name == "--driver") {
+      if (*value != "qemu" && *value != "lxc" && *value != "xen") {
+        return Status::Error("--driver: expected qemu, lxc or xen, got '" + *value + "'");
+      }
+      cli.once_driver = *value;
     } else if (name == "--log.format") {
       if (*value == "logfmt") {
         cli.log_format = LogConfig::Format::kLogfmt;
@@ -151,6 +157,8 @@ std::string UsageText(const std::vector<CollectorDefault>& collectors) {
       "  --once                      probe once, print the document to stdout and exit\n"
       "  --format=FORMAT             what --once prints: xml, prometheus or openmetrics\n"
       "                              (default xml)\n"
+      "  --driver=DRIVER             with --once --format=xml: only the qemu, lxc or xen\n"
+      "                              driver's document, as virsh -c DRIVER:/// capabilities\n"
       "  --validate                  run libvirt's virt-host-validate checks (QEMU, LXC), print\n"
       "                              PASS/WARN/FAIL per check; exit 1 if any FAIL\n"
       "  --check-config              validate the configuration and exit\n"

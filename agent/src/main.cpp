@@ -19,7 +19,7 @@
 namespace virtcaps {
 namespace {
 
-int RunOnce(const Config& config, CommandLine::Format format) {
+int RunOnce(const Config& config, CommandLine::Format format, const std::string& driver) {
   auto start = std::chrono::steady_clock::now();
   HostCapabilities caps = ProbeHost(config);
   for (const CollectorOutcome& outcome : caps.collectors) {
@@ -27,7 +27,7 @@ int RunOnce(const Config& config, CommandLine::Format format) {
       LogWarn("collector failed", {{"collector", outcome.name}, {"error", outcome.error}});
   }
   if (format == CommandLine::Format::kXml) {
-    std::cout << RenderCapabilitiesXml(caps);
+    std::cout << RenderCapabilitiesXml(caps, driver);
   } else {
     RefreshFacts facts;
     facts.duration_seconds =
@@ -152,7 +152,7 @@ int Main(int argc, char** argv) {
       std::cout << "configuration OK: " << config->source << "\n";
       return 0;
     case CommandLine::Mode::kOnce:
-      return RunOnce(*config, cli->once_format);
+      return RunOnce(*config, cli->once_format, cli->once_driver);
     case CommandLine::Mode::kValidate: {
       HostCapabilities caps = ProbeHost(*config);
       std::cout << FormatHostChecks(caps.checks);

@@ -228,7 +228,7 @@ class Parser : public YamlChecks {
         case HypervisorType::kQemu:
           CheckKeys(entry, path,
                     {"type", "enabled", "emulator_dirs", "emulators", "probe_timeout",
-                     "parallel_probes", "cache_dir"});
+                     "parallel_probes", "cache_dir", "user", "group", "migration_features"});
           ParseQemu(entry, path, hypervisor.qemu);
           break;
         case HypervisorType::kXen:
@@ -279,6 +279,13 @@ class Parser : public YamlChecks {
     if (auto value = entry["cache_dir"]) {
       std::string dir = StringValue(value, path + ".cache_dir");
       qemu.cache_dir = dir.empty() ? dir : AbsolutePath(value, path + ".cache_dir");
+    }
+    if (auto value = entry["user"]) qemu.user = StringValue(value, path + ".user");
+    if (auto value = entry["group"]) qemu.group = StringValue(value, path + ".group");
+    if (qemu.user.empty()) Fail(entry["user"], path + ".user", "needs a user name or +uid");
+    if (qemu.group.empty()) Fail(entry["group"], path + ".group", "needs a group name or +gid");
+    if (auto value = entry["migration_features"]) {
+      qemu.migration_features = BoolValue(value, path + ".migration_features");
     }
   }
 

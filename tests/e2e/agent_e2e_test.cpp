@@ -157,6 +157,17 @@ TEST(AgentE2eTest, ServesEveryEndpointForAFixtureHost) {
       << unknown.body;
   EXPECT_EQ(HttpGet(agent.port(), "/healthz").status, 200);  // still serving
 
+  // One libvirt driver's document: ?driver=lxc is what lxc:/// would print.
+  auto lxc = HttpGet(agent.port(), "/capabilities?driver=lxc");
+  EXPECT_EQ(lxc.status, 200);
+  EXPECT_NE(lxc.body.find("<os_type>exe</os_type>"), std::string::npos);
+  EXPECT_EQ(lxc.body.find("<os_type>hvm</os_type>"), std::string::npos);
+  EXPECT_EQ(lxc.body.find("<migration_features>"), std::string::npos);
+  EXPECT_NE(xml.body.find("<migration_features>"), std::string::npos);
+  auto bad_driver = HttpGet(agent.port(), "/capabilities?driver=vbox");
+  EXPECT_EQ(bad_driver.status, 400);
+  EXPECT_NE(bad_driver.body.find("drivers: qemu, lxc, xen"), std::string::npos);
+
   auto head = HttpGet(agent.port(), "/capabilities", "HEAD");
   EXPECT_EQ(head.status, 200);
   EXPECT_EQ(head.body, "");

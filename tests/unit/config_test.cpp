@@ -48,6 +48,9 @@ TEST(ConfigTest, EmbeddedDefaultMatchesTheStructDefaults) {
   EXPECT_EQ(parsed->hypervisors[0].qemu.probe_timeout, qemu.probe_timeout);
   EXPECT_EQ(parsed->hypervisors[0].qemu.parallel_probes, qemu.parallel_probes);
   EXPECT_EQ(parsed->hypervisors[0].qemu.cache_dir, qemu.cache_dir);
+  EXPECT_EQ(parsed->hypervisors[0].qemu.user, qemu.user);
+  EXPECT_EQ(parsed->hypervisors[0].qemu.group, qemu.group);
+  EXPECT_EQ(parsed->hypervisors[0].qemu.migration_features, qemu.migration_features);
   XenOptions xen;
   EXPECT_EQ(parsed->hypervisors[1].xen.emulator, xen.emulator);
   EXPECT_EQ(parsed->hypervisors[1].xen.loader, xen.loader);

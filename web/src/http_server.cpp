@@ -246,6 +246,23 @@ HttpServer::Response HttpServer::Handle(const Request& request) const {
     AnswerMetrics(request, gzip, response);
     return response;
   }
+  auto driver = SelectDriver(request.query);
+  if (!driver) {
+    response.status = 400;
+    response.owned_body =
+        std::make_shared<const std::string>("400 bad request: " + driver.error() + "\n");
+    response.body = *response.owned_body;
+    return response;
+  }
+  if (!driver->empty()) {  // one driver's document, rendered for this request
+    std::string xml = RenderCapabilitiesXml(snapshot->caps, *driver);
+    response.owned_body = std::make_shared<const std::string>(gzip ? Gzip(xml) : xml);
+    response.body = *response.owned_body;
+    response.content_type = kXmlContentType;
+    response.content_encoding = gzip ? "gzip" : "";
+    response.vary_accept_encoding = true;
+    return response;
+  }
   response.prepared = gzip ? &snapshot->xml_gzip : &snapshot->xml;
   response.content_type = kXmlContentType;
   response.body = response.prepared->body();

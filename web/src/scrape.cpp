@@ -127,6 +127,19 @@ Expected<std::optional<std::set<std::string>>> SelectCollectors(
   return std::optional<std::set<std::string>>(std::move(selected));
 }
 
+Expected<std::string> SelectDriver(std::string_view query) {
+  std::string driver;
+  for (std::string_view pair : Split(query, '&')) {
+    size_t equals = pair.find('=');
+    if (UrlDecode(pair.substr(0, equals)) != "driver") continue;
+    driver = equals == std::string_view::npos ? "" : UrlDecode(pair.substr(equals + 1));
+    if (driver != "qemu" && driver != "lxc" && driver != "xen") {
+      return Status::Error("unknown driver '" + driver + "'; drivers: qemu, lxc, xen");
+    }
+  }
+  return driver;
+}
+
 RequestCounters::RequestCounters(std::string telemetry_path)
     : paths_{std::move(telemetry_path), "/", "/capabilities", "/healthz", "other"} {}
 

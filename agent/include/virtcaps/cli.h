@@ -16,6 +16,7 @@ struct CommandLine {
   Mode mode = Mode::kServe;
   enum class Format { kXml, kPrometheus, kOpenMetrics };
   Format once_format = Format::kXml;
+  std::string once_driver;  // --driver=qemu|lxc|xen: that driver's document; empty: all
 
   std::string config_file;                    // empty: the embedded default
   std::string web_config_file;                // --web.config.file; empty: plain HTTP, no auth

@@ -83,6 +83,13 @@ struct QemuOptions {
   Duration probe_timeout = std::chrono::seconds(10);  // a probe still running then is killed
   int parallel_probes = 2;                            // 1..64 emulators probed at once
   std::string cache_dir = "/var/cache/virtcaps";      // empty disables the on-disk cache
+  // The user and group QEMU runs as (qemu.conf user/group; Debian's defaults), for the DAC
+  // <secmodel> baselabels. Names are looked up in <rootfs>/etc/passwd and etc/group;
+  // "+N" is a numeric id.
+  std::string user = "libvirt-qemu";
+  std::string group = "libvirt-qemu";
+  // Print <migration_features> (live, tcp and rdma transports) as libvirt's QEMU driver does.
+  bool migration_features = true;
 };
 
 struct XenOptions {

@@ -7,6 +7,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "virtcaps/model.h"
 #include "virtcaps/xml.h"
@@ -39,8 +40,11 @@ struct RefreshFacts {
 void AddQemuProbeCounts(const HostCapabilities& caps, RefreshFacts& facts);
 
 // libvirt's <capabilities> document (element order as capability.rng requires).
-XmlElement CapabilitiesXml(const HostCapabilities& caps);
-std::string RenderCapabilitiesXml(const HostCapabilities& caps);
+// `driver` (qemu, lxc, xen) gives the document of that libvirt driver alone, as
+// `virsh -c lxc:/// capabilities` would: its guests, and the host parts it prints
+// (migration_features and the DAC secmodel are the QEMU driver's). Empty: every driver.
+XmlElement CapabilitiesXml(const HostCapabilities& caps, std::string_view driver = {});
+std::string RenderCapabilitiesXml(const HostCapabilities& caps, std::string_view driver = {});
 
 // What a metrics page holds beyond the snapshot itself.
 struct MetricsOptions {

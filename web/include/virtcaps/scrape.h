@@ -29,6 +29,10 @@ ExpositionFormat NegotiateExpositionFormat(std::string_view accept);
 Expected<std::optional<std::set<std::string>>> SelectCollectors(
     std::string_view query, const std::vector<std::string>& available);
 
+// /capabilities?driver=qemu|lxc|xen: that libvirt driver's document. Empty without the
+// parameter (every driver); an error for any other value.
+Expected<std::string> SelectDriver(std::string_view query);
+
 // Requests answered, per path and status code, counted with relaxed atomics (no lock on
 // the request path). Paths outside the served set count as "other", as do codes.
 class RequestCounters {
