@@ -7,10 +7,10 @@
 
 namespace virtcaps {
 
-HostCapabilities ProbeHost(const Config& config) {
+HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel) {
   HostPaths paths = HostPaths::FromConfig(config.paths);
   Probes probes = MakeProbes(config.probes, paths);
-  CollectContext context{paths, probes, config};
+  CollectContext context{paths, probes, config, cancel};
   return CollectHost(context);
 }
 
@@ -42,6 +42,7 @@ void Refresher::Stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
+  cancel_.Cancel();  // a hung probe must not hold shutdown for probe_timeout
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -66,9 +67,19 @@ void Refresher::ReloadFailed() {
   wake_.notify_all();
 }
 
-void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at) {
+void Refresher::WebConfigReloaded(bool ok) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    web_reload_ok_ = ok;
+    config_changed_ = true;  // refresh now so the metric reports it
+  }
+  wake_.notify_all();
+}
+
+void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at,
+                            bool web_reload_ok) {
   auto start = std::chrono::steady_clock::now();
-  HostCapabilities caps = ProbeHost(config);
+  HostCapabilities caps = ProbeHost(config, &cancel_);
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   for (const CollectorOutcome& outcome : caps.collectors) {
     if (!outcome.success) {
@@ -82,11 +93,13 @@ void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_
   facts.interval_seconds = std::chrono::duration<double>(config.refresh_interval).count();
   facts.config_reload_ok = reload_ok;
   facts.config_loaded_at_seconds = loaded_at;
+  facts.web_config_reload_ok = web_reload_ok;
   AddQemuProbeCounts(caps, probe_totals_);
   facts.qemu_cache_hits_total = probe_totals_.qemu_cache_hits_total;
   facts.qemu_probe_failures_total = probe_totals_.qemu_probe_failures_total;
   facts.qemu_probes_spawned_total = probe_totals_.qemu_probes_spawned_total;
-  store_.Publish(MakeSnapshot(std::move(caps), facts, MetricsOptionsFor(config)));
+  std::shared_ptr<const Snapshot> previous = store_.Current();
+  store_.Publish(MakeSnapshot(std::move(caps), facts, previous.get(), MetricsOptionsFor(config)));
   // The first snapshot is worth an info line: from here on the agent is healthy.
   LogFields fields = {{"duration_seconds", std::to_string(facts.duration_seconds)}};
   if (facts.refreshes_total == 1) {
@@ -102,9 +115,10 @@ void Refresher::Run() {
     Config config = config_;
     bool reload_ok = reload_ok_;
     double loaded_at = config_loaded_at_;
+    bool web_reload_ok = web_reload_ok_;
     config_changed_ = false;
     lock.unlock();
-    RefreshOnce(config, reload_ok, loaded_at);
+    RefreshOnce(config, reload_ok, loaded_at, web_reload_ok);
     lock.lock();
     wake_.wait_for(lock, config.refresh_interval, [this] { return stopping_ || config_changed_; });
   }

@@ -94,18 +94,39 @@ PreparedResponse PrepareResponse(std::string_view content_type, std::string_view
 }
 
 std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh,
+                                             const Snapshot* previous,
                                              MetricsOptions metrics_options) {
   auto snapshot = std::make_shared<Snapshot>();
   std::string metrics = RenderPrometheus(caps, refresh, CurrentBuildInfo(), metrics_options);
   std::string openmetrics =
       RenderOpenMetrics(caps, refresh, CurrentBuildInfo(), metrics_options, /*terminate=*/false);
-  snapshot->metrics_gzip_open = GzipOpen(metrics);
-  snapshot->openmetrics_gzip_open = GzipOpen(openmetrics);
+  // The open members follow the same reuse rule as the gzip responses below.
+  if (previous != nullptr && previous->metrics.body() == metrics) {
+    snapshot->metrics_gzip_open = previous->metrics_gzip_open;
+  } else {
+    snapshot->metrics_gzip_open = GzipOpen(metrics);
+  }
+  if (previous != nullptr && previous->openmetrics.body() == openmetrics) {
+    snapshot->openmetrics_gzip_open = previous->openmetrics_gzip_open;
+  } else {
+    snapshot->openmetrics_gzip_open = GzipOpen(openmetrics);
+  }
   snapshot->openmetrics = PrepareResponse(kOpenMetricsContentType, "", std::move(openmetrics));
   snapshot->metrics_options = std::move(metrics_options);
   std::string xml = RenderCapabilitiesXml(caps);
-  snapshot->metrics_gzip = PrepareResponse(kMetricsContentType, "gzip", Gzip(metrics));
-  snapshot->xml_gzip = PrepareResponse(kXmlContentType, "gzip", Gzip(xml));
+  // Compressing is most of a warm refresh's work; the XML rarely changes at all.
+  if (previous != nullptr && previous->metrics.body() == metrics) {
+    snapshot->metrics_gzip = previous->metrics_gzip;
+  } else {
+    snapshot->metrics_gzip = PrepareResponse(kMetricsContentType, "gzip", Gzip(metrics));
+    ++snapshot->bodies_compressed;
+  }
+  if (previous != nullptr && previous->xml.body() == xml) {
+    snapshot->xml_gzip = previous->xml_gzip;
+  } else {
+    snapshot->xml_gzip = PrepareResponse(kXmlContentType, "gzip", Gzip(xml));
+    ++snapshot->bodies_compressed;
+  }
   snapshot->metrics = PrepareResponse(kMetricsContentType, "", std::move(metrics));
   snapshot->xml = PrepareResponse(kXmlContentType, "", std::move(xml));
   snapshot->caps = std::move(caps);

@@ -40,11 +40,13 @@ class QemuCollector : public Collector {
     // As libvirt's QEMU driver: live migration over tcp and rdma, whatever the emulators.
     if (options_.migration_features) caps.migration = MigrationFeatures{true, {"tcp", "rdma"}};
     QemuHostFacts facts = CurrentQemuHostFacts(context.paths, caps);
-    std::vector<QemuEmulatorResult> results = ProbeQemuEmulators(options_, context.paths, facts);
+    std::vector<QemuEmulatorResult> results =
+        ProbeQemuEmulators(options_, context.paths, facts, context.cancel);
     HypervisorStatus& status = caps.hypervisors.emplace_back();
     status.name = "qemu";
     status.emulators_found = static_cast<unsigned>(results.size());
     std::string errors;
+    std::vector<Guest> probed;
     for (QemuEmulatorResult& result : results) {
       if (!result.status.ok()) {
         ++status.probes_failed;
@@ -56,10 +58,21 @@ class QemuCollector : public Collector {
       } else {
         ++status.probes_spawned;
       }
-      caps.guests.push_back(std::move(result.guest));
+      probed.push_back(std::move(result.guest));
     }
+    for (Guest& guest : LibvirtQemuGuests(std::move(probed), caps.cpu.arch))
+      caps.guests.push_back(std::move(guest));
     status.available = status.emulators_found > status.probes_failed;
-    status.detail = results.empty() ? "no qemu-system-* emulator found" : errors;
+    status.detail =
+        results.empty() ? "no qemu-system-* (or /usr/libexec/qemu-kvm) emulator found" : errors;
+    // A cache directory that someone else could write is not used: say so.
+    if (!options_.cache_dir.empty() && IsDirectory(options_.cache_dir)) {
+      Status cache = CheckPrivateDirectory(options_.cache_dir);
+      if (!cache.ok()) {
+        status.detail +=
+            (status.detail.empty() ? "" : "; ") + ("probe cache not used: " + cache.message());
+      }
+    }
     // One emulator failing is that emulator's problem; all failing is the collector's.
     if (!results.empty() && !status.available) return Status::Error(errors);
     return Status();

@@ -12,6 +12,7 @@
 #include <thread>
 #include <utility>
 
+#include "virtcaps/collector.h"
 #include "virtcaps/files.h"
 #include "virtcaps/json.h"
 #include "virtcaps/qemu.h"
@@ -95,6 +96,7 @@ class QmpSession {
     Status written = process_.WriteLine(line, deadline_);
     if (!written.ok()) {
       if (process_.timed_out()) return TimedOut("sending " + command);  // input never drained
+      if (process_.cancelled()) return Cancelled("sending " + command);
       return Ended("sending " + command, written.message());
     }
     std::string step = "the reply to " + command;
@@ -153,6 +155,10 @@ class QmpSession {
       auto line = process_.ReadLine(deadline_);
       if (!line) {
         if (process_.timed_out()) return TimedOut("waiting for " + step);
+        if (process_.cancelled()) return Cancelled("waiting for " + step);
+        if (process_.limit_passed() != Subprocess::Limit::kNone) {
+          return OverLimit(line.error(), "waiting for " + step);
+        }
         return Ended(step, line.error());
       }
       if (Trim(*line).empty()) continue;
@@ -178,10 +184,24 @@ class QmpSession {
                          "; killed");
   }
 
+  Status Cancelled(const std::string& doing) {
+    return Status::Error("cancelled " + doing + " (the agent is stopping); killed");
+  }
+
+  // `what` is the subprocess's "it wrote ..." message; name the setting that caps it.
+  Status OverLimit(const std::string& what, const std::string& doing) {
+    const char* setting = process_.limit_passed() == Subprocess::Limit::kLine ? "max_reply_bytes"
+                                                                              : "max_output_bytes";
+    return Status::Error(what + " (qemu " + setting + ") " + doing + "; killed");
+  }
+
   // The emulator stopped talking: say how it ended, if it did.
   Status Ended(const std::string& step, const std::string& what) {
     auto how = process_.Finish(deadline_);
-    if (!how) return TimedOut("waiting for " + step);
+    if (!how) {
+      if (process_.cancelled()) return Cancelled("waiting for " + step);
+      return TimedOut("waiting for " + step);
+    }
     return Status::Error(*how + " before " + step + " (" + what + ")");
   }
 
@@ -192,8 +212,16 @@ class QmpSession {
   std::string last_line_;
 };
 
-Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply) {
+Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply, size_t max_machines) {
   if (!reply.is_array()) return Status::Error("query-machines did not return a list");
+  // Aliases double entries in the list: the cap is on what the document would carry.
+  size_t listed = reply.items().size();
+  for (const JsonValue& item : reply.items()) listed += item.Find("alias") != nullptr;
+  if (listed > max_machines) {
+    return Status::Error("query-machines listed " + std::to_string(listed) +
+                         " machine types and aliases, more than qemu max_machines (" +
+                         std::to_string(max_machines) + ")");
+  }
   struct Entry {
     GuestMachine machine;
     std::string alias;
@@ -207,7 +235,9 @@ Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply) {
     }
     if (name->string() == "none") continue;  // libvirt leaves the empty machine out
     Entry entry;
-    entry.machine.name = name->string();
+    // Clean before the name is cached: a U+FFFF from QMP must not make the entry
+    // unparsable (and the emulator re-spawned every refresh).
+    entry.machine.name = SanitizeText(name->string());
     if (const JsonValue* cpu_max = item.Find("cpu-max")) {
       auto value = cpu_max->integer();
       if (!value || *value < 0 || *value > 0xFFFFFFFFll) {
@@ -222,15 +252,13 @@ Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply) {
     if (const JsonValue* is_default = item.Find("is-default")) {
       entry.machine.is_default = is_default->bool_value();
     }
-    if (const JsonValue* alias = item.Find("alias")) entry.alias = alias->string();
+    if (const JsonValue* alias = item.Find("alias")) entry.alias = SanitizeText(alias->string());
     entries.push_back(std::move(entry));
   }
-  // The default machine first, the rest by name; each aliased machine is followed by
-  // an entry named after its alias, as libvirt lists them.
-  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    if (a.machine.is_default != b.machine.is_default) return a.machine.is_default;
-    return a.machine.name < b.machine.name;
-  });
+  // QEMU's order with the default machine moved to the front, as libvirt keeps them;
+  // each aliased machine is followed by an entry named after its alias.
+  std::stable_partition(entries.begin(), entries.end(),
+                        [](const Entry& entry) { return entry.machine.is_default; });
   std::vector<GuestMachine> machines;
   for (const Entry& entry : entries) {
     machines.push_back(entry.machine);
@@ -251,10 +279,10 @@ std::vector<GuestFeature> FeaturesFor(const std::string& arch) {
     features.push_back({"pae", std::nullopt, std::nullopt});
     features.push_back({"nonpae", std::nullopt, std::nullopt});
   }
-  if (arch == "i686" || arch == "x86_64") {
-    features.push_back({"acpi", true, true});
-    features.push_back({"apic", true, false});
-  }
+  // libvirt's virQEMUCapsInitGuestFromBinary: ACPI on x86 and aarch64, APIC on x86.
+  bool x86 = arch == "i686" || arch == "x86_64";
+  if (x86 || arch == "aarch64") features.push_back({"acpi", true, true});
+  if (x86) features.push_back({"apic", true, false});
   features.push_back({"cpuselection", std::nullopt, std::nullopt});
   features.push_back({"deviceboot", std::nullopt, std::nullopt});
   features.push_back({"disksnapshot", true, false});
@@ -271,7 +299,7 @@ std::string SuffixTarget(const std::string& path) {
 }
 
 // The conversation, from greeting to quit; the answers become the Guest.
-Expected<Guest> Converse(QmpSession& session, const std::string& emulator) {
+Expected<Guest> Converse(QmpSession& session, const std::string& emulator, size_t max_machines) {
   Status greeting = session.ReadGreeting();
   if (!greeting.ok()) return greeting;
   auto negotiated = session.Execute("qmp_capabilities");
@@ -290,7 +318,7 @@ Expected<Guest> Converse(QmpSession& session, const std::string& emulator) {
   if (!arch) arch = QemuTargetArch(SuffixTarget(emulator));
   if (!arch) return Status::Error("unknown target architecture " + Quoted(target_name));
 
-  auto machines = MachinesFromQmp(*machines_reply);
+  auto machines = MachinesFromQmp(*machines_reply, max_machines);
   if (!machines) return machines.status();
 
   Guest guest;
@@ -355,6 +383,24 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
     }
     found.push_back(std::move(candidate));
   }
+  // RHEL-family hosts ship the host-arch emulator as /usr/libexec/qemu-kvm, outside
+  // $PATH, and no qemu-system-<host arch>: libvirt falls back to it for native guests.
+  std::string host_arch = HostArch(paths);
+  bool have_native = std::any_of(found.begin(), found.end(), [&](const Candidate& candidate) {
+    auto arch = QemuTargetArch(SuffixTarget(candidate.emulator));
+    return arch && QemuGuestIsNative(host_arch, arch->arch);
+  });
+  if (!have_native) {
+    Candidate candidate;
+    candidate.emulator = "/usr/libexec/qemu-kvm";
+    candidate.exec_path = JoinPath(paths.rootfs, candidate.emulator);
+    struct stat st;
+    if (::stat(candidate.exec_path.c_str(), &st) == 0 && IsExecutableFile(st)) {
+      candidate.device = st.st_dev;
+      candidate.inode = st.st_ino;
+      found.push_back(std::move(candidate));
+    }
+  }
   std::stable_sort(found.begin(), found.end(),
                    [](const Candidate& a, const Candidate& b) { return a.emulator < b.emulator; });
   // One probe per binary: a path seen before, or another name (symlink, hard link)
@@ -374,7 +420,7 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
 }
 
 QemuEmulatorResult ProbeCandidate(const Candidate& candidate, const QemuOptions& options,
-                                  const QemuHostFacts& facts) {
+                                  const QemuHostFacts& facts, const Cancellation* cancel) {
   auto start = std::chrono::steady_clock::now();
   QemuEmulatorResult result;
   result.emulator = candidate.emulator;
@@ -393,8 +439,7 @@ QemuEmulatorResult ProbeCandidate(const Candidate& candidate, const QemuOptions&
         result.guest = std::move(*cached);
         result.from_cache = true;
       } else {
-        auto guest =
-            ProbeQemuEmulator(candidate.emulator, candidate.exec_path, options.probe_timeout);
+        auto guest = ProbeQemuEmulator(candidate.emulator, candidate.exec_path, options, cancel);
         if (guest) {
           result.guest = std::move(guest).value();
           if (identity) {
@@ -421,6 +466,50 @@ std::string FormatUint(uint64_t value, bool hex) {
 
 }  // namespace
 
+bool QemuGuestIsNative(std::string_view host, std::string_view guest) {
+  auto is_ppc64 = [](std::string_view arch) { return arch == "ppc64" || arch == "ppc64le"; };
+  return host == guest || (host == "x86_64" && guest == "i686") ||
+         (host == "aarch64" && guest == "armv7l") || (is_ppc64(host) && is_ppc64(guest));
+}
+
+std::vector<Guest> LibvirtQemuGuests(std::vector<Guest> probed, std::string_view host_arch) {
+  auto has_arch = [&](std::string_view arch) {
+    return std::any_of(probed.begin(), probed.end(),
+                       [&](const Guest& guest) { return guest.arch == arch; });
+  };
+  // A second guest from a binary already probed, under another arch.
+  auto derive = [](const Guest& from, const char* arch, unsigned wordsize) {
+    Guest guest = from;
+    guest.arch = arch;
+    guest.wordsize = wordsize;
+    guest.features = FeaturesFor(guest.arch);
+    return guest;
+  };
+  // armv7l on an aarch64 host comes from qemu-system-aarch64 first (KVM can run it
+  // there; qemu-system-arm would be TCG only), as virQEMUCapsFindBinaryForArch says.
+  bool has_aarch64 = has_arch("aarch64");
+  bool arm_from_aarch64 = host_arch == "aarch64" && has_aarch64;
+  bool i686_from_x86_64 = host_arch == "x86_64" && !has_arch("i686");
+  bool ppc64le_from_ppc64 = !has_arch("ppc64le");
+  std::vector<Guest> guests;
+  for (Guest& guest : probed) {
+    if (host_arch == "aarch64" && has_aarch64 && guest.arch == "armv7l") continue;
+    guests.push_back(guest);
+    const Guest& from = guests.back();
+    if (from.arch == "x86_64" && i686_from_x86_64) {
+      guests.push_back(derive(from, "i686", 32));
+      i686_from_x86_64 = false;
+    } else if (from.arch == "aarch64" && arm_from_aarch64) {
+      guests.push_back(derive(from, "armv7l", 32));
+      arm_from_aarch64 = false;
+    } else if (from.arch == "ppc64" && ppc64le_from_ppc64) {
+      guests.push_back(derive(from, "ppc64le", 64));
+      ppc64le_from_ppc64 = false;
+    }
+  }
+  return guests;
+}
+
 std::optional<ArchInfo> QemuTargetArch(std::string_view target) {
   for (const TargetArch& entry : kTargets) {
     if (target == entry.target) return ArchInfo{entry.arch, entry.wordsize};
@@ -429,31 +518,38 @@ std::optional<ArchInfo> QemuTargetArch(std::string_view target) {
 }
 
 Expected<Guest> ProbeQemuEmulator(const std::string& emulator, const std::string& exec_path,
-                                  std::chrono::milliseconds timeout) {
+                                  const QemuOptions& options, const Cancellation* cancel) {
+  std::chrono::milliseconds timeout = options.probe_timeout;
   Deadline deadline = std::chrono::steady_clock::now() + timeout;
+  SubprocessOptions limits;
+  limits.max_line_bytes = static_cast<size_t>(options.max_reply_bytes);
+  limits.max_output_bytes = static_cast<size_t>(options.max_output_bytes);
+  limits.cancel = cancel;
   // Like libvirt: no user config, no default devices, no display, the empty machine,
   // KVM if it comes up (else TCG), and QMP on stdin/stdout.
   auto started =
       Subprocess::Start({exec_path, "-S", "-no-user-config", "-nodefaults", "-nographic",
-                         "-display", "none", "-machine", "none,accel=kvm:tcg", "-qmp", "stdio"});
+                         "-display", "none", "-machine", "none,accel=kvm:tcg", "-qmp", "stdio"},
+                        limits);
   if (!started) {  // the error names exec_path; say which emulator that is, if it differs
     if (exec_path == emulator) return started.status();
     return Status::Error(emulator + ": " + started.error());
   }
   Subprocess& process = **started;
   QmpSession session(process, deadline, timeout);
-  auto guest = Converse(session, emulator);
+  auto guest = Converse(session, emulator, static_cast<size_t>(options.max_machines));
   if (guest) return guest;
   process.Kill();  // no-op when the session already stopped it; collects stderr
   std::string message = emulator + ": " + guest.error();
-  std::string stderr_line = process.FirstStderrLine();
+  std::string stderr_line = process.StderrLine();
   if (!stderr_line.empty()) message += "; stderr: " + stderr_line;
   return Status::Error(message);
 }
 
 std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
                                                    const HostPaths& paths,
-                                                   const QemuHostFacts& facts) {
+                                                   const QemuHostFacts& facts,
+                                                   const Cancellation* cancel) {
   std::vector<Candidate> candidates = FindEmulators(options, paths);
   std::vector<QemuEmulatorResult> results(candidates.size());
   size_t workers = static_cast<size_t>(std::clamp(options.parallel_probes, 1, 64));
@@ -461,7 +557,7 @@ std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next++; i < candidates.size(); i = next++) {
-      results[i] = ProbeCandidate(candidates[i], options, facts);
+      results[i] = ProbeCandidate(candidates[i], options, facts, cancel);
     }
   };
   std::vector<std::thread> threads;

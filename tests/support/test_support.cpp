@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,6 +20,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include <gtest/gtest.h>
 
 #include "virtcaps/collector.h"
 #include "virtcaps/files.h"
@@ -155,8 +158,11 @@ ProcessResult RunProcess(const std::vector<std::string>& args, int timeout_secon
   }
   if (open_fds > 0) ::kill(pid, SIGKILL);
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  struct rusage usage;
+  std::memset(&usage, 0, sizeof(usage));
+  ::wait4(pid, &status, 0, &usage);
   result.exit_code = DecodeWaitStatus(status);
+  result.max_rss_kb = usage.ru_maxrss;
   return result;
 }
 
@@ -327,6 +333,20 @@ std::string Gunzip(const std::string& data) {
   }
   inflateEnd(&stream);
   return result == Z_STREAM_END ? out : "";
+}
+
+std::string FixtureConfigWithWeb(const std::string& profile, const std::string& web_yaml) {
+  std::string dir = FixtureHost(profile);
+  auto text = ReadFile(dir + "/virtcaps.yaml");
+  EXPECT_TRUE(text) << text.error();
+  std::string yaml = text ? *text : "";
+  for (size_t at = yaml.find("dump_file: "); at != std::string::npos;
+       at = yaml.find("dump_file: ", at + 1)) {
+    yaml.insert(at + 11, dir + "/");
+  }
+  std::string config = TempDir() + "/virtcaps.yaml";
+  WriteTestFile(config, yaml + "web:\n" + web_yaml);
+  return config;
 }
 
 }  // namespace virtcaps::testing

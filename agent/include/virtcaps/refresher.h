@@ -8,11 +8,13 @@
 
 #include "virtcaps/config.h"
 #include "virtcaps/snapshot.h"
+#include "virtcaps/subprocess.h"
 
 namespace virtcaps {
 
 // Probes the host once with this configuration (what --once and each loop turn do).
-HostCapabilities ProbeHost(const Config& config);
+// A cancelled `cancel` ends emulator probes in flight.
+HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel = nullptr);
 // How metrics pages are rendered under this configuration (collectors.cpu.flags_include).
 MetricsOptions MetricsOptionsFor(const Config& config);
 
@@ -30,10 +32,12 @@ class Refresher {
   // Records a rejected reload (the running configuration stays) and refreshes so
   // the metrics say so.
   void ReloadFailed();
+  // Records the outcome of a web config re-read and refreshes so the metrics say so.
+  void WebConfigReloaded(bool ok);
 
  private:
   void Run();
-  void RefreshOnce(const Config& config, bool reload_ok, double loaded_at);
+  void RefreshOnce(const Config& config, bool reload_ok, double loaded_at, bool web_reload_ok);
 
   SnapshotStore& store_;
   std::mutex mutex_;
@@ -42,9 +46,11 @@ class Refresher {
   bool stopping_ = false;
   bool config_changed_ = false;
   bool reload_ok_ = true;
+  bool web_reload_ok_ = true;
   double config_loaded_at_ = 0;
   uint64_t refreshes_ = 0;
   RefreshFacts probe_totals_;  // only the qemu_*_total counters are used
+  Cancellation cancel_;        // Stop() cancels a refresh in flight
   std::thread thread_;
 };
 

@@ -41,11 +41,14 @@ struct Snapshot {
   // OpenMetrics bodies for Accept: application/openmetrics-text, without the closing
   // "# EOF": the server appends its live families (process, requests) and then "# EOF".
   PreparedResponse openmetrics;
-  // Both metrics bodies compressed but left open for the live families (GzipClose).
+  // Both metrics bodies compressed but left open for the live families (GzipClose);
+  // reused from the previous snapshot like the gzip responses when the text is the same.
   OpenGzip metrics_gzip_open;
   OpenGzip openmetrics_gzip_open;
   // How the bodies were rendered (collectors.cpu.flags_include), for filtered pages.
   MetricsOptions metrics_options;
+  // Bodies this snapshot compressed (0 to 2); the others were the previous one's bytes.
+  int bodies_compressed = 0;
 
   std::string_view metrics_text() const { return metrics.body(); }
   std::string_view xml_text() const { return xml.body(); }
@@ -61,8 +64,10 @@ inline constexpr std::string_view kXmlContentType = "application/xml";
 // gzip (RFC 1952) of `data` at the default level.
 std::string Gzip(std::string_view data);
 
-// Builds a snapshot and renders both bodies once, so requests only pick one.
+// Builds a snapshot and renders both bodies once, so requests only pick one. A body
+// whose bytes equal `previous`'s is not compressed again: its gzip response is reused.
 std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh,
+                                             const Snapshot* previous = nullptr,
                                              MetricsOptions metrics_options = {});
 
 // Holds the current snapshot. Readers take a reference without blocking writers.

@@ -34,12 +34,20 @@ struct RefreshFacts {
   uint64_t qemu_cache_hits_total = 0;
   uint64_t qemu_probe_failures_total = 0;
   uint64_t qemu_probes_spawned_total = 0;
+  // The latest re-read of --web.config.file: false when it was refused (a broken file,
+  // or one that would turn TLS or basic auth off) and the previous settings stay.
+  bool web_config_reload_ok = true;
 };
 
 // Adds this refresh's QEMU probe counts (from caps.hypervisors) to the running totals.
 void AddQemuProbeCounts(const HostCapabilities& caps, RefreshFacts& facts);
 
 // libvirt's <capabilities> document (element order as capability.rng requires).
+// The capabilities document targets the schema of libvirt 9.0 (Debian 12's), with one
+// exception: an architecture that schema does not name (loongarch64) is still written
+// under libvirt's own name for it, as the later libvirt releases that run there do;
+// this says whether `arch` is one the 9.0 schema accepts (exported as a metric).
+bool ArchInTargetSchema(std::string_view arch);
 // `driver` (qemu, lxc, xen) gives the document of that libvirt driver alone, as
 // `virsh -c lxc:/// capabilities` would: its guests, and the host parts it prints
 // (migration_features and the DAC secmodel are the QEMU driver's). Empty: every driver.
