@@ -345,8 +345,8 @@ done
 log "warm refresh: $REFRESH_RUNS x --once --format prometheus vs --version"
 "$AGENT" --once --format prometheus >"$RESULTS/once-warmup.prom" 2>"$RESULTS/once-warmup.log"
 "$AGENT" --once --format prometheus >"$RESULTS/once-warm.prom" 2>/dev/null
-warm_cache_hits=$(awk '$1 == "virtcaps_qemu_emulator_cache_hits" {print $2}' "$RESULTS/once-warm.prom")
-warm_spawned=$(awk '$1 == "virtcaps_qemu_emulator_probes_spawned" {print $2}' "$RESULTS/once-warm.prom")
+warm_cache_hits=$(awk '$1 == "virtcaps_qemu_emulator_cache_hits_total" {print $2}' "$RESULTS/once-warm.prom")
+warm_spawned=$(awk '$1 == "virtcaps_qemu_emulator_probes_spawned_total" {print $2}' "$RESULTS/once-warm.prom")
 cpu_per_run() { # VAR runs command...: VAR = ms of user+sys per run
   local var=$1 n=$2 before after
   shift 2
@@ -370,7 +370,7 @@ callgrind_ir() { # name args... -> total Ir
 }
 callgrind_ir warmup "$AGENT" --once --format prometheus >/dev/null
 ir_once=$(callgrind_ir once "$AGENT" --once --format prometheus)
-ir_once_spawned=$(awk '$1 == "virtcaps_qemu_emulator_probes_spawned" {print $2}' \
+ir_once_spawned=$(awk '$1 == "virtcaps_qemu_emulator_probes_spawned_total" {print $2}' \
   "$RESULTS/callgrind.once.stdout")
 ir_version=$(callgrind_ir version "$AGENT" --version)
 callgrind_annotate --inclusive=yes "$RESULTS/callgrind.once.out" 2>/dev/null |
@@ -395,7 +395,7 @@ run_agent_window() { # config: sets WINDOW_MS (CPU) and WINDOW_N (refreshes)
   port=$(sed -n 's/.*msg=listening address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/window.log")
   curl -fsS "http://127.0.0.1:$port/metrics" >"$WORK/window.prom"
   WINDOW_N=$(awk '$1 == "virtcaps_refreshes_total" {print $2}' "$WORK/window.prom")
-  WINDOW_SPAWNED=$(awk '$1 == "virtcaps_qemu_emulator_probes_spawned" {print $2}' "$WORK/window.prom")
+  WINDOW_SPAWNED=$(awk '$1 == "virtcaps_qemu_emulator_probes_spawned_total" {print $2}' "$WORK/window.prom")
   WINDOW_WALL_MS=$(awk '$1 == "virtcaps_refresh_duration_seconds" {printf "%.3f", $2 * 1000}' \
     "$WORK/window.prom")
   stop_pid "$pid"
@@ -422,7 +422,7 @@ for i in 1 2 3 4 5; do
 done
 cold_s=$(printf '%s\n' "${cold_runs[@]}" | sort -g | sed -n 3p)
 cold_emulators=$(awk '$1 == "virtcaps_qemu_emulators" {print $2}' "$RESULTS/once-cold.prom")
-cold_spawned=$(awk '$1 == "virtcaps_qemu_emulator_probes_spawned" {print $2}' "$RESULTS/once-cold.prom")
+cold_spawned=$(awk '$1 == "virtcaps_qemu_emulator_probes_spawned_total" {print $2}' "$RESULTS/once-cold.prom")
 
 virsh_s=""
 virsh_warm_s=""

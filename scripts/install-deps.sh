@@ -6,6 +6,7 @@ set -euo pipefail
 build_packages=(cmake g++ make pkg-config prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev
                 libexpat1-dev zlib1g-dev libcrypt-dev libssl-dev)
 test_packages=(libgtest-dev libgmock-dev libvirt0 libxml2-utils prometheus cpuid curl
+               python3-prometheus-client
                qemu-system-x86 clang-format locales jq openssl)
 
 wanted=("${build_packages[@]}")

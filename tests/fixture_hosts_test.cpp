@@ -250,12 +250,54 @@ TEST_P(FixtureHostTest, CellsHoldExactlyTheOnlineCpusWithSymmetricSiblings) {
   }
 }
 
+// What the agent serves under the profile's configuration (collectors.cpu.flags_include).
 TEST_P(FixtureHostTest, MetricsMatchGolden) {
-  std::string text = RenderPrometheus(caps_, RefreshFacts{1700000000, 0.001, 1, 60},
-                                      BuildInfo{"golden", "golden", "golden"});
+  std::string text =
+      RenderPrometheus(caps_, RefreshFacts{1700000000, 0.001, 1, 60},
+                       BuildInfo{"golden", "golden", "golden"}, MetricsOptionsFor(config_));
   EXPECT_EQ(
       testing::CompareGolden(testing::SourceDir() + "/tests/golden/" + GetParam() + ".prom", text),
       "");
+}
+
+// The same families as OpenMetrics (what Accept: application/openmetrics-text gets, minus
+// the server's live families); tests/e2e/schema_and_lint.sh parses these strictly.
+TEST_P(FixtureHostTest, OpenMetricsMatchesGolden) {
+  std::string text =
+      RenderOpenMetrics(caps_, RefreshFacts{1700000000, 0.001, 1, 60},
+                        BuildInfo{"golden", "golden", "golden"}, MetricsOptionsFor(config_));
+  EXPECT_EQ(text.substr(text.size() - 6), "# EOF\n");
+  EXPECT_EQ(
+      testing::CompareGolden(testing::SourceDir() + "/tests/golden/" + GetParam() + ".om", text),
+      "");
+}
+
+// The default flags_include keeps what alerts and placement use and drops the rest.
+TEST_P(FixtureHostTest, DefaultFlagsIncludeKeepsPlacementFlagsOnly) {
+  std::string all = RenderPrometheus(caps_, RefreshFacts{}, BuildInfo{});
+  std::string kept =
+      RenderPrometheus(caps_, RefreshFacts{}, BuildInfo{}, MetricsOptionsFor(config_));
+  auto count = [](const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+      ++n;
+    return n;
+  };
+  size_t features = caps_.cpu.features.size();
+  EXPECT_EQ(count(all, "\nvirtcaps_cpu_feature_info{"), features);
+  EXPECT_LE(count(kept, "\nvirtcaps_cpu_feature_info{"), features);
+  for (const std::string& flag : caps_.cpu.features) {
+    bool placement = flag == "vmx" || flag == "svm" || flag == "avx2" || flag == "md_clear" ||
+                     flag.rfind("avx512", 0) == 0 || flag.rfind("sev", 0) == 0;
+    bool noise = flag == "fpu" || flag == "de" || flag == "pse" || flag == "mmx" || flag == "cmov";
+    std::string series = "\nvirtcaps_cpu_feature_info{feature=\"" + flag + "\"} 1";
+    if (placement) {
+      EXPECT_NE(kept.find(series), std::string::npos) << flag;
+    }
+    if (noise) {
+      EXPECT_EQ(kept.find(series), std::string::npos) << flag;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Hosts, FixtureHostTest, ::testing::ValuesIn(testing::FixtureProfiles()),

@@ -33,11 +33,12 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
   CommandLine cli;
   std::set<std::string> collector_names;
   for (const CollectorDefault& collector : collectors) collector_names.insert(collector.name);
-  static const std::set<std::string> kValueFlags = {"--config.file",        "--web.listen-address",
-                                                    "--web.telemetry-path", "--web.config.file",
-                                                    "--path.rootfs",        "--path.procfs",
-                                                    "--path.sysfs",         "--path.devfs",
-                                                    "--log.level",          "--format"};
+  static const std::set<std::string> kValueFlags = {
+      "--config.file",     "--web.listen-address", "--web.telemetry-path",
+      "--web.config.file", "--path.rootfs",        "--path.procfs",
+      "--path.sysfs",      "--path.devfs",         "--log.level",
+      "--format",          "--log.format",         "--collector.cpu.flags-include",
+      "--driver"};
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
     std::string name = arg;
@@ -74,13 +75,36 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
       auto level = ParseLevel(*value);
       if (!level) return level.status();
       cli.log_level = *level;
+    } else if (name == "--driver") {
+      if (*value != "qemu" && *value != "lxc" && *value != "xen") {
+        return Status::Error("--driver: expected qemu, lxc or xen, got '" + *value + "'");
+      }
+      cli.once_driver = *value;
+    } else if (name == "--log.format") {
+      if (*value == "logfmt") {
+        cli.log_format = LogConfig::Format::kLogfmt;
+      } else if (*value == "json") {
+        cli.log_format = LogConfig::Format::kJson;
+      } else {
+        return Status::Error("--log.format: expected logfmt or json, got '" + *value + "'");
+      }
+    } else if (name == "--collector.cpu.flags-include") {
+      if (std::string error = ValidateFlagsRegex(*value); !error.empty()) {
+        return Status::Error(name + ": " + error);
+      }
+      cli.cpu_flags_include = *value;
+    } else if (arg == "--collector.disable-defaults") {
+      cli.collectors_disable_defaults = true;
     } else if (name == "--format") {
       if (*value == "xml") {
         cli.once_format = CommandLine::Format::kXml;
       } else if (*value == "prometheus") {
         cli.once_format = CommandLine::Format::kPrometheus;
+      } else if (*value == "openmetrics") {
+        cli.once_format = CommandLine::Format::kOpenMetrics;
       } else {
-        return Status::Error("--format: expected xml or prometheus, got '" + *value + "'");
+        return Status::Error("--format: expected xml, prometheus or openmetrics, got '" + *value +
+                             "'");
       }
     } else if (arg == "--once") {
       cli.mode = CommandLine::Mode::kOnce;
@@ -124,9 +148,17 @@ std::string UsageText(const std::vector<CollectorDefault>& collectors) {
       "  --path.devfs=DIR            devfs mount (default <rootfs>/dev)\n"
       "  --collector.NAME            enable collector NAME\n"
       "  --no-collector.NAME         disable collector NAME\n"
+      "  --collector.disable-defaults  disable every collector except those enabled with\n"
+      "                              --collector.NAME (hypervisor drivers are not collectors)\n"
+      "  --collector.cpu.flags-include=REGEX  virtcaps_cpu_feature_info only for the flags\n"
+      "                              REGEX matches whole (default: collectors.cpu.flags_include)\n"
       "  --log.level=LEVEL           debug, info, warn or error (default info)\n"
+      "  --log.format=FORMAT         logfmt or json (default logfmt)\n"
       "  --once                      probe once, print the document to stdout and exit\n"
-      "  --format=xml|prometheus     what --once prints (default xml)\n"
+      "  --format=FORMAT             what --once prints: xml, prometheus or openmetrics\n"
+      "                              (default xml)\n"
+      "  --driver=DRIVER             with --once --format=xml: only the qemu, lxc or xen\n"
+      "                              driver's document, as virsh -c DRIVER:/// capabilities\n"
       "  --validate                  run libvirt's virt-host-validate checks (QEMU, LXC), print\n"
       "                              PASS/WARN/FAIL per check; exit 1 if any FAIL\n"
       "  --check-config              validate the configuration and exit\n"
@@ -160,8 +192,13 @@ Expected<Config> ResolveConfig(const CommandLine& cli,
   if (cli.procfs) config.paths.procfs = *cli.procfs;
   if (cli.sysfs) config.paths.sysfs = *cli.sysfs;
   if (cli.devfs) config.paths.devfs = *cli.devfs;
+  if (cli.collectors_disable_defaults) {
+    for (auto& [name, enabled] : config.collectors) enabled = false;
+  }
   for (const auto& [name, enabled] : cli.collectors) config.collectors[name] = enabled;
+  if (cli.cpu_flags_include) config.collector_options.cpu_flags_include = *cli.cpu_flags_include;
   if (cli.log_level) config.log.level = *cli.log_level;
+  if (cli.log_format) config.log.format = *cli.log_format;
   return config;
 }
 

@@ -19,7 +19,7 @@
 namespace virtcaps {
 namespace {
 
-int RunOnce(const Config& config, CommandLine::Format format) {
+int RunOnce(const Config& config, CommandLine::Format format, const std::string& driver) {
   auto start = std::chrono::steady_clock::now();
   HostCapabilities caps = ProbeHost(config);
   for (const CollectorOutcome& outcome : caps.collectors) {
@@ -27,7 +27,7 @@ int RunOnce(const Config& config, CommandLine::Format format) {
       LogWarn("collector failed", {{"collector", outcome.name}, {"error", outcome.error}});
   }
   if (format == CommandLine::Format::kXml) {
-    std::cout << RenderCapabilitiesXml(caps);
+    std::cout << RenderCapabilitiesXml(caps, driver);
   } else {
     RefreshFacts facts;
     facts.duration_seconds =
@@ -36,7 +36,11 @@ int RunOnce(const Config& config, CommandLine::Format format) {
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     facts.refreshes_total = 1;
     facts.interval_seconds = std::chrono::duration<double>(config.refresh_interval).count();
-    std::cout << RenderPrometheus(caps, facts, CurrentBuildInfo());
+    AddQemuProbeCounts(caps, facts);
+    MetricsOptions options = MetricsOptionsFor(config);
+    std::cout << (format == CommandLine::Format::kOpenMetrics
+                      ? RenderOpenMetrics(caps, facts, CurrentBuildInfo(), options)
+                      : RenderPrometheus(caps, facts, CurrentBuildInfo(), options));
   }
   std::cout.flush();
   return std::cout.good() ? 0 : 1;
@@ -95,6 +99,7 @@ int Serve(const CommandLine& cli, Config config) {
         LogWarn("web settings changed; they take effect after a restart");
       }
       SetLogLevel(reloaded->log.level);
+      SetLogFormat(reloaded->log.format);
       config = *reloaded;
       refresher.Reconfigure(config);
       LogInfo("configuration reloaded", {{"config", config.source}});
@@ -133,6 +138,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   SetLogLevel(config->log.level);
+  SetLogFormat(config->log.format);
   switch (cli->mode) {
     case CommandLine::Mode::kCheckConfig:
       if (!cli->web_config_file.empty()) {
@@ -150,7 +156,7 @@ int Main(int argc, char** argv) {
       std::cout << "configuration OK: " << config->source << "\n";
       return 0;
     case CommandLine::Mode::kOnce:
-      return RunOnce(*config, cli->once_format);
+      return RunOnce(*config, cli->once_format, cli->once_driver);
     case CommandLine::Mode::kValidate: {
       HostCapabilities caps = ProbeHost(*config);
       std::cout << FormatHostChecks(caps.checks);

@@ -15,6 +15,14 @@ HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel,
   return CollectHost(context);
 }
 
+MetricsOptions MetricsOptionsFor(const Config& config) {
+  MetricsOptions options;
+  // The configuration was validated, so the pattern compiles.
+  options.cpu_features_include = std::make_shared<const std::regex>(
+      config.collector_options.cpu_flags_include, std::regex::ECMAScript | std::regex::optimize);
+  return options;
+}
+
 namespace {
 double Now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -87,8 +95,12 @@ void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_
   facts.config_reload_ok = reload_ok;
   facts.config_loaded_at_seconds = loaded_at;
   facts.web_config_reload_ok = web_reload_ok;
+  AddQemuProbeCounts(caps, probe_totals_);
+  facts.qemu_cache_hits_total = probe_totals_.qemu_cache_hits_total;
+  facts.qemu_probe_failures_total = probe_totals_.qemu_probe_failures_total;
+  facts.qemu_probes_spawned_total = probe_totals_.qemu_probes_spawned_total;
   std::shared_ptr<const Snapshot> previous = store_.Current();
-  store_.Publish(MakeSnapshot(std::move(caps), facts, previous.get()));
+  store_.Publish(MakeSnapshot(std::move(caps), facts, previous.get(), MetricsOptionsFor(config)));
   // The first snapshot is worth an info line: from here on the agent is healthy.
   LogFields fields = {{"duration_seconds", std::to_string(facts.duration_seconds)}};
   if (facts.refreshes_total == 1) {

@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include "virtcaps/exposition.h"
+
 namespace virtcaps {
 
 std::string Gzip(std::string_view data) {
@@ -25,6 +27,59 @@ std::string Gzip(std::string_view data) {
   return out;
 }
 
+namespace {
+
+// Raw deflate (no header) of `data` appended to `out`, ending with `flush`.
+void RawDeflate(std::string_view data, int flush, std::string& out) {
+  z_stream stream{};
+  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) !=
+      Z_OK) {
+    throw std::runtime_error("deflateInit2 failed");
+  }
+  size_t start = out.size();
+  out.resize(start + deflateBound(&stream, static_cast<uLong>(data.size())) + 64);
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  stream.avail_in = static_cast<uInt>(data.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data() + start);
+  stream.avail_out = static_cast<uInt>(out.size() - start);
+  int result = deflate(&stream, flush);
+  deflateEnd(&stream);
+  if (result != (flush == Z_FINISH ? Z_STREAM_END : Z_OK) || stream.avail_in != 0) {
+    throw std::runtime_error("deflate did not finish");
+  }
+  out.resize(start + stream.total_out);
+}
+
+void AppendLittleEndian32(std::string& out, uint32_t value) {
+  for (int i = 0; i < 4; ++i) out += static_cast<char>((value >> (8 * i)) & 0xff);
+}
+
+}  // namespace
+
+OpenGzip GzipOpen(std::string_view data) {
+  OpenGzip open;
+  // RFC 1952 header: magic, deflate, no flags, no mtime, no extra flags, OS unix.
+  open.bytes = std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03", 10);
+  // A full flush ends on a byte boundary with no block marked final and no reference
+  // back into this data, so further deflate blocks may follow directly.
+  RawDeflate(data, Z_FULL_FLUSH, open.bytes);
+  open.crc = static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
+  open.size = data.size();
+  return open;
+}
+
+std::string GzipClose(const OpenGzip& open, std::string_view tail) {
+  std::string out;
+  RawDeflate(tail, Z_FINISH, out);
+  uLong tail_crc =
+      crc32(0, reinterpret_cast<const Bytef*>(tail.data()), static_cast<uInt>(tail.size()));
+  AppendLittleEndian32(out, static_cast<uint32_t>(crc32_combine(
+                                open.crc, tail_crc, static_cast<z_off_t>(tail.size()))));
+  AppendLittleEndian32(out, static_cast<uint32_t>((open.size + tail.size()) & 0xffffffffu));
+  return out;
+}
+
 PreparedResponse PrepareResponse(std::string_view content_type, std::string_view content_encoding,
                                  std::string body) {
   PreparedResponse response;
@@ -39,9 +94,25 @@ PreparedResponse PrepareResponse(std::string_view content_type, std::string_view
 }
 
 std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh,
-                                             const Snapshot* previous) {
+                                             const Snapshot* previous,
+                                             MetricsOptions metrics_options) {
   auto snapshot = std::make_shared<Snapshot>();
-  std::string metrics = RenderPrometheus(caps, refresh, CurrentBuildInfo());
+  std::string metrics = RenderPrometheus(caps, refresh, CurrentBuildInfo(), metrics_options);
+  std::string openmetrics =
+      RenderOpenMetrics(caps, refresh, CurrentBuildInfo(), metrics_options, /*terminate=*/false);
+  // The open members follow the same reuse rule as the gzip responses below.
+  if (previous != nullptr && previous->metrics.body() == metrics) {
+    snapshot->metrics_gzip_open = previous->metrics_gzip_open;
+  } else {
+    snapshot->metrics_gzip_open = GzipOpen(metrics);
+  }
+  if (previous != nullptr && previous->openmetrics.body() == openmetrics) {
+    snapshot->openmetrics_gzip_open = previous->openmetrics_gzip_open;
+  } else {
+    snapshot->openmetrics_gzip_open = GzipOpen(openmetrics);
+  }
+  snapshot->openmetrics = PrepareResponse(kOpenMetricsContentType, "", std::move(openmetrics));
+  snapshot->metrics_options = std::move(metrics_options);
   std::string xml = RenderCapabilitiesXml(caps);
   // Compressing is most of a warm refresh's work; the XML rarely changes at all.
   if (previous != nullptr && previous->metrics.body() == metrics) {

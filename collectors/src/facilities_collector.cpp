@@ -10,9 +10,9 @@ namespace virtcaps {
 
 namespace {
 
-constexpr const char* kDevices[] = {"/dev/kvm",        "/dev/vhost-net",   "/dev/net/tun",
-                                    "/dev/vfio/vfio",  "/dev/vhost-vsock", "/dev/sev",
-                                    "/dev/sgx_enclave"};
+// /dev/kvm is the kvm collector's (virtcaps_kvm_device_present); not repeated here.
+constexpr const char* kDevices[] = {"/dev/vhost-net",   "/dev/net/tun", "/dev/vfio/vfio",
+                                    "/dev/vhost-vsock", "/dev/sev",     "/dev/sgx_enclave"};
 // The controllers virt-host-validate checks, under their cgroup v1 names.
 constexpr const char* kControllers[] = {"memory",  "cpu",     "cpuacct", "cpuset",
                                         "devices", "freezer", "blkio"};

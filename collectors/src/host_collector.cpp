@@ -65,12 +65,12 @@ std::optional<PowerManagement> ReadPower(const HostPaths& paths) {
 std::vector<SecurityModel> ReadSecurityModels(const HostPaths& paths) {
   std::vector<SecurityModel> models;
   // SELinux is active when selinuxfs is mounted; AppArmor when its module says so.
-  if (PathExists(paths.Sys("fs/selinux/enforce"))) models.push_back({"selinux", "0"});
+  if (PathExists(paths.Sys("fs/selinux/enforce"))) models.push_back({"selinux", "0", {}, ""});
   auto apparmor = ReadBoolParameter(paths.Sys("module/apparmor/parameters/enabled"));
   if (apparmor && *apparmor && IsDirectory(paths.Sys("kernel/security/apparmor"))) {
-    models.push_back({"apparmor", "0"});
+    models.push_back({"apparmor", "0", {}, ""});
   }
-  if (models.empty()) models.push_back({"none", "0"});
+  if (models.empty()) models.push_back({"none", "0", {}, ""});
   return models;
 }
 

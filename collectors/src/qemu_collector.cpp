@@ -2,10 +2,33 @@
 #include "virtcaps/files.h"
 #include "virtcaps/hypervisors.h"
 #include "virtcaps/qemu.h"
+#include "virtcaps/strings.h"
 
 namespace virtcaps {
 
 namespace {
+
+// The id of `name` in an /etc/passwd or /etc/group file (third field), or of "+N".
+std::optional<uint64_t> LookUpId(const std::string& file, const std::string& name) {
+  if (name.size() > 1 && name.front() == '+') return ParseUint(name.substr(1));
+  auto text = ReadFile(file, 4u << 20);
+  if (!text) return std::nullopt;
+  for (std::string_view line : Split(*text, '\n')) {
+    auto fields = Split(line, ':');
+    if (fields.size() >= 3 && fields[0] == name) return ParseUint(fields[2]);
+  }
+  return std::nullopt;
+}
+
+// libvirt's QEMU driver always stacks the DAC security driver: guests run as the
+// configured user and group, and the document says so for both domain types.
+std::optional<SecurityModel> DacModel(const QemuOptions& options, const HostPaths& paths) {
+  auto uid = LookUpId(paths.Root("etc/passwd"), options.user);
+  auto gid = LookUpId(paths.Root("etc/group"), options.group);
+  if (!uid || !gid) return std::nullopt;  // unknown user: say nothing rather than guess
+  std::string label = "+" + std::to_string(*uid) + ":+" + std::to_string(*gid);
+  return SecurityModel{"dac", "0", {{"kvm", label}, {"qemu", label}}, "qemu"};
+}
 
 class QemuCollector : public Collector {
  public:
@@ -13,6 +36,9 @@ class QemuCollector : public Collector {
   std::string_view name() const override { return "qemu"; }
 
   Status Collect(const CollectContext& context, HostCapabilities& caps) override {
+    if (auto dac = DacModel(options_, context.paths)) caps.secmodels.push_back(std::move(*dac));
+    // As libvirt's QEMU driver: live migration over tcp and rdma, whatever the emulators.
+    if (options_.migration_features) caps.migration = MigrationFeatures{true, {"tcp", "rdma"}};
     QemuHostFacts facts = CurrentQemuHostFacts(context.paths, caps);
     std::vector<QemuEmulatorResult> results =
         ProbeQemuEmulators(options_, context.paths, facts, context.cancel, context.qemu_memory);

@@ -4,6 +4,7 @@
 
 #include "virtcaps/yaml_checks.h"
 
+#include <regex>
 #include <set>
 #include <utility>
 
@@ -37,7 +38,7 @@ class Parser : public YamlChecks {
           DurationValue(node, "refresh_interval", std::chrono::seconds(1), std::chrono::hours(24));
     }
     if (auto node = root["paths"]) ParsePaths(node, config.paths);
-    if (auto node = root["collectors"]) ParseCollectors(node, config.collectors);
+    if (auto node = root["collectors"]) ParseCollectors(node, config);
     if (auto node = root["probes"]) ParseProbes(node, config.probes);
     if (auto node = root["host"]) ParseHost(node, config.host);
     if (auto node = root["hypervisors"]) config.hypervisors = ParseHypervisors(node);
@@ -115,7 +116,8 @@ class Parser : public YamlChecks {
     if (auto value = node["devfs"]) paths.devfs = AbsolutePath(value, "paths.devfs");
   }
 
-  void ParseCollectors(const YAML::Node& node, std::map<std::string, bool>& collectors) const {
+  void ParseCollectors(const YAML::Node& node, Config& config) const {
+    std::map<std::string, bool>& collectors = config.collectors;
     ExpectMap(node, "collectors");
     std::set<std::string> names;
     for (const CollectorDefault& collector : collectors_) names.insert(collector.name);
@@ -123,9 +125,19 @@ class Parser : public YamlChecks {
     for (const auto& entry : node) {
       std::string path = "collectors." + entry.first.Scalar();
       ExpectMap(entry.second, path);
-      CheckKeys(entry.second, path, {"enabled"});
+      bool cpu = entry.first.Scalar() == "cpu";
+      CheckKeys(entry.second, path,
+                cpu ? std::set<std::string>{"enabled", "flags_include"}
+                    : std::set<std::string>{"enabled"});
       if (auto enabled = entry.second["enabled"]) {
         collectors[entry.first.Scalar()] = BoolValue(enabled, path + ".enabled");
+      }
+      if (auto include = entry.second["flags_include"]; cpu && include) {
+        std::string pattern = StringValue(include, path + ".flags_include");
+        if (std::string error = ValidateFlagsRegex(pattern); !error.empty()) {
+          Fail(include, path + ".flags_include", error);
+        }
+        config.collector_options.cpu_flags_include = pattern;
       }
     }
   }
@@ -240,10 +252,10 @@ class Parser : public YamlChecks {
       }
       switch (hypervisor.type) {
         case HypervisorType::kQemu:
-          CheckKeys(
-              entry, path,
-              {"type", "enabled", "emulator_dirs", "emulators", "probe_timeout", "parallel_probes",
-               "cache_dir", "max_reply_bytes", "max_output_bytes", "max_machines"});
+          CheckKeys(entry, path,
+                    {"type", "enabled", "emulator_dirs", "emulators", "probe_timeout",
+                     "parallel_probes", "cache_dir", "max_reply_bytes", "max_output_bytes",
+                     "max_machines", "user", "group", "migration_features"});
           ParseQemu(entry, path, hypervisor.qemu);
           break;
         case HypervisorType::kXen:
@@ -304,6 +316,13 @@ class Parser : public YamlChecks {
     if (auto value = entry["max_machines"]) {
       qemu.max_machines = static_cast<int>(IntValue(value, path + ".max_machines", 1, 65536));
     }
+    if (auto value = entry["user"]) qemu.user = StringValue(value, path + ".user");
+    if (auto value = entry["group"]) qemu.group = StringValue(value, path + ".group");
+    if (qemu.user.empty()) Fail(entry["user"], path + ".user", "needs a user name or +uid");
+    if (qemu.group.empty()) Fail(entry["group"], path + ".group", "needs a group name or +gid");
+    if (auto value = entry["migration_features"]) {
+      qemu.migration_features = BoolValue(value, path + ".migration_features");
+    }
   }
 
   void ParseXen(const YAML::Node& entry, const std::string& path, XenOptions& xen) const {
@@ -327,7 +346,12 @@ class Parser : public YamlChecks {
 
   void ParseLog(const YAML::Node& node, LogConfig& log) const {
     ExpectMap(node, "log");
-    CheckKeys(node, "log", {"level"});
+    CheckKeys(node, "log", {"level", "format"});
+    if (auto format = node["format"]) {
+      using Format = LogConfig::Format;
+      log.format = EnumValue<Format>(format, "log.format",
+                                     {{"logfmt", Format::kLogfmt}, {"json", Format::kJson}});
+    }
     if (auto level = node["level"]) {
       using Level = LogConfig::Level;
       log.level = EnumValue<Level>(level, "log.level",
@@ -342,6 +366,15 @@ class Parser : public YamlChecks {
 };
 
 }  // namespace
+
+std::string ValidateFlagsRegex(const std::string& pattern) {
+  try {
+    std::regex compiled(pattern);
+  } catch (const std::regex_error& error) {
+    return "not a valid regular expression: " + std::string(error.what());
+  }
+  return "";
+}
 
 std::string ValidateTelemetryPath(const std::string& path) {
   if (path.size() < 2 || path.front() != '/') return "expected a path such as /metrics";

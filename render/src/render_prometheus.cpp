@@ -1,6 +1,5 @@
 #include <prometheus/check_names.h>
 #include <prometheus/metric_family.h>
-#include <prometheus/text_serializer.h>
 
 #include <cmath>
 #include <map>
@@ -10,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "virtcaps/exposition.h"
 #include "virtcaps/renderers.h"
 
 namespace virtcaps {
@@ -31,13 +31,11 @@ class Exposition {
              const Labels& labels = {}) {
     Add(name, help, prometheus::MetricType::Gauge, value, labels);
   }
-  void Counter(const std::string& name, const std::string& help, double value) {
-    Add(name, help, prometheus::MetricType::Counter, value, {});
+  void Counter(const std::string& name, const std::string& help, double value,
+               const Labels& labels = {}) {
+    Add(name, help, prometheus::MetricType::Counter, value, labels);
   }
-  std::string Serialize() const {
-    prometheus::TextSerializer serializer;
-    return serializer.Serialize(families_);
-  }
+  std::vector<prometheus::MetricFamily> TakeFamilies() { return std::move(families_); }
 
  private:
   void Add(const std::string& name, const std::string& help, prometheus::MetricType type,
@@ -81,7 +79,7 @@ bool CollectorRan(const HostCapabilities& caps, const std::string& name) {
   return false;
 }
 
-void AddCpu(Exposition& out, const HostCpu& cpu) {
+void AddCpu(Exposition& out, const HostCpu& cpu, const std::regex* features_include) {
   const std::string signature_family = cpu.signature ? std::to_string(cpu.signature->family) : "";
   out.Gauge("virtcaps_cpu_info",
             "Host CPU identity from /proc/cpuinfo and CPUID leaf 1 (value is always 1).", 1,
@@ -94,6 +92,7 @@ void AddCpu(Exposition& out, const HostCpu& cpu) {
              {"stepping", cpu.signature ? std::to_string(cpu.signature->stepping) : ""},
              {"microcode", cpu.microcode ? Hex(*cpu.microcode) : ""}});
   for (const std::string& feature : cpu.features) {
+    if (features_include && !std::regex_match(feature, *features_include)) continue;
     out.Gauge("virtcaps_cpu_feature_info",
               "CPU feature flags the kernel lists in /proc/cpuinfo, one series per flag.", 1,
               {{"feature", feature}});
@@ -158,7 +157,7 @@ void AddCpu(Exposition& out, const HostCpu& cpu) {
   out.Gauge("virtcaps_cpu_online", "Online logical CPUs (/sys/devices/system/cpu/online).",
             cpu.online_cpus);
   if (cpu.max_phys_addr_bits) {
-    out.Gauge("virtcaps_cpu_physical_address_width",
+    out.Gauge("virtcaps_cpu_physical_address_width_bits",
               "Physical address width, in bits (/proc/cpuinfo address sizes).",
               *cpu.max_phys_addr_bits);
   }
@@ -323,7 +322,7 @@ void AddVirtRole(Exposition& out, const VirtualizationRole& role) {
             Bool(role.xen_dom0));
 }
 
-void AddHypervisors(Exposition& out, const HostCapabilities& caps) {
+void AddHypervisors(Exposition& out, const HostCapabilities& caps, const RefreshFacts& refresh) {
   for (const HypervisorStatus& status : caps.hypervisors) {
     out.Gauge("virtcaps_hypervisor_available",
               "1 if the host can run guests with this hypervisor (qemu, xen, lxc) as configured.",
@@ -340,14 +339,16 @@ void AddHypervisors(Exposition& out, const HostCapabilities& caps) {
     out.Gauge("virtcaps_qemu_emulators",
               "qemu-system-* emulators found in the configured directories and list.",
               status.emulators_found);
-    out.Gauge("virtcaps_qemu_emulator_probe_failures",
-              "Emulators whose QMP probe failed in the latest refresh.", status.probes_failed);
-    out.Gauge(
-        "virtcaps_qemu_emulator_cache_hits",
-        "Emulators answered from the on-disk probe cache in the latest refresh (nothing spawned).",
-        status.cache_hits);
-    out.Gauge("virtcaps_qemu_emulator_probes_spawned",
-              "Emulators started for a QMP probe in the latest refresh.", status.probes_spawned);
+    out.Counter("virtcaps_qemu_emulator_probe_failures_total",
+                "Emulator QMP probes that failed, summed over all refreshes since the start.",
+                static_cast<double>(refresh.qemu_probe_failures_total));
+    out.Counter("virtcaps_qemu_emulator_cache_hits_total",
+                "Emulators answered from the on-disk probe cache (nothing spawned), summed over "
+                "all refreshes since the start.",
+                static_cast<double>(refresh.qemu_cache_hits_total));
+    out.Counter("virtcaps_qemu_emulator_probes_spawned_total",
+                "Emulators started for a QMP probe, summed over all refreshes since the start.",
+                static_cast<double>(refresh.qemu_probes_spawned_total));
   }
   // Per (hypervisor, os_type, arch): the domain types and how many machine types.
   // Two emulators for one arch merge, so every series stays unique and bounded.
@@ -393,33 +394,66 @@ void AddChecks(Exposition& out, const std::vector<HostCheck>& checks) {
 
 }  // namespace
 
-std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& refresh,
-                             const BuildInfo& build) {
+void AddQemuProbeCounts(const HostCapabilities& caps, RefreshFacts& facts) {
+  for (const HypervisorStatus& status : caps.hypervisors) {
+    if (status.name != "qemu") continue;
+    facts.qemu_cache_hits_total += status.cache_hits;
+    facts.qemu_probe_failures_total += status.probes_failed;
+    facts.qemu_probes_spawned_total += status.probes_spawned;
+  }
+}
+
+namespace {
+
+std::vector<prometheus::MetricFamily> SnapshotFamilies(const HostCapabilities& caps,
+                                                       const RefreshFacts& refresh,
+                                                       const BuildInfo& build,
+                                                       const MetricsOptions& options) {
+  auto wanted = [&](const std::string& collector) {
+    return !options.collectors || options.collectors->count(collector) > 0;
+  };
+  auto ran = [&](const std::string& collector) {
+    return CollectorRan(caps, collector) && wanted(collector);
+  };
+  HostCapabilities filtered_hypervisors;  // only when filtering: the wanted drivers' parts
+  const HostCapabilities* hypervisor_caps = &caps;
+  if (options.collectors) {
+    for (const HypervisorStatus& status : caps.hypervisors) {
+      if (wanted(status.name)) filtered_hypervisors.hypervisors.push_back(status);
+    }
+    for (const Guest& guest : caps.guests) {
+      if (wanted(guest.hypervisor)) filtered_hypervisors.guests.push_back(guest);
+    }
+    hypervisor_caps = &filtered_hypervisors;
+  }
   Exposition out;
   out.Gauge(
       "virtcaps_build_info",
       "Build of virtcaps-agent: version, git revision and compiler (value is always 1).", 1,
       {{"version", build.version}, {"revision", build.revision}, {"compiler", build.compiler}});
-  if (CollectorRan(caps, "cpu")) AddCpu(out, caps.cpu);
-  if (CollectorRan(caps, "kvm")) AddKvm(out, caps.kvm);
-  if (CollectorRan(caps, "numa")) AddNuma(out, caps);
-  if (CollectorRan(caps, "cache")) AddResctrl(out, caps);
-  if (caps.iommu) AddIommu(out, *caps.iommu);
-  if (caps.facilities) AddFacilities(out, *caps.facilities);
-  if (!caps.secure_guests.empty()) AddSecureGuests(out, caps.secure_guests);
-  if (caps.virt_role) AddVirtRole(out, *caps.virt_role);
-  if (!caps.kernel_release.empty()) {
+  if (ran("cpu")) AddCpu(out, caps.cpu, options.cpu_features_include.get());
+  if (ran("kvm")) AddKvm(out, caps.kvm);
+  if (ran("numa")) AddNuma(out, caps);
+  if (ran("cache")) AddResctrl(out, caps);
+  if (caps.iommu && wanted("iommu")) AddIommu(out, *caps.iommu);
+  if (caps.facilities && wanted("facilities")) AddFacilities(out, *caps.facilities);
+  if (!caps.secure_guests.empty() && wanted("secure_guest"))
+    AddSecureGuests(out, caps.secure_guests);
+  if (caps.virt_role && wanted("virt_role")) AddVirtRole(out, *caps.virt_role);
+  if (!caps.kernel_release.empty() && wanted("host")) {
     out.Gauge("virtcaps_kernel_info", "Kernel release of the host (/proc/sys/kernel/osrelease).", 1,
               {{"release", caps.kernel_release}});
   }
-  AddHypervisors(out, caps);
+  AddHypervisors(out, *hypervisor_caps, refresh);
   AddChecks(out, caps.checks);
   for (const CollectorOutcome& outcome : caps.collectors) {
+    if (!wanted(outcome.name)) continue;
     out.Gauge("virtcaps_scrape_collector_success",
               "1 if the collector succeeded in the latest refresh, 0 if it failed.",
               Bool(outcome.success), {{"collector", outcome.name}});
   }
   for (const CollectorOutcome& outcome : caps.collectors) {
+    if (!wanted(outcome.name)) continue;
     out.Gauge("virtcaps_scrape_collector_duration_seconds",
               "How long the collector took in the latest refresh.", outcome.duration_seconds,
               {{"collector", outcome.name}});
@@ -443,7 +477,22 @@ std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& r
             "Unix time the configuration in force was loaded.", refresh.config_loaded_at_seconds);
   out.Counter("virtcaps_refreshes_total", "Refreshes completed since the agent started.",
               static_cast<double>(refresh.refreshes_total));
-  return out.Serialize();
+  return out.TakeFamilies();
+}
+
+}  // namespace
+
+std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& refresh,
+                             const BuildInfo& build, const MetricsOptions& options) {
+  return SerializeText(SnapshotFamilies(caps, refresh, build, options));
+}
+
+std::string RenderOpenMetrics(const HostCapabilities& caps, const RefreshFacts& refresh,
+                              const BuildInfo& build, const MetricsOptions& options,
+                              bool terminate) {
+  std::string text = SerializeOpenMetrics(SnapshotFamilies(caps, refresh, build, options));
+  if (terminate) text += kOpenMetricsEof;
+  return text;
 }
 
 }  // namespace virtcaps

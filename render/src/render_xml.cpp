@@ -163,7 +163,7 @@ void AddMemoryBandwidth(XmlElement& host, const std::vector<MemoryBandwidthNode>
   if (monitor && !monitor->features.empty()) AddMonitor(element, *monitor);
 }
 
-void AddHost(XmlElement& root, const HostCapabilities& caps) {
+void AddHost(XmlElement& root, const HostCapabilities& caps, std::string_view driver) {
   XmlElement& host = root.Add("host");
   if (!caps.uuid.empty()) host.Add("uuid", caps.uuid);
   AddHostCpu(host, caps.cpu);
@@ -175,16 +175,30 @@ void AddHost(XmlElement& root, const HostCapabilities& caps) {
   }
   if (caps.iommu)
     host.Add("iommu").SetAttribute("support", caps.iommu->kernel_enabled ? "yes" : "no");
-  // migration_features is left out: only a migration driver can say what it supports.
+  // The QEMU driver's; LXC and Xen documents have none.
+  if (caps.migration && (driver.empty() || driver == "qemu")) {
+    XmlElement& migration = host.Add("migration_features");
+    if (caps.migration->live) migration.Add("live");
+    if (!caps.migration->uri_transports.empty()) {
+      XmlElement& transports = migration.Add("uri_transports");
+      for (const std::string& transport : caps.migration->uri_transports) {
+        transports.Add("uri_transport", transport);
+      }
+    }
+  }
   if (!caps.cells.empty()) AddTopology(host, caps.cells);
   if (!caps.caches.empty()) AddCache(host, caps.caches, caps.cache_monitor);
   // The schema needs at least one node; libvirt prints none without MBA.
   if (!caps.memory_bandwidth.empty())
     AddMemoryBandwidth(host, caps.memory_bandwidth, caps.memory_bandwidth_monitor);
   for (const SecurityModel& model : caps.secmodels) {
+    if (!driver.empty() && !model.hypervisor.empty() && model.hypervisor != driver) continue;
     XmlElement& secmodel = host.Add("secmodel");
     secmodel.Add("model", model.model);
     secmodel.Add("doi", model.doi);
+    for (const auto& [type, label] : model.baselabels) {
+      secmodel.Add("baselabel", label).SetAttribute("type", type);
+    }
   }
 }
 
@@ -234,15 +248,17 @@ bool ArchInTargetSchema(std::string_view arch) {
   return std::find(std::begin(kArches), std::end(kArches), arch) != std::end(kArches);
 }
 
-XmlElement CapabilitiesXml(const HostCapabilities& caps) {
+XmlElement CapabilitiesXml(const HostCapabilities& caps, std::string_view driver) {
   XmlElement root("capabilities");
-  AddHost(root, caps);
-  for (const Guest& guest : caps.guests) AddGuest(root, guest);
+  AddHost(root, caps, driver);
+  for (const Guest& guest : caps.guests) {
+    if (driver.empty() || guest.hypervisor == driver) AddGuest(root, guest);
+  }
   return root;
 }
 
-std::string RenderCapabilitiesXml(const HostCapabilities& caps) {
-  return WriteXml(CapabilitiesXml(caps));
+std::string RenderCapabilitiesXml(const HostCapabilities& caps, std::string_view driver) {
+  return WriteXml(CapabilitiesXml(caps, driver));
 }
 
 }  // namespace virtcaps

@@ -136,8 +136,11 @@ ok "virtcaps-agent --once --format xml is valid against $schema"
 grep -q '^virtcaps_scrape_collector_success{collector="cpu"} 1$' "$work/user.prom" \
   || fail "as user virtcaps the cpu collector failed: $(cat "$work/user.log")"
 if command -v promtool >/dev/null; then
-  promtool check metrics <"$work/user.prom" >"$work/promtool.log" 2>&1 \
-    || fail "promtool check metrics: $(cat "$work/promtool.log")"
+  # One accepted finding: promtool takes every "bits" for a data size, but an address
+  # width in bits is not one (as in tests/e2e/schema_and_lint.sh).
+  promtool check metrics <"$work/user.prom" 2>&1 \
+    | grep -v '^virtcaps_cpu_physical_address_width_bits use base unit' >"$work/promtool.log" || true
+  [[ ! -s $work/promtool.log ]] || fail "promtool check metrics: $(cat "$work/promtool.log")"
 fi
 ok "virtcaps-agent --once --format prometheus as user virtcaps ($(grep -c '^virtcaps_' "$work/user.prom") samples)"
 TEXTFILE_DIR="$work" /usr/share/virtcaps/textfile/virtcaps-textfile.sh 2>"$work/textfile.log" \

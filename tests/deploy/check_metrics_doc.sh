@@ -23,7 +23,21 @@ for dir in "$source_dir"/tests/fixtures/hosts/*/; do
     || fail "agent --once on fixture $profile: $(cat "$work/$profile.log")"
   hosts=$((hosts + 1))
 done
-echo "expositions: live host and $((hosts - 1)) fixture hosts"
+# The served page adds the families read per scrape (process_*, http_requests_total).
+fixture="$source_dir/tests/fixtures/hosts/intel-xeon-vmx-nested"
+"$agent" --config.file="$fixture/virtcaps.yaml" --path.rootfs="$fixture" \
+  --web.listen-address=127.0.0.1:0 2>"$work/served.log" &
+agent_pid=$!
+trap 'kill "$agent_pid" 2>/dev/null; rm -rf "$work"' EXIT
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -n 's/.*msg=listening address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/served.log")
+  [[ -n $port ]] && curl -fsS "http://127.0.0.1:$port/metrics" >"$work/served.prom" 2>/dev/null && break
+  sleep 0.1
+done
+[[ -s $work/served.prom ]] || fail "no /metrics from the served agent: $(cat "$work/served.log")"
+kill "$agent_pid"
+echo "expositions: live host, $((hosts - 1)) fixture hosts and one served page"
 
 "$PYTHON" - "$source_dir/docs/metrics.md" "$work"/*.prom <<'PY'
 import re
@@ -55,10 +69,11 @@ for path in expositions:
             labels = re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', match.group(2) or "")
             exported_labels[family].update(l for l in labels if l != "le")
 
-# What the doc says: the rows of its table whose first cell is a `virtcaps_...` name.
+# What the doc says: the rows of its table whose first cell is a `virtcaps_...` or
+# `process_...` name.
 documented = {}
 for number, line in enumerate(open(doc_path, encoding="utf-8"), 1):
-    if not line.startswith("| `virtcaps_"):
+    if not line.startswith(("| `virtcaps_", "| `process_")):
         continue
     cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
     if len(cells) != 5:

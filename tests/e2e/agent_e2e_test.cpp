@@ -92,7 +92,20 @@ TEST(AgentE2eTest, ServesEveryEndpointForAFixtureHost) {
   auto metrics = HttpGet(agent.port(), "/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_EQ(metrics.Header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
-  EXPECT_EQ(NormalizeMetrics(metrics.body), NormalizeMetrics(Golden("intel-xeon-vmx-nested.prom")));
+  // The snapshot's families as in the golden, then the live ones read per scrape.
+  size_t live = metrics.body.find("# HELP process_cpu_seconds_total ");
+  ASSERT_NE(live, std::string::npos) << metrics.body;
+  EXPECT_EQ(NormalizeMetrics(metrics.body.substr(0, live)),
+            NormalizeMetrics(Golden("intel-xeon-vmx-nested.prom")));
+  for (const char* family :
+       {"process_resident_memory_bytes", "process_virtual_memory_bytes",
+        "process_start_time_seconds", "process_open_fds", "process_max_fds", "process_threads"}) {
+    EXPECT_GT(MetricValue(metrics.body, family).value_or(0), 0) << family;
+  }
+  // The landing page, health and capabilities requests above were counted.
+  EXPECT_EQ(MetricValue(metrics.body, "virtcaps_http_requests_total{code=\"200\",path=\"/\"}"), 1);
+  EXPECT_EQ(
+      MetricValue(metrics.body, "virtcaps_http_requests_total{code=\"200\",path=\"/healthz\"}"), 1);
 
   // With Accept-Encoding: gzip the same document arrives compressed.
   auto gzip =
@@ -103,6 +116,57 @@ TEST(AgentE2eTest, ServesEveryEndpointForAFixtureHost) {
   EXPECT_EQ(gzip.Header("content-encoding"), "gzip");
   EXPECT_EQ(gzip.Header("vary"), "Accept-Encoding");
   EXPECT_EQ(testing::Gunzip(gzip.body), xml.body);
+
+  // Compressed metrics are one gzip member (pre-compressed body + live families).
+  auto metrics_gzip = testing::HttpExchange(
+      agent.port(),
+      "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(metrics_gzip.Header("content-encoding"), "gzip");
+  std::string unzipped = testing::Gunzip(metrics_gzip.body);
+  EXPECT_EQ(unzipped.substr(0, live), metrics.body.substr(0, live));
+  EXPECT_NE(unzipped.find("virtcaps_http_requests_total{code=\"200\",path=\"/metrics\"} 1\n"),
+            std::string::npos);
+
+  // OpenMetrics when the scraper asks for it (Prometheus 2.42's Accept header).
+  auto openmetrics = testing::HttpExchange(
+      agent.port(),
+      "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0,"
+      "application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+      "\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(openmetrics.status, 200);
+  EXPECT_EQ(openmetrics.Header("content-type"),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8");
+  EXPECT_NE(openmetrics.body.find("# TYPE virtcaps_build info\n"), std::string::npos);
+  EXPECT_NE(openmetrics.body.find("# TYPE virtcaps_refreshes counter\n# HELP virtcaps_refreshes "),
+            std::string::npos);
+  EXPECT_NE(openmetrics.body.find("# UNIT process_cpu_seconds seconds\n"), std::string::npos);
+  EXPECT_EQ(openmetrics.body.substr(openmetrics.body.size() - 6), "# EOF\n");
+
+  // ?collect[]= / exclude[]= per scrape; an unknown name is a 400 that lists the collectors.
+  auto only_kvm = HttpGet(agent.port(), "/metrics?collect[]=kvm");
+  EXPECT_EQ(only_kvm.status, 200);
+  EXPECT_TRUE(MetricValue(only_kvm.body, "virtcaps_kvm_usable"));
+  EXPECT_FALSE(MetricValue(only_kvm.body, "virtcaps_cpu_online"));
+  EXPECT_FALSE(MetricValue(only_kvm.body, "virtcaps_scrape_collector_success{collector=\"cpu\"}"));
+  auto no_cpu = HttpGet(agent.port(), "/metrics?exclude%5B%5D=cpu");
+  EXPECT_FALSE(MetricValue(no_cpu.body, "virtcaps_cpu_online"));
+  EXPECT_TRUE(MetricValue(no_cpu.body, "virtcaps_kvm_usable"));
+  auto unknown = HttpGet(agent.port(), "/metrics?collect[]=nope");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_NE(unknown.body.find("'nope'; collectors: cpu, kvm, host"), std::string::npos)
+      << unknown.body;
+  EXPECT_EQ(HttpGet(agent.port(), "/healthz").status, 200);  // still serving
+
+  // One libvirt driver's document: ?driver=lxc is what lxc:/// would print.
+  auto lxc = HttpGet(agent.port(), "/capabilities?driver=lxc");
+  EXPECT_EQ(lxc.status, 200);
+  EXPECT_NE(lxc.body.find("<os_type>exe</os_type>"), std::string::npos);
+  EXPECT_EQ(lxc.body.find("<os_type>hvm</os_type>"), std::string::npos);
+  EXPECT_EQ(lxc.body.find("<migration_features>"), std::string::npos);
+  EXPECT_NE(xml.body.find("<migration_features>"), std::string::npos);
+  auto bad_driver = HttpGet(agent.port(), "/capabilities?driver=vbox");
+  EXPECT_EQ(bad_driver.status, 400);
+  EXPECT_NE(bad_driver.body.find("drivers: qemu, lxc, xen"), std::string::npos);
 
   auto head = HttpGet(agent.port(), "/capabilities", "HEAD");
   EXPECT_EQ(head.status, 200);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# End to end with a real Prometheus: two agents on fixture hosts (one with vmx, one
-# without), scraped on loopback with the shipped alert rules; asserts through
-# Prometheus's HTTP API that targets are up, series exist, the no-vmx alert fires
-# for the host without vmx only, and every dashboard query runs.
+# End to end with a real Prometheus: three agents on fixture hosts (one with vmx, one
+# without vmx whose KVM works (kvm_pvm), the same one with KVM_CREATE_VM failing),
+# scraped on loopback with the shipped alert rules; asserts through Prometheus's HTTP
+# API that targets are up, series exist, the no-vmx alert fires only for the host that
+# cannot run KVM guests, every dashboard query runs, and that the scrapes were
+# negotiated to OpenMetrics (Prometheus 2.42's default Accept header).
 set -euo pipefail
 agent=$1
 source_dir=$2
@@ -18,10 +20,11 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # Starts an agent on a fixture host on a free loopback port; sets agent_port.
+# Usage: start_agent PROFILE [LOG_NAME CONFIG_FILE]
 start_agent() {
-  local profile=$1 log="$work/$1.log"
+  local profile=$1 log="$work/${2:-$1}.log"
   local dir="$source_dir/tests/fixtures/hosts/$profile"
-  "$agent" --config.file="$dir/virtcaps.yaml" --path.rootfs="$dir" \
+  "$agent" --config.file="${3:-$dir/virtcaps.yaml}" --path.rootfs="$dir" --log.level=debug \
     --web.listen-address=127.0.0.1:0 >/dev/null 2>"$log" &
   pids+=($!)
   for _ in $(seq 100); do
@@ -37,7 +40,14 @@ start_agent() {
 start_agent intel-xeon-vmx-nested
 vmx_port=$agent_port
 start_agent amd-epyc-pvm-guest
-novmx_port=$agent_port
+pvm_port=$agent_port
+# The same host whose KVM stops creating VMs.
+pvm_dir=$(cd "$source_dir/tests/fixtures/hosts/amd-epyc-pvm-guest" && pwd)
+sed -e "s|dump_file: cpuid.txt|dump_file: $pvm_dir/cpuid.txt|" -e 's/vm_creatable: true/vm_creatable: false/' \
+  "$pvm_dir/virtcaps.yaml" >"$work/nokvm.yaml"
+grep -q 'vm_creatable: false' "$work/nokvm.yaml" || fail "could not derive the no-KVM config"
+start_agent amd-epyc-pvm-guest nokvm "$work/nokvm.yaml"
+nokvm_port=$agent_port
 
 # The shipped rules, with `for:` shortened so alerts fire within the test.
 sed 's/^\(\s*for:\).*/\1 0s/' "$source_dir/deploy/prometheus/virtcaps-alerts.yml" >"$work/rules.yml"
@@ -51,9 +61,22 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:$vmx_port"]
         labels: {host: vmx}
-      - targets: ["127.0.0.1:$novmx_port"]
-        labels: {host: novmx}
+      - targets: ["127.0.0.1:$pvm_port"]
+        labels: {host: pvm}
+      - targets: ["127.0.0.1:$nokvm_port"]
+        labels: {host: nokvm}
 YAML
+
+# Prometheus 2.42 has no scrape_protocols setting (it came in 2.49): its config check
+# refuses the key, so OpenMetrics is negotiated by the default Accept header alone.
+sed 's/^  - job_name: virtcaps$/  - job_name: virtcaps\n    scrape_protocols: [OpenMetricsText1.0.0]/' \
+  "$work/prometheus.yml" >"$work/protocols.yml"
+if promtool check config "$work/protocols.yml" >"$work/protocols.out" 2>&1; then
+  fail "promtool accepted scrape_protocols; this Prometheus supports it, so test it"
+fi
+grep -q 'field scrape_protocols not found' "$work/protocols.out" \
+  || fail "unexpected promtool answer: $(cat "$work/protocols.out")"
+echo "ok   Prometheus $(promtool --version 2>&1 | awk 'NR==1 {print $3}') has no scrape_protocols"
 
 # Prometheus on a free loopback port (retried if taken).
 for attempt in $(seq 10); do
@@ -84,22 +107,34 @@ wait_for() {
     [[ "$got" == "$want" ]] && return 0
     sleep 0.2
   done
-  fail "query '$expr' returned $got series, wanted $want"
+  fail "query '$expr' returned $got series, wanted $want: $(query "$expr" | jq -c '[.data.result[].metric]')"
 }
 
-wait_for 'up{job="virtcaps"} == 1' 2
-echo "ok   both targets up"
-wait_for 'virtcaps_kvm_usable' 2
-wait_for 'virtcaps_cpu_info' 2
+wait_for 'up{job="virtcaps"} == 1' 3
+echo "ok   all three targets up"
+wait_for 'virtcaps_kvm_usable' 3
+wait_for 'virtcaps_cpu_info' 3
+# OpenMetrics shapes ingested: an info family, a counter family without _total.
+wait_for 'virtcaps_refreshes_total' 3
+wait_for 'process_cpu_seconds_total' 3
+wait_for 'virtcaps_http_requests_total{path="/metrics",code="200"} > 0' 3
+for name in vmx-nested pvm nokvm; do
+  log=$(ls "$work"/*.log | grep -e "$name" | head -1)
+  grep -q 'msg=request method=GET path=/metrics status=200 content_type="application/openmetrics-text; version=1.0.0; charset=utf-8"' "$log" \
+    || fail "the $name agent was not scraped as OpenMetrics: $(grep 'msg=request' "$log" | tail -2)"
+done
+echo "ok   Prometheus scraped OpenMetrics (negotiated by Accept) and ingested it"
 wait_for 'virtcaps_scrape_collector_success == 0' 0
 echo "ok   series present, no collector failing"
 
 wait_for 'ALERTS{alertname="VirtcapsCpuLacksHardwareVirtualization",alertstate="firing"}' 1
 host=$(query 'ALERTS{alertname="VirtcapsCpuLacksHardwareVirtualization",alertstate="firing"}' | jq -r '.data.result[0].metric.host')
-[[ "$host" == "novmx" ]] || fail "no-vmx alert fired for host '$host'"
-echo "ok   VirtcapsCpuLacksHardwareVirtualization fires for novmx only"
-wait_for 'ALERTS{alertname="VirtcapsKvmUnusable"}' 0
-echo "ok   VirtcapsKvmUnusable quiet (both fixtures have usable KVM)"
+[[ "$host" == "nokvm" ]] || fail "no-vmx alert fired for host '$host'"
+echo "ok   VirtcapsCpuLacksHardwareVirtualization fires for nokvm only (not the kvm_pvm host whose KVM works)"
+wait_for 'ALERTS{alertname="VirtcapsKvmUnusable"}' 1
+host=$(query 'ALERTS{alertname="VirtcapsKvmUnusable"}' | jq -r '.data.result[0].metric.host')
+[[ "$host" == "nokvm" ]] || fail "KVM-unusable alert fired for host '$host'"
+echo "ok   VirtcapsKvmUnusable fires for nokvm only"
 
 # Every dashboard query runs without error.
 count=0

@@ -42,11 +42,40 @@ done
 "$agent" --once --format xml >"$work/live.xml"
 check "schema live host" xmllint --noout --relaxng "$schema" "$work/live.xml"
 
+# promtool's lint, with one deliberate exception: it takes every "bits" for a data size
+# ("use base unit bytes"), but an address width in bits is a count of address lines.
+lint() {  # file
+  local findings
+  findings=$(promtool check metrics <"$1" 2>&1 | grep -v \
+    '^virtcaps_cpu_physical_address_width_bits use base unit "bytes" instead of "bits"$' || true)
+  [[ -z $findings ]] || { echo "$findings"; return 1; }
+}
 for prom in "$source_dir"/tests/golden/*.prom; do
-  check "promtool $(basename "$prom")" promtool check metrics <"$prom"
+  check "promtool $(basename "$prom")" lint "$prom"
 done
 "$agent" --once --format prometheus >"$work/live.prom"
-check "promtool live host" promtool check metrics <"$work/live.prom"
+check "promtool live host" lint "$work/live.prom"
+
+# OpenMetrics: promtool 2.42's `check metrics` reads only the 0.0.4 text format (it
+# rejects the `info` type and takes an OpenMetrics counter's NAME_total sample for a
+# family without help), so these are parsed by the strict OpenMetrics parser of the
+# Prometheus Python client (python3-prometheus-client), written by the format's authors.
+openmetrics() {  # file
+  /usr/bin/python3 - "$1" <<'PY'
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+text = open(sys.argv[1], encoding="utf-8").read()
+families = list(text_string_to_metric_families(text))
+assert families, "no families"
+assert text.endswith("# EOF\n"), "no final # EOF line"
+print(f"{len(families)} families")
+PY
+}
+for om in "$source_dir"/tests/golden/*.om; do
+  check "openmetrics $(basename "$om")" openmetrics "$om"
+done
+"$agent" --once --format openmetrics >"$work/live.om"
+check "openmetrics live host" openmetrics "$work/live.om"
 
 echo "schema_and_lint: $failures failure(s)"
 [[ $failures -eq 0 ]]

@@ -38,6 +38,9 @@ TEST(ConfigTest, EmbeddedDefaultMatchesTheStructDefaults) {
   EXPECT_EQ(parsed->probes.msr.source, defaults.probes.msr.source);
   EXPECT_EQ(parsed->host.uuid_source, defaults.host.uuid_source);
   EXPECT_EQ(parsed->log.level, defaults.log.level);
+  EXPECT_EQ(parsed->log.format, defaults.log.format);
+  EXPECT_EQ(parsed->collector_options.cpu_flags_include,
+            defaults.collector_options.cpu_flags_include);
   for (const CollectorDefault& collector : CollectorDefaults()) {
     EXPECT_EQ(parsed->collectors.at(collector.name), collector.enabled_by_default)
         << collector.name;
@@ -48,6 +51,9 @@ TEST(ConfigTest, EmbeddedDefaultMatchesTheStructDefaults) {
   EXPECT_EQ(parsed->hypervisors[0].qemu.probe_timeout, qemu.probe_timeout);
   EXPECT_EQ(parsed->hypervisors[0].qemu.parallel_probes, qemu.parallel_probes);
   EXPECT_EQ(parsed->hypervisors[0].qemu.cache_dir, qemu.cache_dir);
+  EXPECT_EQ(parsed->hypervisors[0].qemu.user, qemu.user);
+  EXPECT_EQ(parsed->hypervisors[0].qemu.group, qemu.group);
+  EXPECT_EQ(parsed->hypervisors[0].qemu.migration_features, qemu.migration_features);
   XenOptions xen;
   EXPECT_EQ(parsed->hypervisors[1].xen.emulator, xen.emulator);
   EXPECT_EQ(parsed->hypervisors[1].xen.loader, xen.loader);
@@ -97,7 +103,8 @@ TEST(ConfigTest, MalformedYamlNamesFileLineAndColumn) {
 TEST(ConfigTest, UnknownKeyNamesItsPath) {
   EXPECT_EQ(LoadError("unknown-key.yaml"),
             ConfigFixture("unknown-key.yaml") +
-                ":4:5: collectors.cpu.enabeld: unknown key (expected one of: enabled)");
+                ":4:5: collectors.cpu.enabeld: unknown key (expected one of: enabled, "
+                "flags_include)");
 }
 
 TEST(ConfigTest, WrongTypeNamesItsPath) {

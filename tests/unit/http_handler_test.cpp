@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "test_support.h"
 #include "virtcaps/http_server.h"
 
 namespace virtcaps {
@@ -40,12 +41,19 @@ TEST(HttpHandlerTest, ServesThePreCompressedBodyWhenGzipIsAccepted) {
   auto plain = server.Handle("GET", "/metrics", "");
   EXPECT_EQ(plain.content_encoding, "");
   EXPECT_EQ(plain.body, snapshot->metrics_text());
-  // The body is the snapshot's own bytes, not a copy.
+  // The body is the snapshot's own bytes, not a copy; the live families follow it.
   EXPECT_EQ(plain.body.data(), snapshot->metrics_text().data());
+  ASSERT_TRUE(plain.tail);
+  EXPECT_EQ(plain.tail->rfind("# HELP process_cpu_seconds_total ", 0), 0u);
   auto gzip = server.Handle("GET", "/metrics", "deflate, gzip;q=0.8");
   EXPECT_EQ(gzip.content_encoding, "gzip");
-  EXPECT_EQ(gzip.body, snapshot->metrics_gzip.body());
+  EXPECT_EQ(gzip.body.data(), snapshot->metrics_gzip_open.bytes.data());
+  ASSERT_TRUE(gzip.tail);
+  std::string unzipped = testing::Gunzip(std::string(gzip.body) + *gzip.tail);
+  EXPECT_EQ(unzipped.substr(0, snapshot->metrics_text().size()), snapshot->metrics_text());
+  EXPECT_NE(unzipped.find("\nvirtcaps_http_requests_total{"), std::string::npos);
   EXPECT_TRUE(gzip.vary_accept_encoding);
+  EXPECT_TRUE(gzip.vary_accept);
   EXPECT_EQ(server.Handle("GET", "/capabilities", "gzip;q=0").content_encoding, "");
   EXPECT_EQ(server.Handle("GET", "/capabilities", "br").content_encoding, "");
   EXPECT_EQ(server.Handle("GET", "/capabilities", "*").body, snapshot->xml_gzip.body());

@@ -176,3 +176,90 @@ TEST_F(HypervisorTreeTest, LxcUnavailableWithoutAController) {
 
 }  // namespace
 }  // namespace virtcaps
+
+namespace virtcaps {
+namespace {
+
+// Debian 12's entries for libvirt-qemu (uid 64055) as on the build machine, where
+// `virsh capabilities` prints <baselabel type='kvm'>+64055:+64055</baselabel>.
+constexpr const char* kDebianPasswd =
+    "root:x:0:0:root:/root:/bin/bash\n"
+    "libvirt-qemu:x:64055:108:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin\n";
+constexpr const char* kDebianGroup = "root:x:0:\nkvm:x:108:\nlibvirt-qemu:x:64055:libvirt-qemu\n";
+
+class QemuDriverPartsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = testing::TempDir();
+    testing::WriteTestFile(root_ + "/etc/passwd", kDebianPasswd);
+    testing::WriteTestFile(root_ + "/etc/group", kDebianGroup);
+    config_.paths.rootfs = root_;
+    qemu_.type = HypervisorType::kQemu;
+    qemu_.qemu.emulator_dirs = {"/usr/bin"};  // empty in the tree: no emulator to probe
+    qemu_.qemu.cache_dir = "";
+  }
+  HostCapabilities Run() {
+    HostCapabilities caps;
+    HostPaths paths = HostPaths::FromConfig(config_.paths);
+    Probes probes;
+    CollectContext context{paths, probes, config_};
+    EXPECT_TRUE(MakeHypervisorCollector(qemu_)->Collect(context, caps).ok());
+    return caps;
+  }
+  std::string root_;
+  Config config_;
+  HypervisorConfig qemu_;
+};
+
+TEST_F(QemuDriverPartsTest, DacBaselabelsAndMigrationFeaturesAsLibvirtPrintsThem) {
+  HostCapabilities caps = Run();
+  std::string xml = RenderCapabilitiesXml(caps);
+  EXPECT_NE(xml.find("    <secmodel>\n      <model>dac</model>\n      <doi>0</doi>\n"
+                     "      <baselabel type='kvm'>+64055:+64055</baselabel>\n"
+                     "      <baselabel type='qemu'>+64055:+64055</baselabel>\n"
+                     "    </secmodel>\n"),
+            std::string::npos)
+      << xml;
+  EXPECT_NE(xml.find("<migration_features>\n      <live/>\n      <uri_transports>\n"
+                     "        <uri_transport>tcp</uri_transport>\n"
+                     "        <uri_transport>rdma</uri_transport>\n"),
+            std::string::npos)
+      << xml;
+  // The LXC driver's document has neither.
+  std::string lxc = RenderCapabilitiesXml(caps, "lxc");
+  EXPECT_EQ(lxc.find("baselabel"), std::string::npos);
+  EXPECT_EQ(lxc.find("migration_features"), std::string::npos);
+}
+
+TEST_F(QemuDriverPartsTest, ConfiguredUserGroupNumericIdsAndSwitches) {
+  qemu_.qemu.group = "kvm";
+  EXPECT_EQ(Run().secmodels.at(0).baselabels.at(0).second, "+64055:+108");
+  qemu_.qemu.user = "+107";
+  qemu_.qemu.group = "+107";
+  EXPECT_EQ(Run().secmodels.at(0).baselabels.at(1).second, "+107:+107");
+  qemu_.qemu.user = "nobody-here";  // unknown: no DAC model rather than a guess
+  EXPECT_TRUE(Run().secmodels.empty());
+  qemu_.qemu.migration_features = false;
+  EXPECT_FALSE(Run().migration);
+}
+
+TEST(DriverDocumentTest, GuestsSplitPerDriver) {
+  HostCapabilities caps;
+  caps.guests.push_back(
+      Guest{"qemu", "hvm", "x86_64", 64, "/usr/bin/qemu-system-x86_64", "", {}, {}, {}});
+  caps.guests.push_back(
+      Guest{"lxc", "exe", "x86_64", 64, "/usr/lib/libvirt/libvirt_lxc", "", {}, {}, {}});
+  auto count = [](const std::string& xml) {
+    size_t n = 0;
+    for (size_t at = xml.find("<guest>"); at != std::string::npos; at = xml.find("<guest>", at + 1))
+      ++n;
+    return n;
+  };
+  EXPECT_EQ(count(RenderCapabilitiesXml(caps)), 2u);
+  EXPECT_EQ(count(RenderCapabilitiesXml(caps, "qemu")), 1u);
+  EXPECT_NE(RenderCapabilitiesXml(caps, "lxc").find("<os_type>exe</os_type>"), std::string::npos);
+  EXPECT_EQ(count(RenderCapabilitiesXml(caps, "xen")), 0u);
+}
+
+}  // namespace
+}  // namespace virtcaps

@@ -12,6 +12,7 @@
 #include "virtcaps/connection_gate.h"
 #include "virtcaps/log.h"
 #include "virtcaps/renderers.h"
+#include "virtcaps/scrape.h"
 #include "virtcaps/strings.h"
 #include "virtcaps/web_settings.h"
 #include "virtcaps/xml.h"
@@ -152,22 +153,28 @@ int HandleRequest(struct mg_connection* connection, void* data) {
     response = HttpServer::Unauthorized();
   } else {
     const char* accept_encoding = mg_get_header(connection, "Accept-Encoding");
-    response = server->Handle(method, path, accept_encoding ? accept_encoding : "");
+    const char* accept = mg_get_header(connection, "Accept");
+    response = server->Handle(
+        HttpServer::Request{method, path, request->query_string ? request->query_string : "",
+                            accept ? accept : "", accept_encoding ? accept_encoding : ""});
   }
+  std::string_view tail = response.tail ? std::string_view(*response.tail) : "";
   std::string_view extra_headers = web ? std::string_view(web->response_headers) : "";
 
   // The head is formatted on the stack; the body is written straight from the snapshot.
   char head[4096];
   int length = std::snprintf(
       head, sizeof(head),
-      "HTTP/1.1 %d %s\r\nContent-Type: %.*s\r\nContent-Length: %zu\r\n%s%.*s%s%s%s%.*s%s%s%s%s%s"
-      "%.*s\r\n",
+      "HTTP/1.1 %d %s\r\nContent-Type: %.*s\r\nContent-Length: %zu\r\n%s%.*s%s%s%s%s%.*s%s%s%s%s"
+      "%s%.*s\r\n",
       response.status, mg_get_response_code_text(connection, response.status),
       static_cast<int>(response.content_type.size()), response.content_type.data(),
-      response.body.size(), response.content_encoding.empty() ? "" : "Content-Encoding: ",
+      response.body.size() + tail.size(),
+      response.content_encoding.empty() ? "" : "Content-Encoding: ",
       static_cast<int>(response.content_encoding.size()), response.content_encoding.data(),
       response.content_encoding.empty() ? "" : "\r\n",
       response.vary_accept_encoding ? "Vary: Accept-Encoding\r\n" : "",
+      response.vary_accept ? "Vary: Accept\r\n" : "",
       response.allow.empty() ? "" : "Allow: ", static_cast<int>(response.allow.size()),
       response.allow.data(), response.allow.empty() ? "" : "\r\n",
       response.retry_after ? "Retry-After: 1\r\n" : "",
@@ -179,6 +186,8 @@ int HandleRequest(struct mg_connection* connection, void* data) {
     mg_send_http_error(connection, 500, "%s", "response head too long\n");
     return 500;
   }
+  // Counted before the write, so a client's next request always sees this one.
+  server->CountRequest(path, response.status);
   bool sent = false;
   if (method == "HEAD") {
     sent = WriteWithin(connection, std::string_view(head, static_cast<size_t>(length)), deadline);
@@ -189,10 +198,15 @@ int HandleRequest(struct mg_connection* connection, void* data) {
     sent = WriteWithin(connection, response.prepared->bytes, deadline);
   } else {
     sent = WriteWithin(connection, std::string_view(head, static_cast<size_t>(length)), deadline) &&
-           WriteWithin(connection, response.body, deadline);
+           WriteWithin(connection, response.body, deadline) &&
+           (tail.empty() || WriteWithin(connection, tail, deadline));
   }
   // A client that does not take its response in time gets no further request served.
   if (!sent) mg_disable_connection_keep_alive(connection);
+  LogDebug("request", {{"method", std::string(method)},
+                       {"path", std::string(path)},
+                       {"status", std::to_string(response.status)},
+                       {"content_type", std::string(response.content_type)}});
   return response.status;
 }
 
@@ -312,12 +326,72 @@ std::string CivetPort(const std::string& address) {
 HttpServer::HttpServer(HttpServerOptions options, const SnapshotStore& store)
     : options_(std::move(options)),
       store_(store),
-      landing_page_(LandingPage(options_.telemetry_path)) {}
+      landing_page_(LandingPage(options_.telemetry_path)),
+      requests_(std::make_unique<RequestCounters>(options_.telemetry_path)),
+      process_(std::make_unique<ProcessStats>()) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
-HttpServer::Response HttpServer::Handle(std::string_view method, std::string_view path,
-                                        std::string_view accept_encoding) const {
+void HttpServer::CountRequest(std::string_view path, int status) const {
+  requests_->Count(path, status);
+}
+
+void HttpServer::AnswerMetrics(const Request& request, bool gzip, Response& response) const {
+  const Snapshot& snapshot = *response.snapshot;
+  std::vector<std::string> available;
+  for (const CollectorOutcome& outcome : snapshot.caps.collectors) {
+    available.push_back(outcome.name);
+  }
+  auto selection = SelectCollectors(request.query, available);
+  if (!selection) {
+    response.status = 400;
+    response.owned_body =
+        std::make_shared<const std::string>("400 bad request: " + selection.error() + "\n");
+    response.body = *response.owned_body;
+    return;
+  }
+  ExpositionFormat format = NegotiateExpositionFormat(request.accept);
+  bool openmetrics = format == ExpositionFormat::kOpenMetrics;
+  // Live families, read now: the agent's process and the requests answered so far.
+  std::vector<prometheus::MetricFamily> live = process_->Families();
+  live.push_back(requests_->Family());
+  std::string live_text = Serialize(live, format);
+  if (openmetrics) live_text += kOpenMetricsEof;
+
+  response.content_type = openmetrics ? kOpenMetricsContentType : kMetricsContentType;
+  response.content_encoding = gzip ? "gzip" : "";
+  response.vary_accept_encoding = true;
+  response.vary_accept = true;
+  if (*selection) {
+    // Filtered: rendered for this request from the snapshot's data model.
+    MetricsOptions options = snapshot.metrics_options;
+    options.collectors = **selection;
+    std::string page =
+        openmetrics
+            ? RenderOpenMetrics(snapshot.caps, snapshot.refresh, CurrentBuildInfo(), options,
+                                /*terminate=*/false)
+            : RenderPrometheus(snapshot.caps, snapshot.refresh, CurrentBuildInfo(), options);
+    page += live_text;
+    response.owned_body = std::make_shared<const std::string>(gzip ? Gzip(page) : page);
+    response.body = *response.owned_body;
+    return;
+  }
+  // The fast path: the pre-rendered body, then the live families (compressed, they
+  // close the gzip member the snapshot left open).
+  if (gzip) {
+    const OpenGzip& open =
+        openmetrics ? snapshot.openmetrics_gzip_open : snapshot.metrics_gzip_open;
+    response.body = open.bytes;
+    response.tail = std::make_shared<const std::string>(GzipClose(open, live_text));
+  } else {
+    response.body = (openmetrics ? snapshot.openmetrics : snapshot.metrics).body();
+    response.tail = std::make_shared<const std::string>(std::move(live_text));
+  }
+}
+
+HttpServer::Response HttpServer::Handle(const Request& request) const {
+  std::string_view method = request.method;
+  std::string_view path = request.path;
   Response response;
   response.content_type = kTextContentType;
   bool known_path = path == "/" || path == options_.telemetry_path || path == "/capabilities" ||
@@ -351,11 +425,31 @@ HttpServer::Response HttpServer::Handle(std::string_view method, std::string_vie
     response.body = "starting: the first probe of the host has not finished\n";
     return response;
   }
-  bool gzip = AcceptsGzip(accept_encoding);
+  bool gzip = AcceptsGzip(request.accept_encoding);
   bool metrics = path != "/capabilities";
-  response.prepared = metrics ? (gzip ? &snapshot->metrics_gzip : &snapshot->metrics)
-                              : (gzip ? &snapshot->xml_gzip : &snapshot->xml);
-  response.content_type = metrics ? kMetricsContentType : kXmlContentType;
+  if (metrics) {
+    AnswerMetrics(request, gzip, response);
+    return response;
+  }
+  auto driver = SelectDriver(request.query);
+  if (!driver) {
+    response.status = 400;
+    response.owned_body =
+        std::make_shared<const std::string>("400 bad request: " + driver.error() + "\n");
+    response.body = *response.owned_body;
+    return response;
+  }
+  if (!driver->empty()) {  // one driver's document, rendered for this request
+    std::string xml = RenderCapabilitiesXml(snapshot->caps, *driver);
+    response.owned_body = std::make_shared<const std::string>(gzip ? Gzip(xml) : xml);
+    response.body = *response.owned_body;
+    response.content_type = kXmlContentType;
+    response.content_encoding = gzip ? "gzip" : "";
+    response.vary_accept_encoding = true;
+    return response;
+  }
+  response.prepared = gzip ? &snapshot->xml_gzip : &snapshot->xml;
+  response.content_type = kXmlContentType;
   response.body = response.prepared->body();
   response.content_encoding = gzip ? "gzip" : "";
   response.vary_accept_encoding = true;

@@ -14,16 +14,20 @@ namespace virtcaps {
 struct CommandLine {
   enum class Mode { kServe, kOnce, kValidate, kCheckConfig, kVersion, kHelp };
   Mode mode = Mode::kServe;
-  enum class Format { kXml, kPrometheus };
+  enum class Format { kXml, kPrometheus, kOpenMetrics };
   Format once_format = Format::kXml;
+  std::string once_driver;  // --driver=qemu|lxc|xen: that driver's document; empty: all
 
   std::string config_file;                    // empty: the embedded default
   std::string web_config_file;                // --web.config.file; empty: plain HTTP, no auth
   std::vector<std::string> listen_addresses;  // non-empty replaces the config's list
   std::optional<std::string> telemetry_path;
   std::optional<std::string> rootfs, procfs, sysfs, devfs;
-  std::map<std::string, bool> collectors;  // --collector.NAME / --no-collector.NAME
+  std::map<std::string, bool> collectors;        // --collector.NAME / --no-collector.NAME
+  bool collectors_disable_defaults = false;      // --collector.disable-defaults
+  std::optional<std::string> cpu_flags_include;  // --collector.cpu.flags-include
   std::optional<LogConfig::Level> log_level;
+  std::optional<LogConfig::Format> log_format;
 };
 
 Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,

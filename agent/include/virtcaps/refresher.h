@@ -18,6 +18,8 @@ namespace virtcaps {
 // `qemu_memory`, when given, keeps emulator probes and listings between calls.
 HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel = nullptr,
                            QemuProbeMemory* qemu_memory = nullptr);
+// How metrics pages are rendered under this configuration (collectors.cpu.flags_include).
+MetricsOptions MetricsOptionsFor(const Config& config);
 
 class Refresher {
  public:
@@ -50,7 +52,8 @@ class Refresher {
   bool web_reload_ok_ = true;
   double config_loaded_at_ = 0;
   uint64_t refreshes_ = 0;
-  Cancellation cancel_;  // Stop() cancels a refresh in flight
+  RefreshFacts probe_totals_;  // only the qemu_*_total counters are used
+  Cancellation cancel_;        // Stop() cancels a refresh in flight
   QemuProbeMemory qemu_memory_;
   std::thread thread_;
 };

@@ -19,6 +19,18 @@ struct PreparedResponse {
   std::string_view body() const { return std::string_view(bytes).substr(head_size); }
 };
 
+// A gzip member left open: header and deflate blocks of `data`, byte-aligned and not
+// final, so a request can append its own bytes and close the member (GzipClose). One
+// member, because curl and others stop reading after the first one.
+struct OpenGzip {
+  std::string bytes;
+  uint32_t crc = 0;   // CRC-32 of the data so far
+  uint64_t size = 0;  // its length
+};
+OpenGzip GzipOpen(std::string_view data);
+// What follows `open.bytes` to make one complete gzip member of data + `tail`.
+std::string GzipClose(const OpenGzip& open, std::string_view tail);
+
 struct Snapshot {
   HostCapabilities caps;
   RefreshFacts refresh;
@@ -26,6 +38,15 @@ struct Snapshot {
   PreparedResponse xml;           // /capabilities
   PreparedResponse metrics_gzip;  // the same, for Accept-Encoding: gzip
   PreparedResponse xml_gzip;
+  // OpenMetrics bodies for Accept: application/openmetrics-text, without the closing
+  // "# EOF": the server appends its live families (process, requests) and then "# EOF".
+  PreparedResponse openmetrics;
+  // Both metrics bodies compressed but left open for the live families (GzipClose);
+  // reused from the previous snapshot like the gzip responses when the text is the same.
+  OpenGzip metrics_gzip_open;
+  OpenGzip openmetrics_gzip_open;
+  // How the bodies were rendered (collectors.cpu.flags_include), for filtered pages.
+  MetricsOptions metrics_options;
   // Bodies this snapshot compressed (0 to 2); the others were the previous one's bytes.
   int bodies_compressed = 0;
 
@@ -46,7 +67,8 @@ std::string Gzip(std::string_view data);
 // Builds a snapshot and renders both bodies once, so requests only pick one. A body
 // whose bytes equal `previous`'s is not compressed again: its gzip response is reused.
 std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh,
-                                             const Snapshot* previous = nullptr);
+                                             const Snapshot* previous = nullptr,
+                                             MetricsOptions metrics_options = {});
 
 // Holds the current snapshot. Readers take a reference without blocking writers.
 class SnapshotStore {

@@ -155,8 +155,18 @@ struct IommuState {
 
 // The Linux security module guests are confined by, libvirt's <secmodel>.
 struct SecurityModel {
-  std::string model;  // selinux, apparmor, none
+  std::string model;  // selinux, apparmor, dac, none
   std::string doi;    // domain of interpretation, "0" unless SELinux says otherwise
+  // <baselabel type='kvm'>+64055:+64055</baselabel>: domain type -> label (DAC: +uid:+gid).
+  std::vector<std::pair<std::string, std::string>> baselabels;
+  // The hypervisor driver whose document alone carries it (DAC: qemu); empty: every one.
+  std::string hypervisor;
+};
+
+// libvirt's <migration_features>, as its QEMU driver prints them.
+struct MigrationFeatures {
+  bool live = true;
+  std::vector<std::string> uri_transports;  // tcp, rdma
 };
 
 struct PowerManagement {
@@ -270,6 +280,7 @@ struct HostCapabilities {
   std::vector<PagePool> hugepages;  // host-wide pools, by size
   std::vector<CacheBank> caches;    // level 3 and up, as libvirt lists them
   std::vector<SecurityModel> secmodels;
+  std::optional<MigrationFeatures> migration;  // set by the qemu driver
   std::optional<HostFacilities> facilities;
   std::vector<SecureGuestTechnology> secure_guests;
   std::optional<VirtualizationRole> virt_role;

@@ -93,6 +93,13 @@ struct QemuOptions {
   Duration probe_timeout = std::chrono::seconds(10);  // a probe still running then is killed
   int parallel_probes = 2;                            // 1..64 emulators probed at once
   std::string cache_dir = "/var/cache/virtcaps";      // empty disables the on-disk cache
+  // The user and group QEMU runs as (qemu.conf user/group; Debian's defaults), for the DAC
+  // <secmodel> baselabels. Names are looked up in <rootfs>/etc/passwd and etc/group;
+  // "+N" is a numeric id.
+  std::string user = "libvirt-qemu";
+  std::string group = "libvirt-qemu";
+  // Print <migration_features> (live, tcp and rdma transports) as libvirt's QEMU driver does.
+  bool migration_features = true;
   // Caps on what one probe may make the agent hold (Debian's qemu-system-x86_64 answers
   // query-machines in one ~20 kB line); past one the probe fails and the child is killed.
   int64_t max_reply_bytes = 1 << 20;   // one QMP line, 4 KiB .. 256 MiB
@@ -126,6 +133,31 @@ struct HypervisorConfig {
 struct LogConfig {
   enum class Level { kDebug, kInfo, kWarn, kError };
   Level level = Level::kInfo;
+  enum class Format { kLogfmt, kJson };
+  Format format = Format::kLogfmt;  // one line per record on stderr either way
+};
+
+// The CPU flags whose virtcaps_cpu_feature_info series are kept by default: what fleets
+// alert and place guests on (virtualization and its helpers, speculative-execution
+// mitigations, vector and crypto families incl. AVX-512/AMX, confidential computing,
+// the x86-64-v2..v4 levels; on Arm: SVE, crypto, atomics, pointer authentication). ECMAScript
+// syntax, matched against the whole flag name.
+inline constexpr std::string_view kDefaultCpuFlagsInclude =
+    "vmx|svm|sie|hypervisor|ept|ept_ad|vpid|npt|nrip_save|flexpriority|tpr_shadow|vnmi|avic|"
+    "x2avic|vgif|v_vmsave_vmload|vmcb_clean|lbrv|tsc_scale|pausefilter|pfthreshold|"
+    ".*(ibrs|ibpb|stibp|ssbd).*|md_clear|flush_l1d|arch_capabilities|spec_ctrl|pti|"
+    "lm|nx|pae|pdpe1gb|la57|x2apic|pcid|invpcid|smep|smap|umip|pku|ospke|"
+    "constant_tsc|nonstop_tsc|tsc_deadline_timer|rdtscp|"
+    "ssse3|sse4_1|sse4_2|popcnt|cx16|avx|avx2|fma|f16c|bmi1|bmi2|movbe|abm|"
+    "avx512.*|amx.*|avx_vnni.*|aes|vaes|pclmulqdq|vpclmulqdq|sha_ni|gfni|rdrand|rdseed|"
+    "rtm|hle|serialize|waitpkg|movdiri|movdir64b|"
+    "sev.*|sme|tdx.*|sgx.*|"
+    "sve.*|sha[0-9]+|sha512|pmull|crc32|atomics|ssbs|bf16|i8mm|mte.*|paca|pacg|bti";
+
+struct CollectorOptions {
+  // collectors.cpu.flags_include: virtcaps_cpu_feature_info only for the flags this
+  // regex matches whole (".*" keeps all). The XML document always lists every flag.
+  std::string cpu_flags_include = std::string(kDefaultCpuFlagsInclude);
 };
 
 struct Config {
@@ -133,6 +165,7 @@ struct Config {
   Duration refresh_interval = std::chrono::seconds(60);  // 1s .. 24h
   PathsConfig paths;
   std::map<std::string, bool> collectors;  // collector name -> enabled
+  CollectorOptions collector_options;
   ProbesConfig probes;
   HostConfig host;
   std::vector<HypervisorConfig> hypervisors;
@@ -172,5 +205,8 @@ std::string ValidateListenAddress(const std::string& address);
 std::string ValidateTelemetryPath(const std::string& path);
 // Empty when `network` is an IPv4 network ("10.0.0.0/8") or address, else why not.
 std::string ValidateIpv4Network(const std::string& network);
+
+// Empty when `pattern` is a valid collectors.cpu.flags_include regex, else why not.
+std::string ValidateFlagsRegex(const std::string& pattern);
 
 }  // namespace virtcaps

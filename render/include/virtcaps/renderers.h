@@ -2,6 +2,10 @@
 // Prometheus text exposition. Both are pure functions of a snapshot.
 #pragma once
 
+#include <memory>
+#include <optional>
+#include <regex>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -26,10 +30,17 @@ struct RefreshFacts {
   // The latest SIGHUP reload: whether it was applied, and when the config in force was loaded.
   bool config_reload_ok = true;
   double config_loaded_at_seconds = 0;
+  // QEMU probe work summed over every refresh since the agent started (--once: this one).
+  uint64_t qemu_cache_hits_total = 0;
+  uint64_t qemu_probe_failures_total = 0;
+  uint64_t qemu_probes_spawned_total = 0;
   // The latest re-read of --web.config.file: false when it was refused (a broken file,
   // or one that would turn TLS or basic auth off) and the previous settings stay.
   bool web_config_reload_ok = true;
 };
+
+// Adds this refresh's QEMU probe counts (from caps.hypervisors) to the running totals.
+void AddQemuProbeCounts(const HostCapabilities& caps, RefreshFacts& facts);
 
 // libvirt's <capabilities> document (element order as capability.rng requires).
 // The capabilities document targets the schema of libvirt 9.0 (Debian 12's), with one
@@ -37,11 +48,29 @@ struct RefreshFacts {
 // under libvirt's own name for it, as the later libvirt releases that run there do;
 // this says whether `arch` is one the 9.0 schema accepts (exported as a metric).
 bool ArchInTargetSchema(std::string_view arch);
-XmlElement CapabilitiesXml(const HostCapabilities& caps);
-std::string RenderCapabilitiesXml(const HostCapabilities& caps);
+// `driver` (qemu, lxc, xen) gives the document of that libvirt driver alone, as
+// `virsh -c lxc:/// capabilities` would: its guests, and the host parts it prints
+// (migration_features and the DAC secmodel are the QEMU driver's). Empty: every driver.
+XmlElement CapabilitiesXml(const HostCapabilities& caps, std::string_view driver = {});
+std::string RenderCapabilitiesXml(const HostCapabilities& caps, std::string_view driver = {});
 
-// The whole /metrics body.
+// What a metrics page holds beyond the snapshot itself.
+struct MetricsOptions {
+  // Collectors (and hypervisor drivers) whose families are rendered; nullopt: every one
+  // that ran. Agent-level families (build, refresh, checks) are always rendered.
+  std::optional<std::set<std::string>> collectors;
+  // virtcaps_cpu_feature_info series only for flags this regex matches whole
+  // (collectors.cpu.flags_include); null: every flag.
+  std::shared_ptr<const std::regex> cpu_features_include;
+};
+
+// The /metrics body in the Prometheus text format 0.0.4.
 std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& refresh,
-                             const BuildInfo& build);
+                             const BuildInfo& build, const MetricsOptions& options = {});
+// The same families in the OpenMetrics 1.0 text format. Without the closing "# EOF" line
+// when `terminate` is false, so a server can append its live families first.
+std::string RenderOpenMetrics(const HostCapabilities& caps, const RefreshFacts& refresh,
+                              const BuildInfo& build, const MetricsOptions& options = {},
+                              bool terminate = true);
 
 }  // namespace virtcaps

@@ -17,6 +17,8 @@ namespace virtcaps {
 
 class ConnectionGate;
 class WebSettingsWatcher;
+class RequestCounters;
+class ProcessStats;
 
 struct HttpServerOptions {
   std::vector<std::string> listen_addresses;  // host:port; port 0 picks a free port
@@ -61,14 +63,31 @@ class HttpServer {
     std::string_view content_encoding;  // "gzip" or empty
     std::string_view allow;             // for 405
     bool vary_accept_encoding = false;
+    bool vary_accept = false;  // /metrics: the format follows the Accept header
     bool retry_after = false;  // 503 while starting
     bool challenge = false;    // 401: WWW-Authenticate for basic auth
     std::shared_ptr<const Snapshot> snapshot;
     // For snapshot bodies: the whole response, head included, ready to write.
     const PreparedResponse* prepared = nullptr;
+    // A body made for this request (a filtered page, an error naming the collectors).
+    std::shared_ptr<const std::string> owned_body;
+    // Sent after `body` and counted in Content-Length: the live /metrics families.
+    std::shared_ptr<const std::string> tail;
   };
+  struct Request {
+    std::string_view method;
+    std::string_view path;
+    std::string_view query;  // without the '?'
+    std::string_view accept;
+    std::string_view accept_encoding;
+  };
+  Response Handle(const Request& request) const;
   Response Handle(std::string_view method, std::string_view path,
-                  std::string_view accept_encoding = {}) const;
+                  std::string_view accept_encoding = {}) const {
+    return Handle(Request{method, path, {}, {}, accept_encoding});
+  }
+  // Counts an answered request for virtcaps_http_requests_total (lock-free).
+  void CountRequest(std::string_view path, int status) const;
   // The answer to a request without valid basic-auth credentials.
   static Response Unauthorized();
 
@@ -82,6 +101,10 @@ class HttpServer {
   HttpServerOptions options_;
   const SnapshotStore& store_;
   std::string landing_page_;
+  // The /metrics answer for this snapshot: format, collector filter, live families.
+  void AnswerMetrics(const Request& request, bool gzip, Response& response) const;
+  std::unique_ptr<RequestCounters> requests_;
+  std::unique_ptr<ProcessStats> process_;
   std::unique_ptr<WebSettingsWatcher> web_;  // outlives server_, whose TLS hook uses it
   bool tls_ = false;
   std::unique_ptr<ConnectionGate> gate_;  // outlives server_, whose accept() consults it

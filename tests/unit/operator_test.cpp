@@ -1,0 +1,222 @@
+// Operator-facing conventions: OpenMetrics, format negotiation, per-scrape collector
+// filters, request counters, process metrics, log formats, and the flags for them.
+#include <gtest/gtest.h>
+
+#include <clocale>
+#include <cmath>
+#include <ctime>
+#include <map>
+
+#include "test_support.h"
+#include "virtcaps/cli.h"
+#include "virtcaps/collector.h"
+#include "virtcaps/exposition.h"
+#include "virtcaps/log.h"
+#include "virtcaps/scrape.h"
+#include "virtcaps/snapshot.h"
+
+namespace virtcaps {
+namespace {
+
+prometheus::MetricFamily Family(std::string name, prometheus::MetricType type, double value,
+                                std::vector<prometheus::ClientMetric::Label> labels = {}) {
+  prometheus::MetricFamily family{std::move(name), "Help with a \\ and a \" quote.", type, {}};
+  prometheus::ClientMetric metric;
+  metric.label = std::move(labels);
+  metric.counter.value = value;
+  metric.gauge.value = value;
+  family.metric.push_back(metric);
+  return family;
+}
+
+TEST(OpenMetricsTest, InfoCountersUnitsAndEscaping) {
+  using prometheus::MetricType;
+  std::string text = SerializeOpenMetrics({
+      Family("virtcaps_build_info", MetricType::Gauge, 1, {{"version", "a\"b\\c\nd"}}),
+      Family("virtcaps_refreshes_total", MetricType::Counter, 3),
+      Family("process_cpu_seconds_total", MetricType::Counter, 0.25),
+      Family("virtcaps_numa_node_memory_bytes", MetricType::Gauge, 1073741824),
+      Family("virtcaps_odd_info", MetricType::Gauge, 2),  // not 1: stays a gauge
+      Family("virtcaps_unknown", MetricType::Gauge, std::nan("")),
+  });
+  EXPECT_NE(text.find("# TYPE virtcaps_build info\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("virtcaps_build_info{version=\"a\\\"b\\\\c\\nd\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("# HELP virtcaps_build Help with a \\\\ and a \\\" quote.\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("# TYPE virtcaps_refreshes counter\n"), std::string::npos);
+  EXPECT_NE(text.find("\nvirtcaps_refreshes_total 3\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE process_cpu_seconds counter\n# UNIT process_cpu_seconds seconds\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("\nprocess_cpu_seconds_total 0.25\n"), std::string::npos);
+  EXPECT_NE(text.find("# UNIT virtcaps_numa_node_memory_bytes bytes\n"), std::string::npos);
+  EXPECT_NE(text.find("virtcaps_numa_node_memory_bytes 1073741824\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE virtcaps_odd_info gauge\n"), std::string::npos);
+  EXPECT_NE(text.find("virtcaps_unknown NaN\n"), std::string::npos);
+  EXPECT_EQ(text.find("# EOF"), std::string::npos);  // the caller closes the exposition
+}
+
+TEST(OpenMetricsTest, NumbersIgnoreACommaDecimalLocale) {
+  const char* previous = std::setlocale(LC_ALL, nullptr);
+  std::string saved = previous ? previous : "C";
+  if (!std::setlocale(LC_ALL, "de_DE.UTF-8")) GTEST_SKIP() << "de_DE.UTF-8 locale missing";
+  std::string text = SerializeOpenMetrics(
+      {Family("virtcaps_refresh_duration_seconds", prometheus::MetricType::Gauge, 0.5)});
+  std::setlocale(LC_ALL, saved.c_str());
+  EXPECT_NE(text.find("virtcaps_refresh_duration_seconds 0.5\n"), std::string::npos) << text;
+}
+
+TEST(NegotiationTest, OpenMetricsOnlyWhenPreferred) {
+  EXPECT_EQ(NegotiateExpositionFormat(""), ExpositionFormat::kPrometheusText);
+  EXPECT_EQ(NegotiateExpositionFormat("*/*"), ExpositionFormat::kPrometheusText);
+  EXPECT_EQ(NegotiateExpositionFormat("text/plain;version=0.0.4"),
+            ExpositionFormat::kPrometheusText);
+  // Prometheus 2.42's scrape Accept header.
+  EXPECT_EQ(NegotiateExpositionFormat(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+            ExpositionFormat::kOpenMetrics);
+  EXPECT_EQ(NegotiateExpositionFormat("application/openmetrics-text; version=1.0.0"),
+            ExpositionFormat::kOpenMetrics);
+  EXPECT_EQ(NegotiateExpositionFormat("application/openmetrics-text;q=0.3,text/plain;q=0.9"),
+            ExpositionFormat::kPrometheusText);
+  EXPECT_EQ(NegotiateExpositionFormat("application/openmetrics-text;q=0"),
+            ExpositionFormat::kPrometheusText);
+}
+
+TEST(CollectorSelectionTest, CollectExcludeAndUnknownNames) {
+  std::vector<std::string> available = {"cpu", "kvm", "numa", "qemu"};
+  auto none = SelectCollectors("", available);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
+  auto other = SelectCollectors("foo=bar", available);
+  ASSERT_TRUE(other);
+  EXPECT_FALSE(*other);
+  auto collect = SelectCollectors("collect[]=cpu&collect%5B%5D=qemu", available);
+  ASSERT_TRUE(collect && *collect);
+  EXPECT_EQ(**collect, (std::set<std::string>{"cpu", "qemu"}));
+  auto exclude = SelectCollectors("exclude[]=numa", available);
+  ASSERT_TRUE(exclude && *exclude);
+  EXPECT_EQ(**exclude, (std::set<std::string>{"cpu", "kvm", "qemu"}));
+  auto both = SelectCollectors("collect[]=cpu&collect[]=kvm&exclude[]=kvm", available);
+  ASSERT_TRUE(both && *both);
+  EXPECT_EQ(**both, (std::set<std::string>{"cpu"}));
+  auto unknown = SelectCollectors("collect[]=cpu&exclude[]=gpu", available);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error(),
+            "unknown or disabled collector 'gpu'; collectors: cpu, kvm, numa, qemu");
+  EXPECT_FALSE(SelectCollectors("collect[]=", available));
+}
+
+TEST(RequestCountersTest, CountsPerPathAndCodeWithBoundedLabels) {
+  RequestCounters counters("/metrics");
+  counters.Count("/metrics", 200);
+  counters.Count("/metrics", 200);
+  counters.Count("/metrics", 400);
+  counters.Count("/no/such/path", 404);
+  counters.Count("/healthz", 418);  // not a listed code: "other"
+  prometheus::MetricFamily family = counters.Family();
+  EXPECT_EQ(family.name, "virtcaps_http_requests_total");
+  std::map<std::pair<std::string, std::string>, double> seen;
+  for (const auto& metric : family.metric) {
+    ASSERT_EQ(metric.label.size(), 2u);
+    seen[{metric.label[1].value, metric.label[0].value}] = metric.counter.value;
+  }
+  EXPECT_EQ((seen[{"/metrics", "200"}]), 2);
+  EXPECT_EQ((seen[{"/metrics", "400"}]), 1);
+  EXPECT_EQ((seen[{"other", "404"}]), 1);
+  EXPECT_EQ((seen[{"/healthz", "other"}]), 1);
+  EXPECT_EQ(seen.count({"/capabilities", "200"}), 1u);  // present from the start, as 0
+  EXPECT_EQ(seen.size(), 7u);
+}
+
+TEST(ProcessStatsTest, ReadsThisProcess) {
+  ProcessStats stats;
+  std::map<std::string, double> values;
+  for (const auto& family : stats.Families()) {
+    ASSERT_EQ(family.metric.size(), 1u) << family.name;
+    values[family.name] = family.type == prometheus::MetricType::Counter
+                              ? family.metric[0].counter.value
+                              : family.metric[0].gauge.value;
+  }
+  ASSERT_EQ(values.size(), 7u);
+  EXPECT_GT(values["process_resident_memory_bytes"], 1 << 20);
+  EXPECT_GT(values["process_virtual_memory_bytes"], values["process_resident_memory_bytes"]);
+  EXPECT_GE(values["process_threads"], 1);
+  EXPECT_GE(values["process_open_fds"], 3);  // at least stdin, stdout, stderr
+  EXPECT_GE(values["process_max_fds"], values["process_open_fds"]);
+  EXPECT_GE(values["process_cpu_seconds_total"], 0);
+  double now = static_cast<double>(std::time(nullptr));
+  EXPECT_LE(values["process_start_time_seconds"], now + 1);
+  EXPECT_GT(values["process_start_time_seconds"], now - 24 * 3600);  // started by this test run
+}
+
+TEST(GzipSpliceTest, OpenBodyPlusTailIsOneValidMember) {
+  std::string body(20000, 'x');
+  for (size_t i = 0; i < body.size(); i += 7) body[i] = static_cast<char>('a' + i % 26);
+  OpenGzip open = GzipOpen(body);
+  std::string tail = "# HELP process_threads Threads.\nprocess_threads 3\n";
+  std::string whole = open.bytes + GzipClose(open, tail);
+  EXPECT_EQ(testing::Gunzip(whole), body + tail);  // Gunzip reads only the first member
+  EXPECT_EQ(testing::Gunzip(open.bytes + GzipClose(open, "")), body);
+}
+
+TEST(LogFormatTest, LogfmtEscapesEveryControlCharacter) {
+  std::string line = FormatLogRecord(LogConfig::Format::kLogfmt, "T", "info", "a\tb",
+                                     {{"path", "x\ny\rz\x1b[31m\x7f"}, {"plain", "ok"}});
+  EXPECT_EQ(line, "ts=T level=info msg=\"a\\tb\" path=\"x\\ny\\rz\\u001b[31m\\u007f\" plain=ok");
+  for (char c : line) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 || c == 0x7f);
+}
+
+TEST(LogFormatTest, JsonIsOneObjectPerLine) {
+  std::string line = FormatLogRecord(LogConfig::Format::kJson, "T", "warn", "say \"hi\"",
+                                     {{"error", "a\\b\n\x01"}});
+  EXPECT_EQ(line,
+            "{\"ts\":\"T\",\"level\":\"warn\",\"msg\":\"say \\\"hi\\\"\",\"error\":\"a\\\\b\\n"
+            "\\u0001\"}");
+}
+
+TEST(OperatorFlagsTest, DisableDefaultsFlagsIncludeAndLogFormat) {
+  auto collectors = CollectorDefaults();
+  auto cli = ParseCommandLine({"--collector.disable-defaults", "--collector.kvm",
+                               "--collector.cpu.flags-include=avx.*", "--log.format=json"},
+                              collectors);
+  ASSERT_TRUE(cli) << cli.error();
+  auto config = ResolveConfig(*cli, collectors);
+  ASSERT_TRUE(config) << config.error();
+  for (const auto& [name, enabled] : config->collectors) {
+    EXPECT_EQ(enabled, name == "kvm") << name;
+  }
+  EXPECT_EQ(config->collector_options.cpu_flags_include, "avx.*");
+  EXPECT_EQ(config->log.format, LogConfig::Format::kJson);
+  EXPECT_FALSE(ParseCommandLine({"--log.format=xml"}, collectors));
+  auto bad = ParseCommandLine({"--collector.cpu.flags-include=avx("}, collectors);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().find("--collector.cpu.flags-include: not a valid regular expression"),
+            std::string::npos)
+      << bad.error();
+  auto once = ParseCommandLine({"--once", "--format=openmetrics"}, collectors);
+  ASSERT_TRUE(once);
+  EXPECT_EQ(once->once_format, CommandLine::Format::kOpenMetrics);
+}
+
+TEST(OperatorFlagsTest, FlagsIncludeInYamlIsCheckedWithItsLocation) {
+  auto collectors = CollectorDefaults();
+  auto good =
+      ParseConfig("collectors:\n  cpu:\n    flags_include: 'vmx|svm'\n", "c.yaml", ".", collectors);
+  ASSERT_TRUE(good) << good.error();
+  EXPECT_EQ(good->collector_options.cpu_flags_include, "vmx|svm");
+  auto bad =
+      ParseConfig("collectors:\n  cpu:\n    flags_include: '[vmx'\n", "c.yaml", ".", collectors);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().rfind("c.yaml:3:20: collectors.cpu.flags_include: not a valid", 0), 0u)
+      << bad.error();
+  // Only the cpu collector has the key.
+  EXPECT_FALSE(
+      ParseConfig("collectors:\n  kvm:\n    flags_include: 'x'\n", "c.yaml", ".", collectors));
+  auto json = ParseConfig("log:\n  format: json\n", "c.yaml", ".", collectors);
+  ASSERT_TRUE(json) << json.error();
+  EXPECT_EQ(json->log.format, LogConfig::Format::kJson);
+}
+
+}  // namespace
+}  // namespace virtcaps

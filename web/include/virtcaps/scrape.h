@@ -1,0 +1,69 @@
+// The parts of a /metrics answer decided per scrape: which collectors (?collect[]= /
+// exclude[]=), which format (Accept), and the live families that cannot come from the
+// snapshot (the agent's own process, and the requests it has answered).
+#pragma once
+
+#include <prometheus/metric_family.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "virtcaps/exposition.h"
+#include "virtcaps/status.h"
+
+namespace virtcaps {
+
+// OpenMetrics when the Accept header prefers application/openmetrics-text (by q-value)
+// over the text format, else the text format 0.0.4 (also for an absent header).
+ExpositionFormat NegotiateExpositionFormat(std::string_view accept);
+
+// node_exporter's per-scrape filter: "collect[]=cpu&collect[]=kvm" keeps those,
+// "exclude[]=numa" drops those (collect[] first, then exclude[]). nullopt: no filter.
+// A name that is not in `available` (the collectors that ran) is an error that lists them.
+Expected<std::optional<std::set<std::string>>> SelectCollectors(
+    std::string_view query, const std::vector<std::string>& available);
+
+// /capabilities?driver=qemu|lxc|xen: that libvirt driver's document. Empty without the
+// parameter (every driver); an error for any other value.
+Expected<std::string> SelectDriver(std::string_view query);
+
+// Requests answered, per path and status code, counted with relaxed atomics (no lock on
+// the request path). Paths outside the served set count as "other", as do codes.
+class RequestCounters {
+ public:
+  explicit RequestCounters(std::string telemetry_path);
+  void Count(std::string_view path, int status);
+  // virtcaps_http_requests_total{path,code}: every pair counted so far, plus code 200 of
+  // every served path (so rate() has a series from the start).
+  prometheus::MetricFamily Family() const;
+
+  static constexpr std::array<int, 9> kCodes = {200, 304, 400, 401, 404, 405, 406, 500, 503};
+  static constexpr size_t kPathCount = 5;  // telemetry path, /, /capabilities, /healthz, other
+
+ private:
+  size_t PathIndex(std::string_view path) const;
+
+  std::array<std::string, kPathCount> paths_;
+  // [path][code]; the last code column is "other".
+  std::array<std::array<std::atomic<uint64_t>, kCodes.size() + 1>, kPathCount> counts_{};
+};
+
+// The process_* families every exporter dashboard uses, read from /proc/self when
+// called (a few small reads: cheap enough for every scrape).
+class ProcessStats {
+ public:
+  // Reads the start time once (/proc/self/stat starttime and /proc/stat btime).
+  ProcessStats();
+  std::vector<prometheus::MetricFamily> Families() const;
+
+ private:
+  std::optional<double> start_time_seconds_;
+};
+
+}  // namespace virtcaps
