@@ -9,6 +9,7 @@
 
 #include "sysfs_values.h"
 #include "virtcaps/collector.h"
+#include "virtcaps/cpu_vocabulary.h"
 #include "virtcaps/cpuinfo.h"
 #include "virtcaps/files.h"
 #include "virtcaps/strings.h"
@@ -364,10 +365,12 @@ class CpuCollector : public Collector {
     }
     if (Status s = ReadTopology(context.paths, *cpuinfo, cpu); !s.ok()) return s;
     if (Status s = ReadPageSizes(context.paths, cpu); !s.ok()) return s;
+    // libvirt's names (cpu_vocabulary.cpp); an unreadable map leaves only those unknown.
+    Status vocabulary = DescribeCpuInLibvirtTerms(context, *cpuinfo, cpu);
     // A configured CPUID dump that cannot be read fails the collector, after
     // everything the files could tell has been recorded.
     if (!cpuid_status.ok()) return cpuid_status;
-    return Status();
+    return vocabulary;
   }
 };
 

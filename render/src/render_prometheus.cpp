@@ -93,6 +93,18 @@ void AddCpu(Exposition& out, const HostCpu& cpu) {
              {"model", cpu.signature ? std::to_string(cpu.signature->model) : ""},
              {"stepping", cpu.signature ? std::to_string(cpu.signature->stepping) : ""},
              {"microcode", cpu.microcode ? Hex(*cpu.microcode) : ""}});
+  if (!cpu.libvirt_model.empty()) {
+    out.Gauge("virtcaps_cpu_model_info",
+              "Host CPU model as libvirt names it from its CPU map (value is always 1; absent "
+              "when the map is unreadable or names no model for this CPU).",
+              1, {{"model", cpu.libvirt_model}, {"vendor", cpu.vendor}});
+  }
+  if (cpu.tsc) {
+    out.Gauge("virtcaps_cpu_tsc_frequency_hertz",
+              "Invariant TSC frequency (KVM_GET_TSC_KHZ of a scratch vCPU, as libvirt, else "
+              "CPUID 0x40000010 or 0x15); absent without invariant TSC.",
+              static_cast<double>(cpu.tsc->frequency_hz), {{"source", cpu.tsc->source}});
+  }
   for (const std::string& feature : cpu.features) {
     out.Gauge("virtcaps_cpu_feature_info",
               "CPU feature flags the kernel lists in /proc/cpuinfo, one series per flag.", 1,

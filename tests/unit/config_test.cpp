@@ -34,6 +34,7 @@ TEST(ConfigTest, EmbeddedDefaultMatchesTheStructDefaults) {
   EXPECT_EQ(parsed->probes.kvm.source, defaults.probes.kvm.source);
   EXPECT_EQ(parsed->probes.msr.source, defaults.probes.msr.source);
   EXPECT_EQ(parsed->host.uuid_source, defaults.host.uuid_source);
+  EXPECT_EQ(parsed->host.cpu_map_dir, defaults.host.cpu_map_dir);
   EXPECT_EQ(parsed->log.level, defaults.log.level);
   for (const CollectorDefault& collector : CollectorDefaults()) {
     EXPECT_EQ(parsed->collectors.at(collector.name), collector.enabled_by_default)

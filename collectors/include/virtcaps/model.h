@@ -32,6 +32,14 @@ struct HardwareVirtualization {
   std::string firmware_evidence;          // how firmware_disabled was decided
 };
 
+// libvirt's <counter name='tsc'>: the invariant TSC's frequency, and whether KVM
+// can scale a guest's TSC to another frequency.
+struct TscCounter {
+  uint64_t frequency_hz = 0;
+  std::optional<bool> scaling;  // KVM_CAP_TSC_CONTROL; unknown without KVM
+  std::string source;           // kvm (KVM_GET_TSC_KHZ, as libvirt), cpuid-0x40000010, cpuid-0x15
+};
+
 struct HostCpu {
   std::string arch;        // libvirt's name: x86_64, i686, aarch64, ppc64le, s390x, ...
   std::string vendor;      // libvirt's vendor name: Intel, AMD, ARM, IBM, ...
@@ -46,6 +54,14 @@ struct HostCpu {
   std::vector<uint64_t> page_sizes_kib;  // base page first, then huge page sizes ascending
   HardwareVirtualization virtualization;
   std::optional<bool> running_under_hypervisor;  // CPUID leaf 1 ECX bit 31 / "hypervisor" flag
+  // libvirt's vocabulary, from its CPU map (host.cpu_map_dir). Empty model: the map
+  // could not be read or names no model for this CPU (libvirt prints none either).
+  std::string libvirt_model;
+  // x86: the host's features beyond libvirt_model, libvirt's names in map order;
+  // nullopt without a decoded x86 model (the kernel's `features` are printed then).
+  std::optional<std::vector<std::string>> libvirt_features;
+  std::optional<TscCounter> tsc;               // only with invariant TSC, as libvirt
+  std::string max_phys_addr_mode = "emulate";  // libvirt's host CPU always says emulate
 };
 
 struct KvmState {
