@@ -7,10 +7,10 @@
 
 namespace virtcaps {
 
-HostCapabilities ProbeHost(const Config& config) {
+HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel) {
   HostPaths paths = HostPaths::FromConfig(config.paths);
   Probes probes = MakeProbes(config.probes, paths);
-  CollectContext context{paths, probes, config};
+  CollectContext context{paths, probes, config, cancel};
   return CollectHost(context);
 }
 
@@ -34,6 +34,7 @@ void Refresher::Stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
+  cancel_.Cancel();  // a hung probe must not hold shutdown for probe_timeout
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -60,7 +61,7 @@ void Refresher::ReloadFailed() {
 
 void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at) {
   auto start = std::chrono::steady_clock::now();
-  HostCapabilities caps = ProbeHost(config);
+  HostCapabilities caps = ProbeHost(config, &cancel_);
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   for (const CollectorOutcome& outcome : caps.collectors) {
     if (!outcome.success) {

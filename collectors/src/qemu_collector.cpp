@@ -13,7 +13,8 @@ class QemuCollector : public Collector {
 
   Status Collect(const CollectContext& context, HostCapabilities& caps) override {
     QemuHostFacts facts = CurrentQemuHostFacts(context.paths, caps);
-    std::vector<QemuEmulatorResult> results = ProbeQemuEmulators(options_, context.paths, facts);
+    std::vector<QemuEmulatorResult> results =
+        ProbeQemuEmulators(options_, context.paths, facts, context.cancel);
     HypervisorStatus& status = caps.hypervisors.emplace_back();
     status.name = "qemu";
     status.emulators_found = static_cast<unsigned>(results.size());

@@ -95,6 +95,7 @@ class QmpSession {
     Status written = process_.WriteLine(line, deadline_);
     if (!written.ok()) {
       if (process_.timed_out()) return TimedOut("sending " + command);  // input never drained
+      if (process_.cancelled()) return Cancelled("sending " + command);
       return Ended("sending " + command, written.message());
     }
     std::string step = "the reply to " + command;
@@ -153,6 +154,10 @@ class QmpSession {
       auto line = process_.ReadLine(deadline_);
       if (!line) {
         if (process_.timed_out()) return TimedOut("waiting for " + step);
+        if (process_.cancelled()) return Cancelled("waiting for " + step);
+        if (process_.limit_passed() != Subprocess::Limit::kNone) {
+          return OverLimit(line.error(), "waiting for " + step);
+        }
         return Ended(step, line.error());
       }
       if (Trim(*line).empty()) continue;
@@ -178,10 +183,24 @@ class QmpSession {
                          "; killed");
   }
 
+  Status Cancelled(const std::string& doing) {
+    return Status::Error("cancelled " + doing + " (the agent is stopping); killed");
+  }
+
+  // `what` is the subprocess's "it wrote ..." message; name the setting that caps it.
+  Status OverLimit(const std::string& what, const std::string& doing) {
+    const char* setting = process_.limit_passed() == Subprocess::Limit::kLine ? "max_reply_bytes"
+                                                                              : "max_output_bytes";
+    return Status::Error(what + " (qemu " + setting + ") " + doing + "; killed");
+  }
+
   // The emulator stopped talking: say how it ended, if it did.
   Status Ended(const std::string& step, const std::string& what) {
     auto how = process_.Finish(deadline_);
-    if (!how) return TimedOut("waiting for " + step);
+    if (!how) {
+      if (process_.cancelled()) return Cancelled("waiting for " + step);
+      return TimedOut("waiting for " + step);
+    }
     return Status::Error(*how + " before " + step + " (" + what + ")");
   }
 
@@ -192,8 +211,16 @@ class QmpSession {
   std::string last_line_;
 };
 
-Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply) {
+Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply, size_t max_machines) {
   if (!reply.is_array()) return Status::Error("query-machines did not return a list");
+  // Aliases double entries in the list: the cap is on what the document would carry.
+  size_t listed = reply.items().size();
+  for (const JsonValue& item : reply.items()) listed += item.Find("alias") != nullptr;
+  if (listed > max_machines) {
+    return Status::Error("query-machines listed " + std::to_string(listed) +
+                         " machine types and aliases, more than qemu max_machines (" +
+                         std::to_string(max_machines) + ")");
+  }
   struct Entry {
     GuestMachine machine;
     std::string alias;
@@ -271,7 +298,7 @@ std::string SuffixTarget(const std::string& path) {
 }
 
 // The conversation, from greeting to quit; the answers become the Guest.
-Expected<Guest> Converse(QmpSession& session, const std::string& emulator) {
+Expected<Guest> Converse(QmpSession& session, const std::string& emulator, size_t max_machines) {
   Status greeting = session.ReadGreeting();
   if (!greeting.ok()) return greeting;
   auto negotiated = session.Execute("qmp_capabilities");
@@ -290,7 +317,7 @@ Expected<Guest> Converse(QmpSession& session, const std::string& emulator) {
   if (!arch) arch = QemuTargetArch(SuffixTarget(emulator));
   if (!arch) return Status::Error("unknown target architecture " + Quoted(target_name));
 
-  auto machines = MachinesFromQmp(*machines_reply);
+  auto machines = MachinesFromQmp(*machines_reply, max_machines);
   if (!machines) return machines.status();
 
   Guest guest;
@@ -374,7 +401,7 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
 }
 
 QemuEmulatorResult ProbeCandidate(const Candidate& candidate, const QemuOptions& options,
-                                  const QemuHostFacts& facts) {
+                                  const QemuHostFacts& facts, const Cancellation* cancel) {
   auto start = std::chrono::steady_clock::now();
   QemuEmulatorResult result;
   result.emulator = candidate.emulator;
@@ -393,8 +420,7 @@ QemuEmulatorResult ProbeCandidate(const Candidate& candidate, const QemuOptions&
         result.guest = std::move(*cached);
         result.from_cache = true;
       } else {
-        auto guest =
-            ProbeQemuEmulator(candidate.emulator, candidate.exec_path, options.probe_timeout);
+        auto guest = ProbeQemuEmulator(candidate.emulator, candidate.exec_path, options, cancel);
         if (guest) {
           result.guest = std::move(guest).value();
           if (identity) {
@@ -429,31 +455,38 @@ std::optional<ArchInfo> QemuTargetArch(std::string_view target) {
 }
 
 Expected<Guest> ProbeQemuEmulator(const std::string& emulator, const std::string& exec_path,
-                                  std::chrono::milliseconds timeout) {
+                                  const QemuOptions& options, const Cancellation* cancel) {
+  std::chrono::milliseconds timeout = options.probe_timeout;
   Deadline deadline = std::chrono::steady_clock::now() + timeout;
+  SubprocessOptions limits;
+  limits.max_line_bytes = static_cast<size_t>(options.max_reply_bytes);
+  limits.max_output_bytes = static_cast<size_t>(options.max_output_bytes);
+  limits.cancel = cancel;
   // Like libvirt: no user config, no default devices, no display, the empty machine,
   // KVM if it comes up (else TCG), and QMP on stdin/stdout.
   auto started =
       Subprocess::Start({exec_path, "-S", "-no-user-config", "-nodefaults", "-nographic",
-                         "-display", "none", "-machine", "none,accel=kvm:tcg", "-qmp", "stdio"});
+                         "-display", "none", "-machine", "none,accel=kvm:tcg", "-qmp", "stdio"},
+                        limits);
   if (!started) {  // the error names exec_path; say which emulator that is, if it differs
     if (exec_path == emulator) return started.status();
     return Status::Error(emulator + ": " + started.error());
   }
   Subprocess& process = **started;
   QmpSession session(process, deadline, timeout);
-  auto guest = Converse(session, emulator);
+  auto guest = Converse(session, emulator, static_cast<size_t>(options.max_machines));
   if (guest) return guest;
   process.Kill();  // no-op when the session already stopped it; collects stderr
   std::string message = emulator + ": " + guest.error();
-  std::string stderr_line = process.FirstStderrLine();
+  std::string stderr_line = process.StderrLine();
   if (!stderr_line.empty()) message += "; stderr: " + stderr_line;
   return Status::Error(message);
 }
 
 std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
                                                    const HostPaths& paths,
-                                                   const QemuHostFacts& facts) {
+                                                   const QemuHostFacts& facts,
+                                                   const Cancellation* cancel) {
   std::vector<Candidate> candidates = FindEmulators(options, paths);
   std::vector<QemuEmulatorResult> results(candidates.size());
   size_t workers = static_cast<size_t>(std::clamp(options.parallel_probes, 1, 64));
@@ -461,7 +494,7 @@ std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next++; i < candidates.size(); i = next++) {
-      results[i] = ProbeCandidate(candidates[i], options, facts);
+      results[i] = ProbeCandidate(candidates[i], options, facts, cancel);
     }
   };
   std::vector<std::thread> threads;

@@ -3,13 +3,17 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include "virtcaps/strings.h"
@@ -19,6 +23,8 @@ extern char** environ;
 namespace virtcaps {
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 std::string ErrnoText(int error) { return std::strerror(error); }
 
@@ -66,22 +72,6 @@ std::string DescribeWaitStatus(int status) {
   return "ended with wait status " + std::to_string(status);
 }
 
-// Owns the spawn attribute objects for the duration of posix_spawn.
-struct SpawnSetup {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attributes;
-  SpawnSetup() {
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attributes);
-  }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
-  }
-  SpawnSetup(const SpawnSetup&) = delete;
-  SpawnSetup& operator=(const SpawnSetup&) = delete;
-};
-
 void ClosePair(int pair[2]) {
   for (int i = 0; i < 2; ++i) {
     if (pair[i] >= 0) ::close(pair[i]);
@@ -89,7 +79,92 @@ void ClosePair(int pair[2]) {
   }
 }
 
+// Everything the child needs, prepared before the clone: the child only makes system
+// calls (no allocation: another thread may hold the allocator's lock at the clone).
+struct ChildSetup {
+  const char* program;
+  char* const* argv;
+  int stdin_fd, stdout_fd, stderr_fd;
+  int status_fd;  // close-on-exec; gets errno if the exec fails
+  pid_t parent;
+  bool in_pid_namespace;
+};
+
+void MoveTo(int fd, int target) {
+  if (fd == target) {
+    ::fcntl(fd, F_SETFD, 0);  // dup2 onto itself would leave close-on-exec set
+  } else {
+    ::dup2(fd, target);
+  }
+}
+
+void CloseFrom(int first, int last) {
+  if (first > last) return;
+  if (::syscall(SYS_close_range, static_cast<unsigned>(first), static_cast<unsigned>(last), 0) ==
+      0) {
+    return;
+  }
+  long max = ::sysconf(_SC_OPEN_MAX);
+  for (long fd = first; fd <= std::min<long>(last, max); ++fd) ::close(static_cast<int>(fd));
+}
+
+[[noreturn]] void RunChild(const ChildSetup& setup) {
+  struct sigaction default_action;
+  std::memset(&default_action, 0, sizeof(default_action));
+  default_action.sa_handler = SIG_DFL;
+  for (int signal_number = 1; signal_number < NSIG; ++signal_number) {
+    if (signal_number != SIGKILL && signal_number != SIGSTOP) {
+      ::sigaction(signal_number, &default_action, nullptr);
+    }
+  }
+  ::setsid();  // its own session and process group, led by itself
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // The agent may have died between the clone and the prctl; then nobody would kill
+  // this child. Outside a PID namespace the parent shows as getppid(); inside it is
+  // invisible (0), but a pipe whose read end the agent holds reports POLLERR once it
+  // is gone.
+  if (!setup.in_pid_namespace && ::getppid() != setup.parent) ::_exit(127);
+  pollfd agent = {setup.status_fd, POLLOUT, 0};
+  if (::poll(&agent, 1, 0) == 1 && (agent.revents & POLLERR) != 0) ::_exit(127);
+
+  MoveTo(setup.stdin_fd, STDIN_FILENO);
+  MoveTo(setup.stdout_fd, STDOUT_FILENO);
+  MoveTo(setup.stderr_fd, STDERR_FILENO);
+  // Nothing else the agent has open reaches the child (the status pipe closes at exec).
+  int keep = std::max(setup.status_fd, 2);
+  CloseFrom(3, setup.status_fd - 1);
+  CloseFrom(keep + 1, INT_MAX);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(setup.program, setup.argv, environ);
+  int error = errno;
+  ssize_t ignored = ::write(setup.status_fd, &error, sizeof(error));
+  (void)ignored;
+  ::_exit(127);
+}
+
+// fork-like clone: the child runs on a copy of this thread's stack.
+pid_t CloneChild(unsigned long flags) {
+  return static_cast<pid_t>(::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, 0));
+}
+
 }  // namespace
+
+Cancellation::Cancellation() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+Cancellation::~Cancellation() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Cancellation::Cancel() {
+  cancelled_ = true;
+  if (fd_ >= 0) {
+    uint64_t one = 1;
+    ssize_t ignored = ::write(fd_, &one, sizeof(one));
+    (void)ignored;
+  }
+}
 
 Expected<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv,
                                                         SubprocessOptions options) {
@@ -97,49 +172,62 @@ Expected<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::s
   const std::string& program = argv[0];
   // All pipe ends are close-on-exec from birth, so a child spawned concurrently by
   // another thread never inherits them; dup2 in the child clears the flag on 0/1/2.
-  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, status[2] = {-1, -1};
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 ||
+      ::pipe2(status, O_CLOEXEC) != 0) {
     int error = errno;
-    ClosePair(in), ClosePair(out), ClosePair(err);
+    ClosePair(in), ClosePair(out), ClosePair(err), ClosePair(status);
     return Status::Error(program + ": cannot create pipes: " + ErrnoText(error));
   }
-
-  SpawnSetup setup;
-  posix_spawn_file_actions_adddup2(&setup.actions, in[0], STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&setup.actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&setup.actions, err[1], STDERR_FILENO);
-  // Anything else the agent has open without O_CLOEXEC stays out of the child too.
-  posix_spawn_file_actions_addclosefrom_np(&setup.actions, 3);
-
-  sigset_t empty, all;
-  sigemptyset(&empty);
-  sigfillset(&all);
-  sigdelset(&all, SIGKILL);
-  sigdelset(&all, SIGSTOP);
-  posix_spawnattr_setsigmask(&setup.attributes, &empty);
-  posix_spawnattr_setsigdefault(&setup.attributes, &all);
-  posix_spawnattr_setpgroup(&setup.attributes, 0);  // its own group, led by itself
-  posix_spawnattr_setflags(
-      &setup.attributes,
-      static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
 
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
+  ChildSetup setup{program.c_str(), args.data(), in[0],      out[1],
+                   err[1],          status[1],   ::getpid(), false};
 
+  // No signal handler may run in the child before it resets them all.
+  sigset_t all, old_mask;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old_mask);
   pid_t pid = -1;
-  int spawn_error =
-      ::posix_spawn(&pid, program.c_str(), &setup.actions, &setup.attributes, args.data(), environ);
-  ::close(in[0]), ::close(out[1]), ::close(err[1]);
-  if (spawn_error != 0) {
+  int clone_error = 0;
+  if (options.new_pid_namespace) {
+    setup.in_pid_namespace = true;
+    pid = CloneChild(CLONE_NEWPID);
+    if (pid == 0) RunChild(setup);
+  }
+  if (pid < 0) {  // no privilege for a namespace (EPERM), or none asked for
+    setup.in_pid_namespace = false;
+    pid = CloneChild(0);
+    if (pid == 0) RunChild(setup);
+    clone_error = errno;
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ::close(in[0]), ::close(out[1]), ::close(err[1]), ::close(status[1]);
+  if (pid < 0) {
+    ::close(in[1]), ::close(out[0]), ::close(err[0]), ::close(status[0]);
+    return Status::Error(program + ": cannot start: " + ErrnoText(clone_error));
+  }
+  // EOF: the exec happened (the pipe closed with it); an int: why it did not.
+  int exec_error = 0;
+  ssize_t got;
+  do {
+    got = ::read(status[0], &exec_error, sizeof(exec_error));
+  } while (got < 0 && errno == EINTR);
+  ::close(status[0]);
+  if (got > 0) {
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
     ::close(in[1]), ::close(out[0]), ::close(err[0]);
-    return Status::Error(program + ": cannot start: " + ErrnoText(spawn_error));
+    return Status::Error(program + ": cannot start: " + ErrnoText(exec_error));
   }
 
   std::unique_ptr<Subprocess> process(new Subprocess());
   process->options_ = options;
   process->pid_ = pid;
+  process->in_pid_namespace_ = setup.in_pid_namespace;
   process->stdin_fd_ = in[1];
   process->stdout_fd_ = out[0];
   process->stderr_fd_ = err[0];
@@ -165,9 +253,11 @@ void Subprocess::CloseFd(int& fd) {
 
 void Subprocess::Kill() {
   if (reaped_ || pid_ <= 0) return;
-  // Until the leader is reaped its pid (= the group id) cannot be reused, so this
-  // reaches exactly the processes it started, grandchildren included.
+  // Until the child is reaped its pid (= the session and group id) cannot be reused,
+  // so this reaches exactly the processes it started. The first process of a PID
+  // namespace takes every other process in it down when it dies.
   ::kill(-pid_, SIGKILL);
+  ::kill(pid_, SIGKILL);
   int status = 0;
   while (::waitpid(pid_, &status, 0) < 0) {
     if (errno != EINTR) break;
@@ -176,7 +266,7 @@ void Subprocess::Kill() {
   reaped_ = true;
   CloseFd(stdin_fd_);
   CloseFd(pid_fd_);
-  ReadStderr();  // what the group wrote before it died (it cannot block: non-blocking)
+  ReadStderr();  // what it wrote before it died (it cannot block: non-blocking)
 }
 
 bool Subprocess::HasExited() {
@@ -193,13 +283,18 @@ bool Subprocess::HasExited() {
 
 void Subprocess::ReadStderr() {
   char chunk[4096];
-  // Bounded per call, so a writer that never stops cannot keep the reader here.
+  // Bounded per call, so a writer that never stops cannot keep the reader here; only
+  // the tail is kept, where an emulator's last words are.
   for (size_t total = 0; stderr_fd_ >= 0 && total < (1u << 20);) {
     ssize_t n = ::read(stderr_fd_, chunk, sizeof(chunk));
     if (n > 0) {
       total += static_cast<size_t>(n);
-      size_t room = options_.max_stderr_bytes - std::min(stderr_.size(), options_.max_stderr_bytes);
-      stderr_.append(chunk, std::min(room, static_cast<size_t>(n)));
+      stderr_.append(chunk, static_cast<size_t>(n));
+      if (stderr_.size() > options_.max_stderr_bytes) {
+        size_t drop = stderr_.size() - options_.max_stderr_bytes;
+        stderr_.erase(0, drop);
+        stderr_dropped_ += drop;
+      }
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -208,44 +303,84 @@ void Subprocess::ReadStderr() {
   }
 }
 
-bool Subprocess::ReadStdout() {
+void Subprocess::ReadStdout() {
+  if (stdout_fd_ < 0) return;
   char chunk[65536];
-  while (stdout_fd_ >= 0) {
-    ssize_t n = ::read(stdout_fd_, chunk, sizeof(chunk));
-    if (n > 0) {
-      buffer_.append(chunk, static_cast<size_t>(n));
-      if (buffer_.size() > options_.max_line_bytes) return true;  // ReadLine reports it
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return true;
+  ssize_t n;
+  do {
+    n = ::read(stdout_fd_, chunk, sizeof(chunk));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return;
+  if (n <= 0) {
     CloseFd(stdout_fd_);
     stdout_eof_ = true;
+    return;
   }
-  return false;
+  size_t size = static_cast<size_t>(n);
+  stdout_total_ += size;
+  if (stdout_total_ > options_.max_output_bytes) {
+    limit_passed_ = Limit::kOutput;
+    limit_error_ =
+        "it wrote more than " + std::to_string(options_.max_output_bytes) + " bytes of output";
+    CloseFd(stdout_fd_);  // not a byte more is read
+    return;
+  }
+  // Only the bytes after the last '\n' so far can make a line too long.
+  const void* last_newline = ::memrchr(chunk, '\n', size);
+  if (last_newline == nullptr) {
+    open_line_ += size;
+  } else {
+    open_line_ = size - 1 - static_cast<size_t>(static_cast<const char*>(last_newline) - chunk);
+  }
+  if (open_line_ > options_.max_line_bytes) {
+    limit_passed_ = Limit::kLine;
+    limit_error_ =
+        "it wrote a line longer than " + std::to_string(options_.max_line_bytes) + " bytes";
+    CloseFd(stdout_fd_);
+    return;
+  }
+  buffer_.append(chunk, size);
 }
 
 bool Subprocess::Pump(Deadline deadline, bool want_write, bool want_exit) {
-  auto now = std::chrono::steady_clock::now();
+  if (options_.cancel != nullptr && options_.cancel->cancelled()) {
+    cancelled_ = true;
+    return false;
+  }
+  auto now = Clock::now();
   if (now >= deadline) return false;
   // Round up so a wait never ends just short of the deadline and spins.
   auto remaining = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
   int timeout = static_cast<int>(std::min<long long>(remaining, 1 << 30));
 
-  pollfd fds[4];
+  pollfd fds[5];
   nfds_t count = 0;
-  int out_index = -1, err_index = -1;
+  int out_index = -1, err_index = -1, cancel_index = -1;
   if (stdout_fd_ >= 0) out_index = static_cast<int>(count), fds[count++] = {stdout_fd_, POLLIN, 0};
   if (stderr_fd_ >= 0) err_index = static_cast<int>(count), fds[count++] = {stderr_fd_, POLLIN, 0};
+  if (options_.cancel != nullptr && options_.cancel->fd() >= 0) {
+    cancel_index = static_cast<int>(count), fds[count++] = {options_.cancel->fd(), POLLIN, 0};
+  }
   if (want_exit && pid_fd_ >= 0) fds[count++] = {pid_fd_, POLLIN, 0};
   // POLLOUT also reports POLLERR once the reader is gone, which ends the wait.
   if (want_write && stdin_fd_ >= 0) fds[count++] = {stdin_fd_, POLLOUT, 0};
   int ready = ::poll(fds, count, timeout);
   if (ready < 0) return errno == EINTR;
-  if (ready == 0) return std::chrono::steady_clock::now() < deadline;
+  if (ready == 0) return Clock::now() < deadline;
+  if (cancel_index >= 0 && fds[cancel_index].revents != 0) {
+    cancelled_ = true;
+    return false;
+  }
   if (out_index >= 0 && fds[out_index].revents != 0) ReadStdout();
   if (err_index >= 0 && fds[err_index].revents != 0) ReadStderr();
   return true;
+}
+
+Status Subprocess::Stopped(const std::string& while_doing) {
+  if (!cancelled_) timed_out_ = true;
+  Kill();
+  if (cancelled_) return Status::Error("cancelled " + while_doing + " (the agent is stopping)");
+  return Status::Error("deadline passed " + while_doing);
 }
 
 Status Subprocess::WriteLine(std::string_view line, Deadline deadline) {
@@ -265,43 +400,52 @@ Status Subprocess::WriteLine(std::string_view line, Deadline deadline) {
       return Status::Error("it closed its input");
     }
     if (errno != EAGAIN) return Status::Error("cannot write to it: " + ErrnoText(errno));
-    if (!Pump(deadline, true, false)) {
-      timed_out_ = true;
+    if (!Pump(deadline, true, false)) return Stopped("while writing to it");
+    if (!limit_error_.empty()) {
       Kill();
-      return Status::Error("deadline passed while writing to it");
+      return Status::Error(limit_error_);
     }
   }
   return Status();
 }
 
 Expected<std::string> Subprocess::ReadLine(Deadline deadline) {
-  size_t scanned = 0;
   while (true) {
-    size_t newline = buffer_.find('\n', scanned);
-    if (newline != std::string::npos) {
-      std::string line = buffer_.substr(0, newline);
-      buffer_.erase(0, newline + 1);
-      return line;
-    }
-    scanned = buffer_.size();
-    if (buffer_.size() > options_.max_line_bytes) {
-      return Status::Error("it wrote a line longer than " +
-                           std::to_string(options_.max_line_bytes) + " bytes");
-    }
-    if (stdout_eof_) {
-      if (buffer_.empty()) return Status::Error("it closed its output");
-      std::string line = std::move(buffer_);
-      buffer_.clear();
-      return line;
-    }
-    if (reaped_) {  // killed earlier: nothing more will come
-      return Status::Error("it was stopped");
-    }
-    if (!Pump(deadline, false, false)) {
-      timed_out_ = true;
+    if (!limit_error_.empty()) {
       Kill();
-      return Status::Error("deadline passed before it wrote a line");
+      return Status::Error(limit_error_);
     }
+    // Checked whatever is buffered: a child streaming lines cannot outrun the deadline.
+    if (Clock::now() >= deadline) return Stopped("before it wrote a line");
+    if (options_.cancel != nullptr && options_.cancel->cancelled()) {
+      cancelled_ = true;
+      return Stopped("before it wrote a line");
+    }
+    size_t newline = buffer_.find('\n', scanned_);
+    if (newline != std::string::npos) {
+      std::string line = buffer_.substr(start_, newline - start_);
+      start_ = scanned_ = newline + 1;
+      // Drop consumed bytes only once they are most of the buffer: linear overall.
+      if (start_ == buffer_.size()) {
+        buffer_.clear();
+        start_ = scanned_ = 0;
+      } else if (start_ > (64u << 10) && start_ > buffer_.size() / 2) {
+        buffer_.erase(0, start_);
+        scanned_ -= start_;
+        start_ = 0;
+      }
+      return line;
+    }
+    scanned_ = buffer_.size();
+    if (stdout_eof_) {
+      if (start_ == buffer_.size()) return Status::Error("it closed its output");
+      std::string line = buffer_.substr(start_);
+      buffer_.clear();
+      start_ = scanned_ = 0;
+      return line;
+    }
+    if (reaped_) return Status::Error("it was stopped");  // killed earlier
+    if (!Pump(deadline, false, false)) return Stopped("before it wrote a line");
   }
 }
 
@@ -312,22 +456,25 @@ Expected<std::string> Subprocess::Finish(Deadline deadline) {
       // Without a pidfd there is nothing left to wait on but a clock: stop it now.
       break;
     }
-    if (!Pump(deadline, false, true)) {
-      timed_out_ = true;
-      Kill();
-      return Status::Error("deadline passed before it exited");
-    }
+    if (!Pump(deadline, false, true)) return Stopped("before it exited");
   }
   // It has exited (a zombie until reaped): take what output is already there, stop
-  // anything it left running in its group, and reap it.
+  // anything it left running, and reap it.
   ReadStdout();
   ReadStderr();
   Kill();
   return DescribeWaitStatus(wait_status_);
 }
 
-std::string Subprocess::FirstStderrLine() const {
-  for (std::string_view line : Split(stderr_, '\n')) {
+std::string Subprocess::StderrLine() const {
+  std::vector<std::string_view> lines = Split(stderr_, '\n');
+  // When the start was dropped, the first kept line may be a fragment: take the last
+  // complete line instead.
+  if (stderr_dropped_ > 0 && !lines.empty()) {
+    lines.erase(lines.begin());
+    std::reverse(lines.begin(), lines.end());
+  }
+  for (std::string_view line : lines) {
     std::string_view trimmed = Trim(line);
     if (!trimmed.empty()) return std::string(trimmed.substr(0, 200));
   }

@@ -225,9 +225,10 @@ class Parser : public YamlChecks {
       }
       switch (hypervisor.type) {
         case HypervisorType::kQemu:
-          CheckKeys(entry, path,
-                    {"type", "enabled", "emulator_dirs", "emulators", "probe_timeout",
-                     "parallel_probes", "cache_dir"});
+          CheckKeys(
+              entry, path,
+              {"type", "enabled", "emulator_dirs", "emulators", "probe_timeout", "parallel_probes",
+               "cache_dir", "max_reply_bytes", "max_output_bytes", "max_machines"});
           ParseQemu(entry, path, hypervisor.qemu);
           break;
         case HypervisorType::kXen:
@@ -278,6 +279,15 @@ class Parser : public YamlChecks {
     if (auto value = entry["cache_dir"]) {
       std::string dir = StringValue(value, path + ".cache_dir");
       qemu.cache_dir = dir.empty() ? dir : AbsolutePath(value, path + ".cache_dir");
+    }
+    if (auto value = entry["max_reply_bytes"]) {
+      qemu.max_reply_bytes = IntValue(value, path + ".max_reply_bytes", 4096, int64_t{256} << 20);
+    }
+    if (auto value = entry["max_output_bytes"]) {
+      qemu.max_output_bytes = IntValue(value, path + ".max_output_bytes", 4096, int64_t{1} << 30);
+    }
+    if (auto value = entry["max_machines"]) {
+      qemu.max_machines = static_cast<int>(IntValue(value, path + ".max_machines", 1, 65536));
     }
   }
 

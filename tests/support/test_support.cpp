@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -155,8 +156,11 @@ ProcessResult RunProcess(const std::vector<std::string>& args, int timeout_secon
   }
   if (open_fds > 0) ::kill(pid, SIGKILL);
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  struct rusage usage;
+  std::memset(&usage, 0, sizeof(usage));
+  ::wait4(pid, &status, 0, &usage);
   result.exit_code = DecodeWaitStatus(status);
+  result.max_rss_kb = usage.ru_maxrss;
   return result;
 }
 

@@ -30,6 +30,7 @@ struct ProcessResult {
   int exit_code = -1;  // 128+signal when killed
   std::string out;
   std::string err;
+  long max_rss_kb = 0;  // the program's peak resident set (wait4), in KiB
 };
 // Runs a program to completion (no shell), feeding nothing on stdin.
 ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_seconds = 60);

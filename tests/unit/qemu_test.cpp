@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "test_support.h"
 #include "virtcaps/files.h"
@@ -662,6 +663,96 @@ TEST_F(QemuFakeTest, MissingProgramIsAnErrorForThatEmulatorOnly) {
 
 // Probes run in parallel up to parallel_probes: two emulators that each hang for the
 // whole timeout take one timeout together, and two timeouts one after the other.
+// Issue 14: an emulator that floods the agent fails with an error naming it and the
+// cap; the child is killed and reaped; the other emulator is probed as usual. (Peak
+// memory is asserted on the real agent in the end-to-end tests.)
+struct FloodCase {
+  const char* mode;
+  const char* error;  // the message after "<emulator>: "
+};
+
+class QemuFloodTest : public QemuFakeTest, public ::testing::WithParamInterface<FloodCase> {};
+
+TEST_P(QemuFloodTest, FloodingEmulatorFailsClearlyAndTheOtherIsProbed) {
+  std::string flood = InstallFake("flood", dir_ + "/flood-" + GetParam().mode);
+  std::string fake = InstallFake("fake-qmp", dir_ + "/qemu-system-x86_64");
+  QemuOptions options = OptionsFor({flood, fake});
+  options.probe_timeout = milliseconds(1500);
+  auto results = Probe(options);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].emulator, flood);
+  ASSERT_FALSE(results[0].status.ok());
+  EXPECT_EQ(results[0].status.message().rfind(flood + ": " + GetParam().error, 0), 0u)
+      << results[0].status.message();
+  ASSERT_TRUE(results[1].status.ok()) << results[1].status.message();
+  EXPECT_EQ(results[1].guest.machines.size(), 6u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Floods, QemuFloodTest,
+    ::testing::Values(
+        // Issue 15.1: greets, then `yes ''`: the deadline holds whatever it writes.
+        FloodCase{"lines",
+                  "it wrote more than 4194304 bytes of output (qemu max_output_bytes) waiting "
+                  "for the reply to qmp_capabilities; killed"},
+        FloodCase{"nonewline",
+                  "it wrote a line longer than 1048576 bytes (qemu max_reply_bytes) waiting for "
+                  "the reply to query-kvm; killed"},
+        FloodCase{"hugeline",
+                  "it wrote a line longer than 1048576 bytes (qemu max_reply_bytes) waiting for "
+                  "the reply to query-machines; killed"},
+        FloodCase{"hugereply",
+                  "it wrote a line longer than 1048576 bytes (qemu max_reply_bytes) waiting for "
+                  "the reply to query-machines; killed"},
+        FloodCase{"machines",
+                  "query-machines listed 5000 machine types and aliases, more than qemu "
+                  "max_machines (1024)"},
+        FloodCase{"stderr",
+                  "timed out after 1500 ms waiting for the reply to qmp_capabilities; killed; "
+                  "stderr: qemu-system-x86_64: warning: flooding stderr"}),
+    [](const ::testing::TestParamInfo<FloodCase>& param) { return std::string(param.param.mode); });
+
+// The deadline alone ends `yes ''` when the output cap is out of reach.
+TEST_F(QemuFakeTest, StreamingLinesHitTheTimeoutWhenTheOutputCapIsHigh) {
+  std::string flood = InstallFake("flood", dir_ + "/flood-lines");
+  QemuOptions options = OptionsFor({flood});
+  options.probe_timeout = milliseconds(500);
+  options.max_output_bytes = int64_t{1} << 30;
+  auto results = Probe(options);
+  ASSERT_FALSE(results[0].status.ok());
+  EXPECT_EQ(results[0].status.message(),
+            flood + ": timed out after 500 ms waiting for the reply to qmp_capabilities; killed");
+}
+
+TEST_F(QemuFakeTest, RaisedCapsAdmitALargeValidReply) {
+  std::string flood = InstallFake("flood", dir_ + "/flood-machines");
+  QemuOptions options = OptionsFor({flood});
+  options.max_machines = 5000;
+  auto results = Probe(options);
+  ASSERT_TRUE(results[0].status.ok()) << results[0].status.message();
+  EXPECT_EQ(results[0].guest.machines.size(), 5000u);
+}
+
+// Shutdown cancels a hung probe at once instead of waiting out probe_timeout.
+TEST_F(QemuFakeTest, CancellationStopsAHungProbe) {
+  std::string hang = InstallFake("hang", dir_ + "/hang");
+  QemuOptions options = OptionsFor({hang});
+  options.probe_timeout = std::chrono::minutes(10);
+  Cancellation cancel;
+  std::thread canceller([&] {
+    // Cancel once the probe is under way: the script writes its pid before greeting.
+    while (!PathExists(hang + ".pids")) std::this_thread::yield();
+    cancel.Cancel();
+  });
+  HostPaths paths;
+  auto results = ProbeQemuEmulators(options, paths, SomeFacts(), &cancel);
+  canceller.join();
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_FALSE(results[0].status.ok());
+  EXPECT_TRUE(Contains(results[0].status.message(), "(the agent is stopping); killed"))
+      << results[0].status.message();
+}
+
 TEST_F(QemuFakeTest, ProbesRunInParallelUpToTheLimit) {
   std::string a = InstallFake("hang", dir_ + "/a/hang");
   std::string b = InstallFake("hang", dir_ + "/b/hang");

@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <string>
+#include <thread>
 
 #include "virtcaps/strings.h"
 
@@ -68,25 +69,57 @@ TEST(SubprocessTest, ConversesOverStdinAndStdout) {
   EXPECT_EQ(*how, "exited with status 0");
 }
 
-TEST(SubprocessTest, CapturesStderrUpToTheLimit) {
+// Only the tail is kept, where an emulator's last words are; the error line then
+// comes from the end.
+TEST(SubprocessTest, KeepsTheTailOfStderrUpToTheLimit) {
   SubprocessOptions options;
   options.max_stderr_bytes = 1000;
-  auto process = Subprocess::Start(
-      {"/bin/sh", "-c", "echo '  first problem  ' >&2; head -c 100000 /dev/zero >&2; echo done"},
-      options);
+  auto process =
+      Subprocess::Start({"/bin/sh", "-c",
+                         "echo 'early noise' >&2; head -c 100000 /dev/zero | tr '\\0' x >&2;"
+                         "echo >&2; echo '  qemu: the real problem  ' >&2; echo done"},
+                        options);
   ASSERT_TRUE(process) << process.error();
   auto line = (*process)->ReadLine(In(seconds(10)));
   ASSERT_TRUE(line) << line.error();
   EXPECT_EQ(*line, "done");
   ASSERT_TRUE((*process)->Finish(In(seconds(10))));
   EXPECT_EQ((*process)->stderr_text().size(), 1000u);
-  EXPECT_EQ((*process)->FirstStderrLine(), "first problem");
+  EXPECT_TRUE((*process)->stderr_truncated());
+  EXPECT_EQ((*process)->StderrLine(), "qemu: the real problem");
 }
+
+TEST(SubprocessTest, FirstStderrLineWhenNothingWasDropped) {
+  auto process = StartShell("echo '' >&2; echo '  first problem ' >&2; echo second >&2");
+  ASSERT_NE(process, nullptr);
+  ASSERT_TRUE(process->Finish(In(seconds(10))));
+  EXPECT_FALSE(process->stderr_truncated());
+  EXPECT_EQ(process->StderrLine(), "first problem");
+}
+
+// A child that never stops writing to stderr cannot grow the buffer or hold the reader.
+TEST(SubprocessTest, EndlessStderrIsBoundedAndTheDeadlineHolds) {
+  SubprocessOptions options;
+  options.max_stderr_bytes = 4096;
+  auto process =
+      Subprocess::Start({"/bin/sh", "-c", "yes 'qemu: noise' >&2 & exec sleep 1000"}, options);
+  ASSERT_TRUE(process) << process.error();
+  auto line = (*process)->ReadLine(In(milliseconds(300)));
+  ASSERT_FALSE(line);
+  EXPECT_TRUE((*process)->timed_out()) << line.error();
+  EXPECT_TRUE((*process)->reaped());
+  EXPECT_LE((*process)->stderr_text().size(), 4096u);
+  EXPECT_EQ((*process)->StderrLine(), "qemu: noise");
+}
+
+// The shell's own pid as the agent sees it, read by the shell itself: inside the
+// probe's PID namespace $$ would be 1.
+constexpr const char kHostPid[] = "read -r s </proc/self/stat; p=${s%% *};";
 
 TEST(SubprocessTest, ChildSeesOnlyStdinStdoutAndStderr) {
   int leaked = ::open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
   ASSERT_GE(leaked, 3);
-  auto process = StartShell("ls /proc/$$/fd");
+  auto process = StartShell(std::string(kHostPid) + "ls /proc/$p/fd");
   ::close(leaked);
   ASSERT_NE(process, nullptr);
   std::vector<std::string> fds;
@@ -94,13 +127,40 @@ TEST(SubprocessTest, ChildSeesOnlyStdinStdoutAndStderr) {
   EXPECT_EQ(fds, (std::vector<std::string>{"0", "1", "2"}));
 }
 
-TEST(SubprocessTest, RunsInItsOwnProcessGroup) {
-  auto process = StartShell("awk '{print $5}' /proc/$$/stat");
-  ASSERT_NE(process, nullptr);
-  auto line = process->ReadLine(In(seconds(10)));
+// /proc/<pid>/stat: "pid (comm) state ppid pgrp session ..."
+std::vector<std::string> StatFields(const std::string& line) {
+  std::vector<std::string> fields;
+  size_t close = line.rfind(')');
+  fields.push_back(std::string(Trim(line.substr(0, line.find(' ')))));
+  for (std::string_view field : SplitWhitespace(std::string_view(line).substr(close + 1))) {
+    fields.push_back(std::string(field));
+  }
+  return fields;  // pid, state, ppid, pgrp, session, ...
+}
+
+void ExpectOwnSessionAndGroup(bool new_pid_namespace) {
+  SubprocessOptions options;
+  options.new_pid_namespace = new_pid_namespace;
+  auto process =
+      Subprocess::Start({"/bin/sh", "-c", "read -r s </proc/self/stat; echo \"$s\""}, options);
+  ASSERT_TRUE(process) << process.error();
+  EXPECT_EQ((*process)->in_pid_namespace(), new_pid_namespace);
+  auto line = (*process)->ReadLine(In(seconds(10)));
   ASSERT_TRUE(line) << line.error();
-  EXPECT_EQ(ParseInt(Trim(*line)), process->pid());
-  EXPECT_NE(process->pid(), ::getpgrp());
+  std::vector<std::string> fields = StatFields(*line);
+  ASSERT_GE(fields.size(), 5u) << *line;
+  std::string pid = std::to_string((*process)->pid());
+  EXPECT_EQ(fields[0], pid);
+  EXPECT_EQ(fields[3], pid) << "process group";
+  EXPECT_EQ(fields[4], pid) << "session";
+  EXPECT_NE((*process)->pid(), ::getpgrp());
+}
+
+// The tests run as root (CI does): the namespace must then be there.
+TEST(SubprocessTest, RunsInItsOwnSessionGroupAndPidNamespace) { ExpectOwnSessionAndGroup(true); }
+
+TEST(SubprocessTest, WithoutANamespaceStillItsOwnSessionAndGroup) {
+  ExpectOwnSessionAndGroup(false);
 }
 
 TEST(SubprocessTest, WritingToAChildThatClosedItsInputIsAnErrorNotSigpipe) {
@@ -124,16 +184,30 @@ TEST(SubprocessTest, UnstartableProgramIsAnErrorNamingIt) {
   EXPECT_FALSE(Subprocess::Start({}));
 }
 
+// Waits (bounded, not a sleep) for a process that is not our child to end.
+bool EndsWithin(pid_t pid, int timeout_ms) {
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;  // already gone
+  pollfd exited = {fd, POLLIN, 0};
+  bool ended = ::poll(&exited, 1, timeout_ms) == 1;
+  ::close(fd);
+  return ended;
+}
+
 // The hanging child starts a grandchild in its process group. At the deadline both
-// must die and the child must be reaped. To see the grandchild's end without racing
-// init, this process becomes the subreaper its orphan is handed to, and waits for it
-// through a pidfd with a generous bound (a wait, not a sleep).
-TEST(SubprocessTest, KillsTheWholeGroupAtTheDeadlineAndReapsTheChild) {
-  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-  auto process = StartShell("sleep 1000 & echo $!; exec sleep 1000");
-  ASSERT_NE(process, nullptr);
-  pid_t child = process->pid();
-  auto line = process->ReadLine(In(seconds(10)));
+// must die and the child must be reaped, with and without the PID namespace. The
+// grandchild reports its own pid as the agent sees it.
+void ExpectDeadlineKillsChildAndGrandchild(bool new_pid_namespace) {
+  SubprocessOptions options;
+  options.new_pid_namespace = new_pid_namespace;
+  auto started = Subprocess::Start(
+      {"/bin/sh", "-c",
+       "sh -c 'read -r s </proc/self/stat; echo ${s%% *}; exec sleep 1000' & exec sleep 1000"},
+      options);
+  ASSERT_TRUE(started) << started.error();
+  Subprocess& process = **started;
+  pid_t child = process.pid();
+  auto line = process.ReadLine(In(seconds(10)));
   ASSERT_TRUE(line) << line.error();
   auto grandchild = ParseInt(*line);
   ASSERT_TRUE(grandchild.has_value()) << *line;
@@ -141,28 +215,141 @@ TEST(SubprocessTest, KillsTheWholeGroupAtTheDeadlineAndReapsTheChild) {
   ASSERT_GE(grandchild_fd, 0);
 
   auto start = Clock::now();
-  auto next = process->ReadLine(start + milliseconds(300));
+  auto next = process.ReadLine(start + milliseconds(300));
   auto waited = Clock::now() - start;
   ASSERT_FALSE(next);
-  EXPECT_TRUE(process->timed_out());
-  EXPECT_TRUE(process->reaped());
+  EXPECT_TRUE(process.timed_out());
+  EXPECT_TRUE(process.reaped());
   EXPECT_GE(waited, milliseconds(300));
-  EXPECT_LT(waited, seconds(5));
   EXPECT_TRUE(ProcessGone(child));  // killed and reaped: not even a zombie
 
   pollfd exited = {grandchild_fd, POLLIN, 0};
   ASSERT_EQ(::poll(&exited, 1, 10000), 1) << "the grandchild outlived the deadline";
-  int status = 0;
-  ASSERT_EQ(::waitpid(static_cast<pid_t>(*grandchild), &status, 0), *grandchild);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  EXPECT_TRUE(ProcessGone(static_cast<pid_t>(*grandchild)));
   ::close(grandchild_fd);
-  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 
   // Later calls report the end instead of touching a reused pid.
-  auto how = process->Finish(In(seconds(1)));
+  auto how = process.Finish(In(seconds(1)));
   ASSERT_TRUE(how);
   EXPECT_EQ(*how, "killed by signal 9");
+}
+
+TEST(SubprocessTest, KillsChildAndGrandchildAtTheDeadlineAndReapsTheChild) {
+  ExpectDeadlineKillsChildAndGrandchild(true);
+}
+
+TEST(SubprocessTest, WithoutANamespaceTheGroupKillStillTakesTheGrandchild) {
+  ExpectDeadlineKillsChildAndGrandchild(false);
+}
+
+// A daemonising grandchild (setsid, parent exits) leaves the session and group; only
+// the PID namespace takes it down with the emulator.
+TEST(SubprocessTest, GrandchildThatCallsSetsidDiesWithTheChild) {
+  auto process = StartShell(
+      "setsid sh -c 'read -r s </proc/self/stat; echo ${s%% *}; exec sleep 1000' & read x; exit 0");
+  ASSERT_NE(process, nullptr);
+  ASSERT_TRUE(process->in_pid_namespace());
+  auto line = process->ReadLine(In(seconds(10)));
+  ASSERT_TRUE(line) << line.error();
+  auto grandchild = ParseInt(*line);
+  ASSERT_TRUE(grandchild.has_value()) << *line;
+  auto how = process->Finish(In(seconds(10)));  // closes stdin: the shell exits 0
+  ASSERT_TRUE(how) << how.error();
+  EXPECT_EQ(*how, "exited with status 0");
+  EXPECT_TRUE(EndsWithin(static_cast<pid_t>(*grandchild), 10000))
+      << "the setsid() grandchild survived the probe";
+}
+
+// The agent SIGKILLed mid-probe: the emulator must not run on. A forked helper plays
+// the agent; it starts the child, reports its pid, and is killed.
+TEST(SubprocessTest, ChildDiesWhenTheAgentThatStartedItIsKilled) {
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  pid_t agent = ::fork();
+  ASSERT_GE(agent, 0);
+  if (agent == 0) {
+    ::close(report[0]);
+    auto started = Subprocess::Start({"/bin/sleep", "1000"});
+    pid_t pid = started ? (*started)->pid() : -1;
+    ssize_t ignored = ::write(report[1], &pid, sizeof(pid));
+    (void)ignored;
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(report[1]);
+  pid_t emulator = -1;
+  ASSERT_EQ(::read(report[0], &emulator, sizeof(emulator)), static_cast<ssize_t>(sizeof(emulator)));
+  ::close(report[0]);
+  ASSERT_GT(emulator, 0);
+  int emulator_fd = static_cast<int>(::syscall(SYS_pidfd_open, emulator, 0));
+  ASSERT_GE(emulator_fd, 0);
+  ::kill(agent, SIGKILL);
+  ASSERT_EQ(::waitpid(agent, nullptr, 0), agent);
+  pollfd exited = {emulator_fd, POLLIN, 0};
+  EXPECT_EQ(::poll(&exited, 1, 10000), 1) << "the emulator outlived the agent";
+  ::close(emulator_fd);
+}
+
+// Issue 15.1: a child that greets and then streams empty lines forever. The deadline
+// is checked on every line, and consumed lines cost nothing to drop.
+TEST(SubprocessTest, StreamingLinesForeverCannotOutrunTheDeadline) {
+  SubprocessOptions options;
+  options.max_output_bytes = size_t{1} << 40;  // only the deadline can end this
+  auto process = Subprocess::Start({"/bin/sh", "-c", "echo hello; exec yes ''"}, options);
+  ASSERT_TRUE(process) << process.error();
+  Deadline deadline = In(milliseconds(300));
+  size_t lines = 0;
+  Expected<std::string> line = std::string();
+  while ((line = (*process)->ReadLine(deadline))) ++lines;
+  EXPECT_GT(lines, 1u);
+  EXPECT_TRUE((*process)->timed_out()) << line.error();
+  EXPECT_TRUE((*process)->reaped());
+  EXPECT_TRUE(ProcessGone((*process)->pid()));
+}
+
+TEST(SubprocessTest, OutputBeyondTheTotalCapIsAnErrorAndTheChildIsKilled) {
+  SubprocessOptions options;
+  options.max_output_bytes = 100000;
+  auto process = Subprocess::Start({"/bin/sh", "-c", "exec yes ''"}, options);
+  ASSERT_TRUE(process) << process.error();
+  Expected<std::string> line = std::string();
+  while ((line = (*process)->ReadLine(In(seconds(10))))) {
+  }
+  EXPECT_EQ(line.error(), "it wrote more than 100000 bytes of output");
+  EXPECT_EQ((*process)->limit_passed(), Subprocess::Limit::kOutput);
+  EXPECT_FALSE((*process)->timed_out());
+  EXPECT_TRUE((*process)->reaped());
+}
+
+TEST(SubprocessTest, EndlessOutputWithoutANewlineStopsAtTheLineCap) {
+  SubprocessOptions options;
+  options.max_line_bytes = 100000;
+  options.max_output_bytes = size_t{1} << 40;
+  auto process = Subprocess::Start({"/bin/cat", "/dev/zero"}, options);
+  ASSERT_TRUE(process) << process.error();
+  auto line = (*process)->ReadLine(In(seconds(10)));
+  ASSERT_FALSE(line);
+  EXPECT_EQ(line.error(), "it wrote a line longer than 100000 bytes");
+  EXPECT_EQ((*process)->limit_passed(), Subprocess::Limit::kLine);
+  EXPECT_TRUE((*process)->reaped());
+}
+
+// Shutdown: a cancellation ends a wait at once, long before its deadline.
+TEST(SubprocessTest, CancellationEndsAWaitAndKillsTheChild) {
+  Cancellation cancel;
+  SubprocessOptions options;
+  options.cancel = &cancel;
+  auto process = Subprocess::Start({"/bin/sh", "-c", "echo ready; exec sleep 1000"}, options);
+  ASSERT_TRUE(process) << process.error();
+  auto ready = (*process)->ReadLine(In(seconds(10)));
+  ASSERT_TRUE(ready) << ready.error();
+  std::thread canceller([&cancel] { cancel.Cancel(); });
+  auto line = (*process)->ReadLine(In(seconds(600)));
+  canceller.join();
+  ASSERT_FALSE(line);
+  EXPECT_TRUE((*process)->cancelled()) << line.error();
+  EXPECT_FALSE((*process)->timed_out());
+  EXPECT_TRUE((*process)->reaped());
+  EXPECT_NE(line.error().find("cancelled"), std::string::npos) << line.error();
 }
 
 TEST(SubprocessTest, FinishKillsAChildThatWillNotExit) {

@@ -8,11 +8,13 @@
 
 #include "virtcaps/config.h"
 #include "virtcaps/snapshot.h"
+#include "virtcaps/subprocess.h"
 
 namespace virtcaps {
 
 // Probes the host once with this configuration (what --once and each loop turn do).
-HostCapabilities ProbeHost(const Config& config);
+// A cancelled `cancel` ends emulator probes in flight.
+HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel = nullptr);
 
 class Refresher {
  public:
@@ -42,6 +44,7 @@ class Refresher {
   bool reload_ok_ = true;
   double config_loaded_at_ = 0;
   uint64_t refreshes_ = 0;
+  Cancellation cancel_;  // Stop() cancels a refresh in flight
   std::thread thread_;
 };
 

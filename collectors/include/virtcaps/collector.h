@@ -11,6 +11,7 @@
 #include "virtcaps/model.h"
 #include "virtcaps/probes.h"
 #include "virtcaps/status.h"
+#include "virtcaps/subprocess.h"
 
 namespace virtcaps {
 
@@ -18,6 +19,8 @@ struct CollectContext {
   const HostPaths& paths;
   const Probes& probes;
   const Config& config;
+  // Set when the agent is stopping: long probes (emulators) end at once.
+  const Cancellation* cancel = nullptr;
 };
 
 class Collector {

@@ -14,6 +14,7 @@
 #include "virtcaps/host_paths.h"
 #include "virtcaps/model.h"
 #include "virtcaps/status.h"
+#include "virtcaps/subprocess.h"
 
 namespace virtcaps {
 
@@ -41,9 +42,11 @@ struct QemuEmulatorResult {
 
 // Finds emulators (qemu-system-* in the configured directories, plus the explicit
 // list; all under paths.rootfs), probes them in parallel (bounded), and uses the cache.
+// A cancelled `cancel` stops probes in flight at once (their emulators are killed).
 std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
                                                    const HostPaths& paths,
-                                                   const QemuHostFacts& facts);
+                                                   const QemuHostFacts& facts,
+                                                   const Cancellation* cancel = nullptr);
 
 // Maps QEMU's target name (query-target "arch", or the binary suffix) to libvirt's
 // arch name and word size: i386 -> i686/32, x86_64 -> x86_64/64, ppc64 -> ppc64/64, ...
@@ -56,9 +59,10 @@ std::optional<ArchInfo> QemuTargetArch(std::string_view target);
 // Starts one emulator (`exec_path`, the file to run) and asks it over QMP; the Guest
 // names `emulator` (the path as the host sees it). The binary's name suffix
 // ("qemu-system-<target>") is the fallback when query-target names no arch we know.
-// Errors read "<emulator>: what" and end with the first stderr line, if any.
+// Errors read "<emulator>: what" and end with a stderr line, if any. The options give
+// the timeout and the caps (max_reply_bytes, max_output_bytes, max_machines).
 Expected<Guest> ProbeQemuEmulator(const std::string& emulator, const std::string& exec_path,
-                                  std::chrono::milliseconds timeout);
+                                  const QemuOptions& options, const Cancellation* cancel = nullptr);
 
 // The on-disk cache (qemu_cache.cpp). An entry is valid for one binary identity and
 // one set of host facts; anything else found in the file counts as a miss.

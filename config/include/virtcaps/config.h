@@ -90,6 +90,11 @@ struct QemuOptions {
   Duration probe_timeout = std::chrono::seconds(10);  // a probe still running then is killed
   int parallel_probes = 2;                            // 1..64 emulators probed at once
   std::string cache_dir = "/var/cache/virtcaps";      // empty disables the on-disk cache
+  // Caps on what one probe may make the agent hold (Debian's qemu-system-x86_64 answers
+  // query-machines in one ~20 kB line); past one the probe fails and the child is killed.
+  int64_t max_reply_bytes = 1 << 20;   // one QMP line, 4 KiB .. 256 MiB
+  int64_t max_output_bytes = 4 << 20;  // all stdout of one probe, 4 KiB .. 1 GiB
+  int max_machines = 1024;             // machine types per emulator, 1 .. 65536
 };
 
 struct XenOptions {
