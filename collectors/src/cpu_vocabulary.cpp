@@ -106,6 +106,27 @@ Status DescribeByIds(const std::string& map_dir, const Cpuinfo& cpuinfo, HostCpu
 
 }  // namespace
 
+Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& guests) {
+  std::optional<Expected<X86CpuMap>> map;
+  for (Guest& guest : guests) {
+    if (guest.cpu_models.empty() || CpuMapArchFor(guest.arch) != "x86") continue;
+    if (!map) map = LoadX86CpuMap(cpu_map_dir);
+    if (!map->ok()) continue;
+    std::vector<GuestCpuModel> known;
+    for (GuestCpuModel& model : guest.cpu_models) {
+      for (const X86Model& candidate : (*map)->models) {
+        if (candidate.name != model.name) continue;
+        model.vendor = candidate.vendor.empty() ? "unknown" : candidate.vendor;
+        known.push_back(std::move(model));
+        break;
+      }
+    }
+    guest.cpu_models = std::move(known);
+  }
+  if (map && !map->ok()) return Status::Error("guest CPU models not named: " + map->error());
+  return Status();
+}
+
 Status DescribeCpuInLibvirtTerms(const CollectContext& context, const Cpuinfo& cpuinfo,
                                  HostCpu& cpu) {
   std::string map_dir = context.paths.Root(context.config.host.cpu_map_dir);

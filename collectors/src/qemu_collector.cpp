@@ -1,4 +1,5 @@
 // The qemu hypervisor: one guest per emulator, from ProbeQemuEmulators.
+#include "virtcaps/cpu_vocabulary.h"
 #include "virtcaps/hypervisors.h"
 #include "virtcaps/qemu.h"
 
@@ -32,6 +33,10 @@ class QemuCollector : public Collector {
       }
       caps.guests.push_back(std::move(result.guest));
     }
+    // libvirt's model names and vendors (cpu_vocabulary.cpp); a bad map is only noted.
+    Status named =
+        NameGuestCpuModels(context.paths.Root(context.config.host.cpu_map_dir), caps.guests);
+    if (!named.ok()) errors += (errors.empty() ? "" : "; ") + named.message();
     status.available = status.emulators_found > status.probes_failed;
     status.detail = results.empty() ? "no qemu-system-* emulator found" : errors;
     // One emulator failing is that emulator's problem; all failing is the collector's.

@@ -330,6 +330,22 @@ void AddHypervisors(Exposition& out, const HostCapabilities& caps) {
                {"os_type", std::get<1>(key)},
                {"arch", std::get<2>(key)}});
   }
+  // One series per named model per (arch, virttype): which hosts can run model X.
+  std::map<std::tuple<std::string, std::string, std::string>, bool> usable;
+  for (const Guest& guest : caps.guests) {
+    for (const GuestCpuModel& model : guest.cpu_models) {
+      bool& value = usable[{guest.arch, guest.cpu_models_virttype, model.name}];
+      value = value || model.usable;
+    }
+  }
+  for (const auto& [key, value] : usable) {
+    out.Gauge(
+        "virtcaps_guest_cpu_model_usable",
+        "1 if a guest of this arch can use the named CPU model with this virt type on this "
+        "host (QEMU's query-cpu-definitions lists no unavailable features), 0 if not.",
+        Bool(value),
+        {{"arch", std::get<0>(key)}, {"virttype", std::get<1>(key)}, {"model", std::get<2>(key)}});
+  }
 }
 
 void AddChecks(Exposition& out, const std::vector<HostCheck>& checks) {

@@ -14,4 +14,9 @@ namespace virtcaps {
 Status DescribeCpuInLibvirtTerms(const CollectContext& context, const Cpuinfo& cpuinfo,
                                  HostCpu& cpu);
 
+// libvirt lists an x86 emulator's named models only where its CPU map knows them,
+// with the map's vendor ("unknown" for generic models). With no readable map the
+// models stay as QEMU named them, vendor empty; the error says why.
+Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& guests);
+
 }  // namespace virtcaps

@@ -189,6 +189,15 @@ struct GuestFeature {
   std::optional<bool> toggle;
 };
 
+// A named CPU model an emulator offers (QMP query-cpu-definitions), as libvirt's
+// domain capabilities list it under <mode name='custom'>.
+struct GuestCpuModel {
+  std::string name;
+  bool usable = false;                // unavailable-features is empty
+  std::vector<std::string> blockers;  // unavailable-features: what the host lacks for it
+  std::string vendor;                 // libvirt's map vendor, "unknown" for generic models
+};
+
 // One <guest> of the capabilities document: what one hypervisor can run for one arch.
 struct Guest {
   std::string hypervisor;  // qemu, xen, lxc: which of our hypervisor entries produced it
@@ -200,6 +209,10 @@ struct Guest {
   std::vector<GuestMachine> machines;
   std::vector<GuestDomain> domains;
   std::vector<GuestFeature> features;
+  // Named CPU models under the accelerator the probe ran with (cpu_models_virttype:
+  // kvm when KVM came up, else qemu); empty when the emulator cannot say.
+  std::string cpu_models_virttype;
+  std::vector<GuestCpuModel> cpu_models;
 };
 
 // How one configured hypervisor fared.
