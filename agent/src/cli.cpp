@@ -33,11 +33,20 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
   CommandLine cli;
   std::set<std::string> collector_names;
   for (const CollectorDefault& collector : collectors) collector_names.insert(collector.name);
-  static const std::set<std::string> kValueFlags = {"--config.file",        "--web.listen-address",
-                                                    "--web.telemetry-path", "--web.config.file",
-                                                    "--path.rootfs",        "--path.procfs",
-                                                    "--path.sysfs",         "--path.devfs",
-                                                    "--log.level",          "--format"};
+  static const std::set<std::string> kValueFlags = {"--config.file",
+                                                    "--web.listen-address",
+                                                    "--web.telemetry-path",
+                                                    "--web.config.file",
+                                                    "--path.rootfs",
+                                                    "--path.procfs",
+                                                    "--path.sysfs",
+                                                    "--path.devfs",
+                                                    "--log.level",
+                                                    "--format",
+                                                    "--arch",
+                                                    "--virttype",
+                                                    "--machine",
+                                                    "--emulator"};
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
     std::string name = arg;
@@ -79,9 +88,20 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
         cli.once_format = CommandLine::Format::kXml;
       } else if (*value == "prometheus") {
         cli.once_format = CommandLine::Format::kPrometheus;
+      } else if (*value == "domcapabilities") {
+        cli.once_format = CommandLine::Format::kDomainCapabilities;
       } else {
-        return Status::Error("--format: expected xml or prometheus, got '" + *value + "'");
+        return Status::Error("--format: expected xml, prometheus or domcapabilities, got '" +
+                             *value + "'");
       }
+    } else if (name == "--arch") {
+      cli.domcaps_arch = *value;
+    } else if (name == "--virttype") {
+      cli.domcaps_virttype = *value;
+    } else if (name == "--machine") {
+      cli.domcaps_machine = *value;
+    } else if (name == "--emulator") {
+      cli.domcaps_emulator = *value;
     } else if (arg == "--once") {
       cli.mode = CommandLine::Mode::kOnce;
     } else if (arg == "--validate") {
@@ -126,7 +146,12 @@ std::string UsageText(const std::vector<CollectorDefault>& collectors) {
       "  --no-collector.NAME         disable collector NAME\n"
       "  --log.level=LEVEL           debug, info, warn or error (default info)\n"
       "  --once                      probe once, print the document to stdout and exit\n"
-      "  --format=xml|prometheus     what --once prints (default xml)\n"
+      "  --format=xml|prometheus|domcapabilities\n"
+      "                              what --once prints (default xml); domcapabilities is\n"
+      "                              libvirt's domain capabilities of one emulator\n"
+      "  --arch, --virttype, --machine, --emulator\n"
+      "                              pick it, as virsh domcapabilities does (defaults: host\n"
+      "                              arch, kvm if usable else qemu, the default machine)\n"
       "  --validate                  run libvirt's virt-host-validate checks (QEMU, LXC), print\n"
       "                              PASS/WARN/FAIL per check; exit 1 if any FAIL\n"
       "  --check-config              validate the configuration and exit\n"

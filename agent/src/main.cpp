@@ -19,7 +19,8 @@
 namespace virtcaps {
 namespace {
 
-int RunOnce(const Config& config, CommandLine::Format format) {
+int RunOnce(const Config& config, const CommandLine& cli) {
+  CommandLine::Format format = cli.once_format;
   auto start = std::chrono::steady_clock::now();
   HostCapabilities caps = ProbeHost(config);
   for (const CollectorOutcome& outcome : caps.collectors) {
@@ -28,6 +29,14 @@ int RunOnce(const Config& config, CommandLine::Format format) {
   }
   if (format == CommandLine::Format::kXml) {
     std::cout << RenderCapabilitiesXml(caps);
+  } else if (format == CommandLine::Format::kDomainCapabilities) {
+    auto document = RenderDomainCapabilitiesXml(
+        caps, {cli.domcaps_arch, cli.domcaps_virttype, cli.domcaps_machine, cli.domcaps_emulator});
+    if (!document) {
+      std::cerr << "virtcaps-agent: domain capabilities: " << document.error() << "\n";
+      return 1;
+    }
+    std::cout << *document;
   } else {
     RefreshFacts facts;
     facts.duration_seconds =
@@ -146,7 +155,7 @@ int Main(int argc, char** argv) {
       std::cout << "configuration OK: " << config->source << "\n";
       return 0;
     case CommandLine::Mode::kOnce:
-      return RunOnce(*config, cli->once_format);
+      return RunOnce(*config, *cli);
     case CommandLine::Mode::kValidate: {
       HostCapabilities caps = ProbeHost(*config);
       std::cout << FormatHostChecks(caps.checks);

@@ -31,6 +31,16 @@ struct RefreshFacts {
 XmlElement CapabilitiesXml(const HostCapabilities& caps);
 std::string RenderCapabilitiesXml(const HostCapabilities& caps);
 
+// libvirt's <domainCapabilities> for one emulator, arch, virt type and machine, as
+// `virsh domcapabilities` picks them: every field may be empty (host arch, kvm when
+// the guest has it else qemu, that arch's emulator, its default machine). An
+// unknown arch, emulator, virt type or machine is an error saying which.
+struct DomainCapabilitiesQuery {
+  std::string arch, virttype, machine, emulator;
+};
+Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
+                                                  const DomainCapabilitiesQuery& query);
+
 // The whole /metrics body.
 std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& refresh,
                              const BuildInfo& build);

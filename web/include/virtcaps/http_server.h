@@ -27,6 +27,10 @@ struct HttpServerOptions {
   std::string web_config_file;
 };
 
+// /domcapabilities' query string: arch, virttype, machine, emulator (percent-encoded);
+// anything else, a repeated key or a bad escape is an error naming it.
+Expected<DomainCapabilitiesQuery> ParseDomainCapabilitiesQuery(std::string_view query);
+
 class HttpServer {
  public:
   HttpServer(HttpServerOptions options, const SnapshotStore& store);
@@ -56,11 +60,18 @@ class HttpServer {
     std::shared_ptr<const Snapshot> snapshot;
     // For snapshot bodies: the whole response, head included, ready to write.
     const PreparedResponse* prepared = nullptr;
+    // For bodies made for this request (/domcapabilities): `body` views this.
+    std::shared_ptr<const std::string> owned_body;
   };
+  // `query`: the URL's query string, undecoded (/domcapabilities?arch=...).
   Response Handle(std::string_view method, std::string_view path,
-                  std::string_view accept_encoding = {}) const;
+                  std::string_view accept_encoding = {}, std::string_view query = {}) const;
   // The answer to a request without valid basic-auth credentials.
   static Response Unauthorized();
+
+  // /domcapabilities for one request.
+  static Response DomainCapabilities(const Snapshot& snapshot, Response response,
+                                     std::string_view query);
 
   // The web config in force (null without --web.config.file).
   const WebSettingsWatcher* web_settings() const { return web_.get(); }
