@@ -35,21 +35,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!cpuinfo.error().empty());
     return 0;
   }
-  FUZZ_CHECK(!cpuinfo->processors.empty() || cpuinfo->global.count("# processors") == 1);
+  FUZZ_CHECK(!cpuinfo->processors.empty() || !cpuinfo->global.empty());
+  auto has_key_any_case = [](const virtcaps::CpuinfoBlock& block, std::string_view key) {
+    for (const auto& entry : block) {
+      if (virtcaps::ToLower(entry.first) == virtcaps::ToLower(key)) return true;
+    }
+    return false;
+  };
   for (const auto& block : cpuinfo->processors) {
-    FUZZ_CHECK(block.count("processor") == 1 || block.count("cpu number") == 1);
+    FUZZ_CHECK(has_key_any_case(block, "processor") || block.count("cpu number") == 1);
     CheckBlock(block);
   }
   CheckBlock(cpuinfo->global);
-  // Get prefers the first processor, then the global block.
+  // Get prefers the first processor, then the global block; exact keys before other cases.
   for (const char* key : {"processor", "vendor_id", "flags", "model name", "cpu"}) {
     std::string value = cpuinfo->Get(key);
     if (!cpuinfo->processors.empty() && cpuinfo->processors.front().count(key)) {
       FUZZ_CHECK(value == cpuinfo->processors.front().at(key));
-    } else if (cpuinfo->global.count(key)) {
+    } else if (cpuinfo->processors.empty() && cpuinfo->global.count(key)) {
       FUZZ_CHECK(value == cpuinfo->global.at(key));
-    } else {
-      FUZZ_CHECK(value.empty());
+    } else if (value.empty()) {
+      FUZZ_CHECK(cpuinfo->processors.empty() ||
+                 !has_key_any_case(cpuinfo->processors.front(), key) ||
+                 cpuinfo->processors.front().count(key));
     }
   }
   return 0;

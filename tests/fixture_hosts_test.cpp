@@ -3,6 +3,7 @@
 // own files. Regenerate goldens with VIRTCAPS_UPDATE_GOLDEN=1 (see README.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -46,6 +47,22 @@ const std::map<std::string, Expectation>& Expectations() {
        {"ppc64le", "IBM", std::nullopt, std::nullopt, std::nullopt, true, true, {}}},
       // Garbled node0/meminfo and distance: numa fails, everything else carries on.
       {"broken-sysfs", {"x86_64", "AMD", false, false, false, true, false, {"numa"}}},
+      // Topology classes (tests/fixtures/topology_hosts.py, each README names its model).
+      {"intel-xeon-4s-snc-mba", {"x86_64", "Intel", std::nullopt, true, false, true, false, {}}},
+      {"intel-skylake-sp-cat-cdp", {"x86_64", "Intel", std::nullopt, true, false, true, false, {}}},
+      {"intel-xeon-offline-cpus", {"x86_64", "Intel", std::nullopt, true, false, true, false, {}}},
+      {"amd-opteron-2s-no-smt", {"x86_64", "AMD", std::nullopt, true, false, false, false, {}}},
+      {"amd-opteron-8node-masks-only",
+       {"x86_64", "AMD", std::nullopt, true, false, false, false, {}}},
+      {"ibm-z14-lpar", {"s390x", "IBM", true, true, std::nullopt, false, false, {}}},
+      {"sophgo-sg2042-riscv64",
+       {"riscv64", "", std::nullopt, std::nullopt, std::nullopt, false, false, {}}},
+      {"rockchip-rk3399-big-little",
+       {"aarch64", "ARM", std::nullopt, std::nullopt, std::nullopt, false, false, {}}},
+      {"loongson-3a5000-loongarch64",
+       {"loongarch64", "", std::nullopt, std::nullopt, std::nullopt, false, false, {}}},
+      {"imx53-armv7l-single",
+       {"armv7l", "ARM", std::nullopt, std::nullopt, std::nullopt, false, false, {}}},
       // Host collectors off: only the arch and the xen guests are reported.
       {"xen-classic",
        {"x86_64", "", std::nullopt, std::nullopt, std::nullopt, false, std::nullopt, {}}},
@@ -63,6 +80,17 @@ class FixtureHostTest : public ::testing::TestWithParam<std::string> {
   }
   std::string Fixture(const std::string& relative) const {
     return testing::FixtureHost(GetParam()) + "/" + relative;
+  }
+  // cpu/online, or (kernels before 2.6.26) CPUs 0..N-1 of cpuinfo's processor entries.
+  std::optional<std::vector<unsigned>> OnlineCpus() const {
+    if (auto online = ReadValue(Fixture("sys/devices/system/cpu/online")))
+      return ParseCpuList(*online);
+    auto cpuinfo = ParseCpuinfo(*ReadFile(Fixture("proc/cpuinfo")));
+    if (!cpuinfo) return std::nullopt;
+    std::vector<unsigned> cpus;
+    for (size_t i = 0; i < std::max<size_t>(cpuinfo->processors.size(), 1); ++i)
+      cpus.push_back(static_cast<unsigned>(i));
+    return cpus;
   }
   Config config_;
   HostCapabilities caps_;
@@ -115,7 +143,7 @@ TEST_P(FixtureHostTest, XmlMatchesGoldenAndTheFixtureFiles) {
     features.insert(*feature->Attribute("name"));
     feature_order.push_back(*feature->Attribute("name"));
   }
-  bool x86 = cpuinfo->Get("flags").size() > 0;
+  bool x86 = caps_.cpu.arch == "x86_64" || caps_.cpu.arch == "i686";
   if (x86 && cpu->Child("model")) {
     // libvirt's vocabulary: every feature is one of the host's cpu map, listed in
     // map order, and the model is one of its models.
@@ -142,7 +170,7 @@ TEST_P(FixtureHostTest, XmlMatchesGoldenAndTheFixtureFiles) {
     ASSERT_NE(cpu->Child("microcode"), nullptr);
     EXPECT_EQ(*cpu->Child("microcode")->Attribute("version"), std::to_string(*ParseHex(microcode)));
   }
-  if (std::string family = cpuinfo->Get("cpu family"); !family.empty()) {
+  if (std::string family = cpuinfo->Get("cpu family"); x86 && !family.empty()) {
     const XmlElement* signature = cpu->Child("signature");
     ASSERT_NE(signature, nullptr);
     EXPECT_EQ(*signature->Attribute("family"), family);
@@ -150,24 +178,99 @@ TEST_P(FixtureHostTest, XmlMatchesGoldenAndTheFixtureFiles) {
     EXPECT_EQ(*signature->Attribute("stepping"), cpuinfo->Get("stepping"));
   }
 
-  // sockets x dies x cores x threads = online CPUs, and sockets = distinct packages.
-  auto online = ParseCpuList(*ReadValue(Fixture("sys/devices/system/cpu/online")));
+  // libvirt's rule: nodes x sockets x dies x cores x threads = present CPUs, or the
+  // flat fallback (1 socket, 1 thread, a core per CPU) is reported as such.
+  auto online = OnlineCpus();
   ASSERT_TRUE(online);
+  auto present_text = ReadValue(Fixture("sys/devices/system/cpu/present"));
+  auto present = present_text ? ParseCpuList(*present_text) : online;
+  ASSERT_TRUE(present);
   std::set<std::string> packages;
   for (unsigned id : *online) {
-    packages.insert(*ReadValue(Fixture("sys/devices/system/cpu/cpu" + std::to_string(id) +
-                                       "/topology/physical_package_id")));
+    auto package = ReadValue(Fixture("sys/devices/system/cpu/cpu" + std::to_string(id) +
+                                     "/topology/physical_package_id"));
+    packages.insert(package ? *package : "0");
   }
   const XmlElement* topology = cpu->Child("topology");
   ASSERT_NE(topology, nullptr);
   auto attribute = [&](const char* name) { return *ParseUint(*topology->Attribute(name)); };
-  EXPECT_EQ(attribute("sockets"), packages.size());
-  EXPECT_EQ(attribute("sockets") * attribute("dies") * attribute("cores") * attribute("threads"),
-            online->size());
+  ASSERT_TRUE(caps_.cpu.topology);
+  const CpuTopology& model = *caps_.cpu.topology;
+  EXPECT_EQ(attribute("dies"), 1u);  // libvirt's host CPU never counts dies
+  if (model.method == "flat_fallback") {
+    EXPECT_EQ(attribute("sockets"), 1u);
+    EXPECT_EQ(attribute("threads"), 1u);
+    EXPECT_EQ(attribute("cores"), present->size());
+  } else {
+    EXPECT_EQ(model.nodes * attribute("sockets") * attribute("dies") * attribute("cores") *
+                  attribute("threads"),
+              present->size())
+        << model.method;
+    EXPECT_LE(attribute("sockets"), packages.size());
+  }
+  EXPECT_EQ(model.physical_packages, packages.size());
+  // resctrl: one <control> per info/L<level>[CODE|DATA] directory on each bank of that
+  // level, with its num_closids; <memory_bandwidth> nodes exactly when info/MB exists.
+  const XmlElement* host = doc->Child("host");
+  std::string info = Fixture("sys/fs/resctrl/info/");
+  if (const XmlElement* cache = host->Child("cache")) {
+    for (const XmlElement* bank : cache->ChildrenNamed("bank")) {
+      std::string level = *bank->Attribute("level");
+      std::set<std::string> expected, found;
+      for (const char* suffix : {"", "CODE", "DATA"}) {
+        std::string dir = info + "L" + level + suffix;
+        if (IsDirectory(dir))
+          expected.insert(std::string(*suffix ? suffix : "both") + "=" +
+                          *ReadValue(dir + "/num_closids"));
+      }
+      for (const XmlElement* control : bank->ChildrenNamed("control")) {
+        std::string type = *control->Attribute("type");
+        found.insert((type == "both"   ? "both"
+                      : type == "code" ? "CODE"
+                                       : "DATA") +
+                     std::string("=") + *control->Attribute("maxAllocs"));
+      }
+      EXPECT_EQ(found, expected) << "bank level " << level;
+    }
+  }
+  EXPECT_EQ(host->Child("memory_bandwidth") != nullptr, IsDirectory(info + "MB"));
 
   // One <pages> per huge page size directory, plus the base page.
   auto huge = ListDirectory(Fixture("sys/kernel/mm/hugepages"));
   EXPECT_EQ(cpu->ChildrenNamed("pages").size(), 1 + (huge ? huge->size() : 0));
+}
+
+// Over every fixture: the cells hold exactly the online CPUs, each once, and thread
+// sibling lists are symmetric (if A lists B, B lists A).
+TEST_P(FixtureHostTest, CellsHoldExactlyTheOnlineCpusWithSymmetricSiblings) {
+  auto numa = std::find_if(caps_.collectors.begin(), caps_.collectors.end(),
+                           [](const CollectorOutcome& outcome) { return outcome.name == "numa"; });
+  if (numa == caps_.collectors.end() || !numa->success) {
+    // Only the deliberately broken profile, or one with host collectors off, gets here.
+    EXPECT_TRUE(GetParam() == "broken-sysfs" || !config_.collectors.at("numa")) << GetParam();
+    return;
+  }
+  auto online = OnlineCpus();
+  ASSERT_TRUE(online);
+  std::map<unsigned, std::vector<unsigned>> siblings_of;
+  std::vector<unsigned> in_cells;
+  for (const NumaCell& cell : caps_.cells) {
+    for (const CellCpu& cpu : cell.cpus) {
+      in_cells.push_back(cpu.id);
+      siblings_of[cpu.id] = cpu.siblings;
+    }
+  }
+  std::sort(in_cells.begin(), in_cells.end());
+  EXPECT_EQ(in_cells, *online);
+  for (const auto& [id, siblings] : siblings_of) {
+    EXPECT_TRUE(std::binary_search(siblings.begin(), siblings.end(), id)) << "cpu " << id;
+    for (unsigned sibling : siblings) {
+      auto other = siblings_of.find(sibling);
+      ASSERT_NE(other, siblings_of.end()) << "cpu " << id << " lists offline sibling " << sibling;
+      EXPECT_TRUE(std::binary_search(other->second.begin(), other->second.end(), id))
+          << "cpu " << id << " lists " << sibling << " but not the other way round";
+    }
+  }
 }
 
 TEST_P(FixtureHostTest, MetricsMatchGolden) {

@@ -177,9 +177,8 @@ Expected<Config> ResolveConfig(const CommandLine& cli,
   }
   if (!cli.listen_addresses.empty()) config.web.listen_addresses = cli.listen_addresses;
   if (cli.telemetry_path) {
-    if (cli.telemetry_path->size() < 2 || cli.telemetry_path->front() != '/') {
-      return Status::Error("--web.telemetry-path: expected a path such as /metrics");
-    }
+    std::string error = ValidateTelemetryPath(*cli.telemetry_path);
+    if (!error.empty()) return Status::Error("--web.telemetry-path: " + error);
     config.web.telemetry_path = *cli.telemetry_path;
   }
   if (cli.rootfs) config.paths.rootfs = *cli.rootfs;

@@ -65,9 +65,14 @@ int Serve(const CommandLine& cli, Config config) {
   options.listen_addresses = config.web.listen_addresses;
   options.telemetry_path = config.web.telemetry_path;
   options.worker_threads = config.web.max_connections;
+  options.max_connections_per_client = config.web.max_connections_per_client;
+  options.allowed_networks = config.web.allowed_networks;
+  options.health_without_auth = config.web.health_without_auth;
   options.request_timeout_ms = static_cast<int>(config.web.request_timeout.count());
   options.max_request_header_bytes = config.web.max_request_header_bytes;
   options.web_config_file = cli.web_config_file;
+  Refresher refresher(config, store);
+  options.on_web_config_reload = [&refresher](bool ok) { refresher.WebConfigReloaded(ok); };
   HttpServer server(options, store);
   if (Status status = server.Start(); !status.ok()) {
     LogError("cannot start web server", {{"error", status.message()}});
@@ -82,7 +87,6 @@ int Serve(const CommandLine& cli, Config config) {
                        {"config", config.source},
                        {"rootfs", config.paths.rootfs},
                        {"refresh_interval", FormatDuration(config.refresh_interval)}});
-  Refresher refresher(config, store);
   refresher.Start();
 
   while (true) {

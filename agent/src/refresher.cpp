@@ -59,7 +59,17 @@ void Refresher::ReloadFailed() {
   wake_.notify_all();
 }
 
-void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at) {
+void Refresher::WebConfigReloaded(bool ok) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    web_reload_ok_ = ok;
+    config_changed_ = true;  // refresh now so the metric reports it
+  }
+  wake_.notify_all();
+}
+
+void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at,
+                            bool web_reload_ok) {
   auto start = std::chrono::steady_clock::now();
   HostCapabilities caps = ProbeHost(config, &cancel_);
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
@@ -75,7 +85,9 @@ void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_
   facts.interval_seconds = std::chrono::duration<double>(config.refresh_interval).count();
   facts.config_reload_ok = reload_ok;
   facts.config_loaded_at_seconds = loaded_at;
-  store_.Publish(MakeSnapshot(std::move(caps), facts));
+  facts.web_config_reload_ok = web_reload_ok;
+  std::shared_ptr<const Snapshot> previous = store_.Current();
+  store_.Publish(MakeSnapshot(std::move(caps), facts, previous.get()));
   // The first snapshot is worth an info line: from here on the agent is healthy.
   LogFields fields = {{"duration_seconds", std::to_string(facts.duration_seconds)}};
   if (facts.refreshes_total == 1) {
@@ -91,9 +103,10 @@ void Refresher::Run() {
     Config config = config_;
     bool reload_ok = reload_ok_;
     double loaded_at = config_loaded_at_;
+    bool web_reload_ok = web_reload_ok_;
     config_changed_ = false;
     lock.unlock();
-    RefreshOnce(config, reload_ok, loaded_at);
+    RefreshOnce(config, reload_ok, loaded_at, web_reload_ok);
     lock.lock();
     wake_.wait_for(lock, config.refresh_interval, [this] { return stopping_ || config_changed_; });
   }

@@ -38,12 +38,24 @@ PreparedResponse PrepareResponse(std::string_view content_type, std::string_view
   return response;
 }
 
-std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh) {
+std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh,
+                                             const Snapshot* previous) {
   auto snapshot = std::make_shared<Snapshot>();
   std::string metrics = RenderPrometheus(caps, refresh, CurrentBuildInfo());
   std::string xml = RenderCapabilitiesXml(caps);
-  snapshot->metrics_gzip = PrepareResponse(kMetricsContentType, "gzip", Gzip(metrics));
-  snapshot->xml_gzip = PrepareResponse(kXmlContentType, "gzip", Gzip(xml));
+  // Compressing is most of a warm refresh's work; the XML rarely changes at all.
+  if (previous != nullptr && previous->metrics.body() == metrics) {
+    snapshot->metrics_gzip = previous->metrics_gzip;
+  } else {
+    snapshot->metrics_gzip = PrepareResponse(kMetricsContentType, "gzip", Gzip(metrics));
+    ++snapshot->bodies_compressed;
+  }
+  if (previous != nullptr && previous->xml.body() == xml) {
+    snapshot->xml_gzip = previous->xml_gzip;
+  } else {
+    snapshot->xml_gzip = PrepareResponse(kXmlContentType, "gzip", Gzip(xml));
+    ++snapshot->bodies_compressed;
+  }
   snapshot->metrics = PrepareResponse(kMetricsContentType, "", std::move(metrics));
   snapshot->xml = PrepareResponse(kXmlContentType, "", std::move(xml));
   snapshot->caps = std::move(caps);

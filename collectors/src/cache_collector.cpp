@@ -1,9 +1,11 @@
 // The cache collector: libvirt's <cache> banks (level 3 and up) from each CPU's
-// sysfs cache/indexN directories.
+// sysfs cache/indexN directories, with resctrl's allocation and monitoring
+// (<control>, <monitor>, <memory_bandwidth>) when /sys/fs/resctrl is mounted.
 #include <algorithm>
 #include <map>
 #include <tuple>
 
+#include "cpu_topology.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/files.h"
 #include "virtcaps/strings.h"
@@ -25,17 +27,163 @@ std::optional<uint64_t> ParseCacheSize(std::string_view text) {
   return *value * multiplier;
 }
 
+// One allocation scope of resctrl's info/L<level>[CODE|DATA] directory.
+struct ResctrlCacheInfo {
+  unsigned level = 0;
+  std::string type;   // both, code, data
+  unsigned bits = 0;  // set bits of cbm_mask
+  unsigned min_cbm_bits = 0;
+  unsigned num_closids = 0;
+};
+
+struct ResctrlInfo {
+  bool mounted = false;  // <sysfs>/fs/resctrl/info exists
+  std::vector<ResctrlCacheInfo> caches;
+  std::optional<MemoryBandwidthNode> bandwidth;  // info/MB, without id and cpus
+  std::optional<ResctrlMonitor> monitor;         // info/L3_MON, every feature
+};
+
+Expected<unsigned> ReadSmallUint(const std::string& path) {
+  auto value = ReadUint(path);
+  if (!value) return value.status();
+  if (*value > 0xffffffffu) return Status::Error(path + ": value out of range");
+  return static_cast<unsigned>(*value);
+}
+
+// resctrl's info directory as the kernel's Documentation/arch/x86/resctrl.rst lays
+// it out, read by libvirt's rules (virresctrl.c): directories named L<level> with no
+// suffix (both), CODE or DATA (CDP on), MB (memory bandwidth), L3_MON (monitoring).
+Expected<ResctrlInfo> ReadResctrlInfo(const std::string& info_dir) {
+  ResctrlInfo info;
+  if (!IsDirectory(info_dir)) return info;
+  info.mounted = true;
+  auto entries = ListDirectory(info_dir);
+  if (!entries) return entries.status();
+  for (const std::string& entry : *entries) {
+    if (entry.size() < 2 || entry[0] != 'L') continue;
+    size_t digits = entry.find_first_not_of("0123456789", 1);
+    std::string_view suffix =
+        digits == std::string::npos ? std::string_view() : std::string_view(entry).substr(digits);
+    auto level = ParseUint(std::string_view(entry).substr(
+        1, digits == std::string::npos ? std::string::npos : digits - 1));
+    std::string type = suffix.empty()     ? "both"
+                       : suffix == "CODE" ? "code"
+                       : suffix == "DATA" ? "data"
+                                          : "";
+    if (!level || type.empty()) continue;  // L3_MON and other suffixes are not allocation
+    std::string dir = info_dir + "/" + entry + "/";
+    ResctrlCacheInfo cache;
+    cache.level = static_cast<unsigned>(*level);
+    cache.type = type;
+    if (PathExists(dir + "num_closids")) {
+      auto closids = ReadSmallUint(dir + "num_closids");
+      if (!closids) return closids.status();
+      cache.num_closids = *closids;
+    }
+    auto mask_text = ReadValue(dir + "cbm_mask");
+    if (!mask_text) return mask_text.status();
+    auto mask = ParseUint(*mask_text, 16);
+    if (!mask || *mask == 0)
+      return Status::Error(dir + "cbm_mask: bad mask '" + mask_text->substr(0, 20) + "'");
+    cache.bits = static_cast<unsigned>(__builtin_popcountll(*mask));
+    auto min_bits = ReadSmallUint(dir + "min_cbm_bits");
+    if (!min_bits) return min_bits.status();
+    cache.min_cbm_bits = *min_bits;
+    info.caches.push_back(cache);
+  }
+  // libvirt's order within a level: both, code, data.
+  auto rank = [](const std::string& type) { return type == "both" ? 0 : type == "code" ? 1 : 2; };
+  std::sort(info.caches.begin(), info.caches.end(),
+            [&](const ResctrlCacheInfo& a, const ResctrlCacheInfo& b) {
+              return std::make_pair(a.level, rank(a.type)) < std::make_pair(b.level, rank(b.type));
+            });
+
+  if (std::string mb = info_dir + "/MB/"; PathExists(mb + "bandwidth_gran")) {
+    MemoryBandwidthNode bandwidth;
+    auto granularity = ReadSmallUint(mb + "bandwidth_gran");
+    if (!granularity) return granularity.status();
+    auto min = ReadSmallUint(mb + "min_bandwidth");
+    if (!min) return min.status();
+    auto closids = ReadSmallUint(mb + "num_closids");
+    if (!closids) return closids.status();
+    bandwidth.granularity_percent = *granularity;
+    bandwidth.min_percent = *min;
+    bandwidth.max_allocs = *closids;
+    info.bandwidth = bandwidth;
+  }
+
+  if (std::string mon = info_dir + "/L3_MON/"; PathExists(mon + "num_rmids")) {
+    ResctrlMonitor monitor;
+    auto rmids = ReadSmallUint(mon + "num_rmids");
+    if (!rmids) return rmids.status();
+    monitor.max_monitors = *rmids;
+    monitor.level = 3;  // the kernel monitors the L3 cache only
+    if (PathExists(mon + "max_threshold_occupancy")) {
+      auto threshold = ReadUint(mon + "max_threshold_occupancy");
+      if (!threshold) return threshold.status();
+      monitor.reuse_threshold = *threshold;
+    }
+    auto features = ReadValue(mon + "mon_features");
+    if (!features) return features.status();
+    for (std::string_view feature : SplitWhitespace(*features))
+      monitor.features.emplace_back(feature);
+    if (monitor.features.empty()) return Status::Error(mon + "mon_features: empty");
+    info.monitor = monitor;
+  }
+  return info;
+}
+
+// The monitor features with one prefix (llc_ for the cache, mbm_ for memory bandwidth).
+std::optional<ResctrlMonitor> MonitorWithPrefix(const ResctrlMonitor& all, std::string_view prefix,
+                                                bool cache) {
+  ResctrlMonitor monitor = all;
+  monitor.features.clear();
+  for (const std::string& feature : all.features) {
+    if (feature.rfind(prefix, 0) == 0) monitor.features.push_back(feature);
+  }
+  if (monitor.features.empty()) return std::nullopt;
+  if (!cache) {
+    monitor.level.reset();
+    monitor.reuse_threshold.reset();
+  } else if (!monitor.reuse_threshold) {
+    monitor.reuse_threshold = 0;
+  }
+  return monitor;
+}
+
+// libvirt's <control> elements for one bank: one per resctrl scope of its level.
+Status AddControls(const std::vector<ResctrlCacheInfo>& scopes, CacheBank& bank) {
+  for (const ResctrlCacheInfo& scope : scopes) {
+    if (scope.level != bank.level) continue;
+    CacheControl control;
+    control.granularity_bytes = bank.size_bytes / scope.bits;
+    if (scope.min_cbm_bits != 1) control.min_bytes = scope.min_cbm_bits * control.granularity_bytes;
+    control.type = scope.type;
+    control.max_allocs = scope.num_closids;
+    bank.controls.push_back(control);
+  }
+  return Status();
+}
+
 class CacheCollector : public Collector {
  public:
   std::string_view name() const override { return "cache"; }
 
   Status Collect(const CollectContext& context, HostCapabilities& caps) override {
     const HostPaths& paths = context.paths;
-    auto online = ReadCpuList(paths.Sys("devices/system/cpu/online"));
-    if (!online) return online.status();
+    // The online CPUs of this refresh's topology read, or our own read of them.
+    std::vector<unsigned> online;
+    std::vector<LogicalCpu> own_read;
+    if (!caps.cpu.logical_cpus_read) {
+      auto read = ReadLogicalCpus(paths, 0);
+      if (!read) return read.status();
+      own_read = std::move(*read);
+    }
+    for (const LogicalCpu& cpu : caps.cpu.logical_cpus_read ? caps.cpu.logical_cpus : own_read)
+      if (cpu.online) online.push_back(cpu.id);
     // Banks are shared by several CPUs; the (level, id, type) triple names one bank.
     std::map<std::tuple<unsigned, unsigned, std::string>, CacheBank> banks;
-    for (unsigned cpu : *online) {
+    for (unsigned cpu : online) {
       std::string cache_dir = paths.Sys("devices/system/cpu/cpu" + std::to_string(cpu) + "/cache");
       if (!IsDirectory(cache_dir)) continue;
       auto entries = ListDirectory(cache_dir);
@@ -73,6 +221,28 @@ class CacheCollector : public Collector {
       }
     }
     for (auto& [key, bank] : banks) caps.caches.push_back(std::move(bank));
+
+    // Resource control (Intel RDT / AMD PQoS) through a mounted resctrl file system.
+    auto resctrl = ReadResctrlInfo(paths.Sys("fs/resctrl/info"));
+    if (!resctrl) return resctrl.status();
+    for (CacheBank& bank : caps.caches) AddControls(resctrl->caches, bank);
+    if (resctrl->bandwidth) {
+      // Memory bandwidth is allocated per last-level cache, as libvirt lists it.
+      unsigned last_level = 0;
+      for (const CacheBank& bank : caps.caches) last_level = std::max(last_level, bank.level);
+      for (const CacheBank& bank : caps.caches) {
+        if (bank.level != last_level) continue;
+        MemoryBandwidthNode node = *resctrl->bandwidth;
+        node.id = bank.id;
+        node.cpus = bank.cpus;
+        caps.memory_bandwidth.push_back(node);
+      }
+    }
+    if (resctrl->monitor) {
+      caps.cache_monitor = MonitorWithPrefix(*resctrl->monitor, "llc_", true);
+      if (!caps.memory_bandwidth.empty())
+        caps.memory_bandwidth_monitor = MonitorWithPrefix(*resctrl->monitor, "mbm_", false);
+    }
     return Status();
   }
 };

@@ -58,6 +58,7 @@ HostCapabilities CollectHost(const CollectContext& context) {
     if (hypervisor.enabled) RunTimed(*MakeHypervisorCollector(hypervisor), context, caps);
   }
   caps.checks = RunHostChecks(caps);
+  SanitizeModelText(caps);  // the one place outside text is made fit for both formats
   return caps;
 }
 

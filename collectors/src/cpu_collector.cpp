@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "cpu_topology.h"
 #include "sysfs_values.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/cpu_vocabulary.h"
@@ -106,6 +107,18 @@ CpuSignature SignatureFromLeaf1(uint32_t eax) {
   return signature;
 }
 
+// "address sizes	: 48 bits physical, 48 bits virtual" (x86; "Address Sizes" on LoongArch).
+Status ReadAddressSizes(const Cpuinfo& cpuinfo, HostCpu& cpu) {
+  if (std::string sizes = cpuinfo.Get("address sizes"); !sizes.empty()) {
+    auto words = SplitWhitespace(sizes);
+    auto bits = words.empty() ? std::nullopt : ParseUint(words[0]);
+    if (!bits || bits > 64)
+      return Status::Error("/proc/cpuinfo: bad address sizes '" + sizes + "'");
+    cpu.max_phys_addr_bits = static_cast<unsigned>(*bits);
+  }
+  return Status();
+}
+
 Status ReadX86Identity(const Cpuinfo& cpuinfo, const CpuidSource* cpuid, HostCpu& cpu) {
   cpu.vendor_id = cpuinfo.Get("vendor_id");
   cpu.vendor = X86VendorName(cpu.vendor_id);
@@ -128,15 +141,7 @@ Status ReadX86Identity(const Cpuinfo& cpuinfo, const CpuidSource* cpuid, HostCpu
                                  static_cast<unsigned>(*stepping)};
   }
   cpu.features = FeatureList(cpuinfo.Get("flags"));
-  // "address sizes	: 48 bits physical, 48 bits virtual"
-  if (std::string sizes = cpuinfo.Get("address sizes"); !sizes.empty()) {
-    auto words = SplitWhitespace(sizes);
-    auto bits = words.empty() ? std::nullopt : ParseUint(words[0]);
-    if (!bits || bits > 64)
-      return Status::Error("/proc/cpuinfo: bad address sizes '" + sizes + "'");
-    cpu.max_phys_addr_bits = static_cast<unsigned>(*bits);
-  }
-  return Status();
+  return ReadAddressSizes(cpuinfo, cpu);
 }
 
 Status ReadArmIdentity(const Cpuinfo& cpuinfo, HostCpu& cpu) {
@@ -248,68 +253,20 @@ void DetectOtherVirtualization(HostCpu& cpu) {
   // aarch64 and POWER expose no such flag; KVM's presence is their signal.
 }
 
-struct CoreKey {
-  int64_t package, die, core;
-  auto operator<=>(const CoreKey&) const = default;
-};
-
-// libvirt's topology: sockets, dies per socket, cores per die, threads per core,
-// from each online CPU's sysfs topology (cpuinfo when sysfs has none).
-Status ReadTopology(const HostPaths& paths, const Cpuinfo& cpuinfo, HostCpu& cpu) {
-  std::vector<unsigned> online;
-  if (std::string path = paths.Sys("devices/system/cpu/online"); PathExists(path)) {
-    auto list = ReadCpuList(path);
-    if (!list) return list.status();
-    online = *list;
-  } else {
-    for (size_t i = 0; i < cpuinfo.processors.size(); ++i)
-      online.push_back(static_cast<unsigned>(i));
-  }
-  cpu.online_cpus = static_cast<unsigned>(online.size());
-  if (online.empty()) return Status();
-
-  std::set<CoreKey> cores;
-  std::set<std::pair<int64_t, int64_t>> dies;
-  std::set<int64_t> packages;
-  bool have_sysfs =
-      IsDirectory(paths.Sys("devices/system/cpu/cpu" + std::to_string(online[0]) + "/topology"));
-  for (size_t i = 0; i < online.size(); ++i) {
-    CoreKey key{0, 0, static_cast<int64_t>(online[i])};
-    if (have_sysfs) {
-      std::string dir =
-          paths.Sys("devices/system/cpu/cpu" + std::to_string(online[i]) + "/topology/");
-      auto read = [&](const char* file, int64_t& out, bool required) -> Status {
-        auto text = ReadValue(dir + file);
-        if (!text) return required ? text.status() : Status();
-        auto value = ParseInt(*text);
-        if (!value)
-          return Status::Error(dir + file + ": not an integer: '" + text->substr(0, 40) + "'");
-        out = *value;
-        return Status();
-      };
-      if (Status s = read("physical_package_id", key.package, true); !s.ok()) return s;
-      if (Status s = read("die_id", key.die, false); !s.ok()) return s;
-      if (Status s = read("core_id", key.core, true); !s.ok()) return s;
-    } else if (i < cpuinfo.processors.size()) {
-      const CpuinfoBlock& block = cpuinfo.processors[i];
-      auto physical = block.find("physical id");
-      auto core = block.find("core id");
-      if (physical != block.end()) key.package = ParseInt(physical->second).value_or(0);
-      if (core != block.end()) key.core = ParseInt(core->second).value_or(key.core);
-    }
-    packages.insert(key.package);
-    dies.insert({key.package, key.die});
-    cores.insert(key);
-  }
-  CpuTopology topology;
-  topology.sockets = static_cast<unsigned>(packages.size());
-  topology.dies = static_cast<unsigned>(dies.size() / packages.size());
-  topology.cores = static_cast<unsigned>(cores.size() / dies.size());
-  topology.threads = static_cast<unsigned>(online.size() / cores.size());
-  if (topology.dies == 0 || topology.cores == 0 || topology.threads == 0) {
-    return Status::Error("inconsistent CPU topology in " + paths.Sys("devices/system/cpu"));
-  }
-  cpu.topology = topology;
+// libvirt's topology from the one sysfs read of this refresh; the per-CPU data stays
+// in the model for the numa collector.
+Status ReadTopology(const HostPaths& paths, unsigned cpuinfo_processors, HostCpu& cpu) {
+  auto cpus = ReadLogicalCpus(paths, cpuinfo_processors);
+  if (!cpus) return cpus.status();
+  cpu.logical_cpus = std::move(*cpus);
+  cpu.logical_cpus_read = true;
+  cpu.present_cpus = static_cast<unsigned>(cpu.logical_cpus.size());
+  cpu.online_cpus = static_cast<unsigned>(
+      std::count_if(cpu.logical_cpus.begin(), cpu.logical_cpus.end(),
+                    [](const LogicalCpu& logical) { return logical.online; }));
+  auto nodes = ReadNodeCpus(paths);
+  if (!nodes) return nodes.status();
+  cpu.topology = ComputeTopology(cpu.logical_cpus, *nodes, cpu.arch.rfind("s390", 0) == 0);
   return Status();
 }
 
@@ -329,6 +286,7 @@ Status ReadPageSizes(const HostPaths& paths, HostCpu& cpu) {
   auto huge = ListHugePageDirs(paths.Sys("kernel/mm/hugepages"));
   if (!huge) return huge.status();
   for (const auto& [size_kib, dir] : *huge) cpu.page_sizes_kib.push_back(size_kib);
+  cpu.huge_page_sizes_listed = true;  // the numa collector reads the pools without listing again
   return Status();
 }
 
@@ -339,38 +297,60 @@ class CpuCollector : public Collector {
   Status Collect(const CollectContext& context, HostCapabilities& caps) override {
     HostCpu& cpu = caps.cpu;
     if (cpu.arch.empty()) cpu.arch = HostArch(context.paths);
+    // Each source is read even when another fails: one odd /proc/cpuinfo must not
+    // lose the topology or the page sizes. The first problem is the collector's error.
+    Status first_problem;
+    auto note = [&first_problem](Status status) {
+      if (!status.ok() && first_problem.ok()) first_problem = std::move(status);
+    };
     std::string path = context.paths.Proc("cpuinfo");
-    auto text = ReadFile(path);
-    if (!text) return text.status();
-    auto cpuinfo = ParseCpuinfo(*text);
-    if (!cpuinfo) return Status::Error(path + ": " + cpuinfo.error());
+    std::optional<Cpuinfo> cpuinfo;
+    if (auto text = ReadFile(path); !text) {
+      note(text.status());
+    } else if (auto parsed = ParseCpuinfo(*text); !parsed) {
+      note(Status::Error(path + ": " + parsed.error()));
+    } else {
+      cpuinfo = std::move(*parsed);
+    }
 
     const CpuidSource* cpuid = IsX86(cpu.arch) ? context.probes.cpuid.get() : nullptr;
-    Status cpuid_status = cpuid ? cpuid->status() : Status();
-    if (IsX86(cpu.arch)) {
-      if (Status s = ReadX86Identity(*cpuinfo, cpuid, cpu); !s.ok()) return s;
-      DetectX86Virtualization(cpuid, context.probes.msr.get(), cpu);
-    } else if (cpu.arch == "aarch64" || cpu.arch == "armv7l") {
-      if (Status s = ReadArmIdentity(*cpuinfo, cpu); !s.ok()) return s;
-      DetectOtherVirtualization(cpu);
-    } else if (cpu.arch.rfind("ppc", 0) == 0) {
-      ReadPowerIdentity(*cpuinfo, cpu);
-      DetectOtherVirtualization(cpu);
-    } else if (cpu.arch.rfind("s390", 0) == 0) {
-      ReadS390Identity(*cpuinfo, cpu);
-      DetectOtherVirtualization(cpu);
-    } else {
-      cpu.model_name = cpuinfo->Get("model name");
-      cpu.features = FeatureList(cpuinfo->Get("flags") + " " + cpuinfo->Get("Features"));
-    }
-    if (Status s = ReadTopology(context.paths, *cpuinfo, cpu); !s.ok()) return s;
-    if (Status s = ReadPageSizes(context.paths, cpu); !s.ok()) return s;
+    if (cpuinfo) note(ReadIdentity(*cpuinfo, cpuid, context.probes.msr.get(), cpu));
+    if (cpuinfo && cpuinfo->processors.empty())
+      cpu.cpuinfo_problem = "no 'processor : N' entries; CPUs counted from sysfs";
+    note(ReadTopology(context.paths,
+                      cpuinfo ? static_cast<unsigned>(cpuinfo->processors.size()) : 0, cpu));
+    note(ReadPageSizes(context.paths, cpu));
     // libvirt's names (cpu_vocabulary.cpp); an unreadable map leaves only those unknown.
-    Status vocabulary = DescribeCpuInLibvirtTerms(context, *cpuinfo, cpu);
+    if (cpuinfo) note(DescribeCpuInLibvirtTerms(context, *cpuinfo, cpu));
     // A configured CPUID dump that cannot be read fails the collector, after
     // everything the files could tell has been recorded.
-    if (!cpuid_status.ok()) return cpuid_status;
-    return vocabulary;
+    if (cpuid) note(cpuid->status());
+    return first_problem;
+  }
+
+ private:
+  static Status ReadIdentity(const Cpuinfo& cpuinfo, const CpuidSource* cpuid, const MsrReader* msr,
+                             HostCpu& cpu) {
+    if (IsX86(cpu.arch)) {
+      if (Status s = ReadX86Identity(cpuinfo, cpuid, cpu); !s.ok()) return s;
+      DetectX86Virtualization(cpuid, msr, cpu);
+    } else if (cpu.arch == "aarch64" || cpu.arch == "armv7l") {
+      if (Status s = ReadArmIdentity(cpuinfo, cpu); !s.ok()) return s;
+      DetectOtherVirtualization(cpu);
+    } else if (cpu.arch.rfind("ppc", 0) == 0) {
+      ReadPowerIdentity(cpuinfo, cpu);
+      DetectOtherVirtualization(cpu);
+    } else if (cpu.arch.rfind("s390", 0) == 0) {
+      ReadS390Identity(cpuinfo, cpu);
+      DetectOtherVirtualization(cpu);
+    } else {
+      // RISC-V, LoongArch, SPARC, MIPS...: the common keys, whatever their case.
+      cpu.model_name = cpuinfo.Get("model name");
+      if (cpu.model_name.empty()) cpu.model_name = cpuinfo.Get("cpu");
+      cpu.features = FeatureList(cpuinfo.Get("flags") + " " + cpuinfo.Get("Features"));
+      return ReadAddressSizes(cpuinfo, cpu);
+    }
+    return Status();
   }
 };
 

@@ -4,13 +4,39 @@
 
 namespace virtcaps {
 
+namespace {
+
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ToLower(a) == ToLower(b);
+}
+
+// Exact key first; then any case ("Address Sizes" on LoongArch, "Processor" on old Arm).
+const std::string* Find(const CpuinfoBlock& block, const std::string& key) {
+  if (auto found = block.find(key); found != block.end()) return &found->second;
+  for (const auto& [name, value] : block) {
+    if (EqualsIgnoringCase(name, key)) return &value;
+  }
+  return nullptr;
+}
+
+// A block describes one processor when it carries "processor : N" (any case) or
+// s390x's "cpu number". Old 32-bit Arm prints "Processor : ARMv7 ..." as a name.
+bool IsProcessorBlock(const CpuinfoBlock& block) {
+  if (block.count("cpu number")) return true;
+  for (const auto& [name, value] : block) {
+    if (EqualsIgnoringCase(name, "processor") && ParseUint(value)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::string Cpuinfo::Get(const std::string& key) const {
   if (!processors.empty()) {
-    auto found = processors.front().find(key);
-    if (found != processors.front().end()) return found->second;
+    if (const std::string* value = Find(processors.front(), key)) return *value;
   }
-  auto found = global.find(key);
-  return found == global.end() ? std::string() : found->second;
+  const std::string* value = Find(global, key);
+  return value ? *value : std::string();
 }
 
 Expected<Cpuinfo> ParseCpuinfo(std::string_view text) {
@@ -18,7 +44,7 @@ Expected<Cpuinfo> ParseCpuinfo(std::string_view text) {
   CpuinfoBlock block;
   auto flush = [&] {
     if (block.empty()) return;
-    if (block.count("processor") || block.count("cpu number")) {
+    if (IsProcessorBlock(block)) {
       cpuinfo.processors.push_back(std::move(block));
     } else {
       for (auto& [key, value] : block) cpuinfo.global[key] = std::move(value);
@@ -47,10 +73,9 @@ Expected<Cpuinfo> ParseCpuinfo(std::string_view text) {
     block[key] = std::string(Trim(line.substr(colon + 1)));
   }
   flush();
-  // Old s390x kernels print only the header block; anything else needs processors.
-  if (cpuinfo.processors.empty() && !cpuinfo.global.count("# processors")) {
-    return Status::Error("no processor entries");
-  }
+  // Single-CPU 32-bit Arm, SPARC and old s390x kernels print no per-processor blocks:
+  // what they print is kept, and the CPUs are counted from sysfs instead.
+  if (cpuinfo.processors.empty() && cpuinfo.global.empty()) return Status::Error("empty file");
   return cpuinfo;
 }
 

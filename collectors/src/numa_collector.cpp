@@ -2,6 +2,9 @@
 // distances and CPUs with their socket/die/core ids and thread siblings; plus the
 // host-wide huge page pools.
 #include <algorithm>
+#include <map>
+
+#include "cpu_topology.h"
 
 #include "sysfs_values.h"
 #include "virtcaps/collector.h"
@@ -12,12 +15,14 @@ namespace virtcaps {
 
 namespace {
 
-// Huge page pools under `dir` (sys/kernel/mm/hugepages or nodeN/hugepages), by size.
-Expected<std::vector<PagePool>> ReadHugePagePools(const std::string& dir) {
+// Huge page pools of the given sizes under `dir` (sys/kernel/mm/hugepages or
+// nodeN/hugepages), ascending; a size the directory lacks is left out.
+Expected<std::vector<PagePool>> ReadHugePagePools(const std::string& dir,
+                                                  const std::vector<uint64_t>& sizes_kib) {
   std::vector<PagePool> pools;
-  auto sizes = ListHugePageDirs(dir);
-  if (!sizes) return sizes.status();
-  for (const auto& [size_kib, pool_dir] : *sizes) {
+  for (uint64_t size_kib : sizes_kib) {
+    std::string pool_dir = dir + "/hugepages-" + std::to_string(size_kib) + "kB";
+    if (!IsDirectory(pool_dir)) continue;
     PagePool pool;
     pool.size_kib = size_kib;
     auto total = ReadUint(pool_dir + "/nr_hugepages");
@@ -30,9 +35,19 @@ Expected<std::vector<PagePool>> ReadHugePagePools(const std::string& dir) {
     }
     pools.push_back(pool);
   }
-  std::sort(pools.begin(), pools.end(),
-            [](const PagePool& a, const PagePool& b) { return a.size_kib < b.size_kib; });
   return pools;
+}
+
+// The huge page sizes of this refresh: the cpu collector's listing when it made one,
+// else one listing here. Nodes offer the same sizes as the host.
+Expected<std::vector<uint64_t>> HugePageSizes(const HostPaths& paths, const HostCpu& cpu) {
+  if (cpu.huge_page_sizes_listed && !cpu.page_sizes_kib.empty())
+    return std::vector<uint64_t>(cpu.page_sizes_kib.begin() + 1, cpu.page_sizes_kib.end());
+  auto listed = ListHugePageDirs(paths.Sys("kernel/mm/hugepages"));
+  if (!listed) return listed.status();
+  std::vector<uint64_t> sizes;
+  for (const auto& [size_kib, dir] : *listed) sizes.push_back(size_kib);
+  return sizes;
 }
 
 // "Node 0 MemTotal:       16309284 kB" in nodeN/meminfo, or "MemTotal: ... kB" in /proc/meminfo.
@@ -51,40 +66,35 @@ Expected<uint64_t> ReadMemTotalKib(const std::string& path) {
   return Status::Error(path + ": no MemTotal");
 }
 
-Expected<CellCpu> ReadCellCpu(const HostPaths& paths, unsigned id) {
+CellCpu ToCellCpu(const LogicalCpu& logical) {
   CellCpu cpu;
-  cpu.id = id;
-  std::string dir = paths.Sys("devices/system/cpu/cpu" + std::to_string(id) + "/topology/");
-  if (!IsDirectory(dir)) return cpu;  // offline CPUs have no topology: listed by id only
-  auto read_id = [&](const char* file, std::optional<unsigned>& out, bool required) -> Status {
-    auto text = ReadValue(dir + file);
-    if (!text) return required ? text.status() : Status();
-    auto value = ParseInt(*text);
-    if (!value)
-      return Status::Error(dir + file + ": not an integer: '" + text->substr(0, 40) + "'");
-    out = static_cast<unsigned>(
-        std::max<int64_t>(*value, 0));  // -1 means "not reported": 0, as libvirt
-    return Status();
-  };
-  if (Status s = read_id("physical_package_id", cpu.socket_id, true); !s.ok()) return s;
-  if (Status s = read_id("die_id", cpu.die_id, false); !s.ok()) return s;
-  if (Status s = read_id("core_id", cpu.core_id, true); !s.ok()) return s;
-  if (!cpu.die_id) cpu.die_id = 0;
-  auto siblings = ReadCpuList(dir + "thread_siblings_list");
-  if (!siblings) return siblings.status();
-  cpu.siblings = *siblings;
+  cpu.id = logical.id;
+  cpu.socket_id = logical.socket_id;
+  cpu.die_id = logical.die_id;
+  cpu.core_id = logical.core_id;
+  cpu.siblings = logical.siblings;
   return cpu;
 }
 
+// What one refresh knows of every CPU, by id: the online ones go into the cells.
+struct CpuIndex {
+  std::map<unsigned, const LogicalCpu*> online;
+  void Add(const std::vector<LogicalCpu>& cpus) {
+    for (const LogicalCpu& cpu : cpus)
+      if (cpu.online) online[cpu.id] = &cpu;
+  }
+};
+
 Status ReadCell(const HostPaths& paths, unsigned id, const std::vector<unsigned>& node_ids,
-                uint64_t base_page_kib, NumaCell& cell) {
+                uint64_t base_page_kib, const std::vector<uint64_t>& huge_sizes,
+                const CpuIndex& cpus_by_id, NumaCell& cell) {
   cell.id = id;
   std::string dir = paths.Sys("devices/system/node/node" + std::to_string(id) + "/");
   auto memory = ReadMemTotalKib(dir + "meminfo");
   if (!memory) return memory.status();
   cell.memory_kib = *memory;
 
-  auto huge = ReadHugePagePools(dir + "hugepages");
+  auto huge = ReadHugePagePools(dir + "hugepages", huge_sizes);
   if (!huge) return huge.status();
   // libvirt reports the base pages left once the huge page pools are taken out.
   uint64_t huge_kib = 0;
@@ -106,12 +116,22 @@ Status ReadCell(const HostPaths& paths, unsigned id, const std::vector<unsigned>
     }
   }
 
-  auto cpus = ReadCpuList(dir + "cpulist");
+  // nodeN/cpulist, or the cpumap mask on kernels before 2.6.26.
+  Expected<std::vector<unsigned>> cpus = std::vector<unsigned>{};
+  if (PathExists(dir + "cpulist") || !PathExists(dir + "cpumap")) {
+    cpus = ReadCpuList(dir + "cpulist");
+  } else if (auto mask = ReadValue(dir + "cpumap"); !mask) {
+    cpus = mask.status();
+  } else if (auto parsed = ParseCpuMask(*mask)) {
+    cpus = *parsed;
+  } else {
+    cpus = Status::Error(dir + "cpumap: bad cpu mask '" + mask->substr(0, 40) + "'");
+  }
   if (!cpus) return cpus.status();
+  // Offline CPUs stay out of the cells, whatever the node's list says.
   for (unsigned cpu_id : *cpus) {
-    auto cpu = ReadCellCpu(paths, cpu_id);
-    if (!cpu) return cpu.status();
-    cell.cpus.push_back(*cpu);
+    auto found = cpus_by_id.online.find(cpu_id);
+    if (found != cpus_by_id.online.end()) cell.cpus.push_back(ToCellCpu(*found->second));
   }
   return Status();
 }
@@ -122,19 +142,31 @@ class NumaCollector : public Collector {
 
   Status Collect(const CollectContext& context, HostCapabilities& caps) override {
     const HostPaths& paths = context.paths;
-    auto host_pools = ReadHugePagePools(paths.Sys("kernel/mm/hugepages"));
+    auto huge_sizes = HugePageSizes(paths, caps.cpu);
+    if (!huge_sizes) return huge_sizes.status();
+    auto host_pools = ReadHugePagePools(paths.Sys("kernel/mm/hugepages"), *huge_sizes);
     if (!host_pools) return host_pools.status();
     caps.hugepages = *host_pools;
     uint64_t base_page_kib = caps.cpu.page_sizes_kib.empty() ? 4 : caps.cpu.page_sizes_kib.front();
 
-    std::string online_path = paths.Sys("devices/system/node/online");
-    if (!PathExists(online_path)) return CollectWithoutNuma(paths, base_page_kib, caps);
-    auto nodes = ReadCpuList(online_path);
+    // The cpu collector's topology read of this refresh, or our own when it did not run.
+    std::vector<LogicalCpu> own_read;
+    CpuIndex cpus_by_id;
+    if (caps.cpu.logical_cpus_read) {
+      cpus_by_id.Add(caps.cpu.logical_cpus);
+    } else {
+      auto read = ReadLogicalCpus(paths, 0);
+      if (!read) return read.status();
+      own_read = std::move(*read);
+      cpus_by_id.Add(own_read);
+    }
+
+    auto nodes = OnlineNodes(paths);
     if (!nodes) return nodes.status();
-    if (nodes->empty()) return Status::Error(online_path + ": no node online");
+    if (nodes->empty()) return CollectWithoutNuma(paths, base_page_kib, cpus_by_id, caps);
     for (unsigned id : *nodes) {
       NumaCell cell;
-      Status status = ReadCell(paths, id, *nodes, base_page_kib, cell);
+      Status status = ReadCell(paths, id, *nodes, base_page_kib, *huge_sizes, cpus_by_id, cell);
       caps.cells.push_back(std::move(cell));
       if (!status.ok()) return status;
     }
@@ -142,9 +174,32 @@ class NumaCollector : public Collector {
   }
 
  private:
+  // node/online; on kernels before 2.6.26 (no such file) the nodeN directories, as
+  // libnuma (and so libvirt) finds them. Empty when the host has no NUMA sysfs.
+  static Expected<std::vector<unsigned>> OnlineNodes(const HostPaths& paths) {
+    std::string online_path = paths.Sys("devices/system/node/online");
+    if (PathExists(online_path)) {
+      auto nodes = ReadCpuList(online_path);
+      if (nodes && nodes->empty()) return Status::Error(online_path + ": no node online");
+      return nodes;
+    }
+    std::vector<unsigned> nodes;
+    std::string node_dir = paths.Sys("devices/system/node");
+    if (!IsDirectory(node_dir)) return nodes;
+    auto entries = ListDirectory(node_dir);
+    if (!entries) return entries.status();
+    for (const std::string& entry : *entries) {
+      if (entry.size() <= 4 || entry.rfind("node", 0) != 0) continue;
+      if (auto id = ParseUint(std::string_view(entry).substr(4)))
+        nodes.push_back(static_cast<unsigned>(*id));
+    }
+    std::sort(nodes.begin(), nodes.end());
+    return nodes;
+  }
+
   // Without NUMA sysfs libvirt shows one cell holding every CPU and all memory.
   static Status CollectWithoutNuma(const HostPaths& paths, uint64_t base_page_kib,
-                                   HostCapabilities& caps) {
+                                   const CpuIndex& cpus_by_id, HostCapabilities& caps) {
     NumaCell cell;
     auto memory = ReadMemTotalKib(paths.Proc("meminfo"));
     if (!memory) return memory.status();
@@ -154,17 +209,7 @@ class NumaCollector : public Collector {
     cell.pages.push_back(
         {base_page_kib, (*memory > huge_kib ? *memory - huge_kib : 0) / base_page_kib, {}});
     cell.pages.insert(cell.pages.end(), caps.hugepages.begin(), caps.hugepages.end());
-    std::vector<unsigned> cpus;
-    if (std::string online = paths.Sys("devices/system/cpu/online"); PathExists(online)) {
-      auto list = ReadCpuList(online);
-      if (!list) return list.status();
-      cpus = *list;
-    }
-    for (unsigned id : cpus) {
-      auto cpu = ReadCellCpu(paths, id);
-      if (!cpu) return cpu.status();
-      cell.cpus.push_back(*cpu);
-    }
+    for (const auto& [id, cpu] : cpus_by_id.online) cell.cpus.push_back(ToCellCpu(*cpu));
     caps.cells.push_back(std::move(cell));
     return Status();
   }

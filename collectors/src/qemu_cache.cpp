@@ -198,11 +198,18 @@ std::optional<Guest> GuestFromXml(const XmlElement& element) {
   return guest;
 }
 
-// mkdir -p; an existing directory is fine.
+// mkdir -p; an existing directory is fine. New directories are 0755 whatever the
+// umask, so CheckPrivateDirectory accepts what the agent made.
 bool MakeDirectories(const std::string& path) {
   for (size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
     std::string prefix = path.substr(0, slash);
-    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) return false;
+    if (!prefix.empty()) {
+      if (::mkdir(prefix.c_str(), 0755) == 0) {
+        ::chmod(prefix.c_str(), 0755);
+      } else if (errno != EEXIST) {
+        return false;
+      }
+    }
     if (slash == std::string::npos) break;
   }
   return IsDirectory(path);
@@ -237,7 +244,10 @@ std::string QemuCachePath(const std::string& cache_dir, const std::string& emula
 
 std::optional<Guest> ReadQemuCache(const std::string& cache_dir, const std::string& emulator,
                                    const QemuBinaryIdentity& binary, const QemuHostFacts& facts) {
-  auto text = ReadFile(QemuCachePath(cache_dir, emulator), kMaxCacheFileBytes);
+  // Only our own directory and our own regular files count: a planted symlink, FIFO
+  // or forged entry is a miss, and the rewrite replaces it.
+  if (!CheckPrivateDirectory(cache_dir).ok()) return std::nullopt;
+  auto text = ReadPrivateFile(QemuCachePath(cache_dir, emulator), kMaxCacheFileBytes);
   if (!text) return std::nullopt;
   auto document = ParseXml(*text);
   if (!document || document->name != kRootName) return std::nullopt;
@@ -258,6 +268,7 @@ bool WriteQemuCache(const std::string& cache_dir, const std::string& emulator,
                     const QemuBinaryIdentity& binary, const QemuHostFacts& facts,
                     const Guest& guest) {
   if (cache_dir.empty() || !MakeDirectories(cache_dir)) return false;
+  if (!CheckPrivateDirectory(cache_dir).ok()) return false;
   XmlElement root(kRootName);
   root.SetAttribute("version", kFormatVersion);
   root.children.push_back(MakeKey(emulator, binary, facts));

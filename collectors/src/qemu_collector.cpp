@@ -1,5 +1,6 @@
 // The qemu hypervisor: one guest per emulator, from ProbeQemuEmulators.
 #include "virtcaps/cpu_vocabulary.h"
+#include "virtcaps/files.h"
 #include "virtcaps/hypervisors.h"
 #include "virtcaps/qemu.h"
 
@@ -20,6 +21,7 @@ class QemuCollector : public Collector {
     status.name = "qemu";
     status.emulators_found = static_cast<unsigned>(results.size());
     std::string errors;
+    std::vector<Guest> probed;
     for (QemuEmulatorResult& result : results) {
       if (!result.status.ok()) {
         ++status.probes_failed;
@@ -31,14 +33,25 @@ class QemuCollector : public Collector {
       } else {
         ++status.probes_spawned;
       }
-      caps.guests.push_back(std::move(result.guest));
+      probed.push_back(std::move(result.guest));
     }
+    for (Guest& guest : LibvirtQemuGuests(std::move(probed), caps.cpu.arch))
+      caps.guests.push_back(std::move(guest));
     // libvirt's model names and vendors (cpu_vocabulary.cpp); a bad map is only noted.
     Status named =
         NameGuestCpuModels(context.paths.Root(context.config.host.cpu_map_dir), caps.guests);
     if (!named.ok()) errors += (errors.empty() ? "" : "; ") + named.message();
     status.available = status.emulators_found > status.probes_failed;
-    status.detail = results.empty() ? "no qemu-system-* emulator found" : errors;
+    status.detail =
+        results.empty() ? "no qemu-system-* (or /usr/libexec/qemu-kvm) emulator found" : errors;
+    // A cache directory that someone else could write is not used: say so.
+    if (!options_.cache_dir.empty() && IsDirectory(options_.cache_dir)) {
+      Status cache = CheckPrivateDirectory(options_.cache_dir);
+      if (!cache.ok()) {
+        status.detail +=
+            (status.detail.empty() ? "" : "; ") + ("probe cache not used: " + cache.message());
+      }
+    }
     // One emulator failing is that emulator's problem; all failing is the collector's.
     if (!results.empty() && !status.available) return Status::Error(errors);
     return Status();

@@ -12,6 +12,7 @@
 #include <thread>
 #include <utility>
 
+#include "virtcaps/collector.h"
 #include "virtcaps/files.h"
 #include "virtcaps/json.h"
 #include "virtcaps/qemu.h"
@@ -245,7 +246,9 @@ Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply, size
     }
     if (name->string() == "none") continue;  // libvirt leaves the empty machine out
     Entry entry;
-    entry.machine.name = name->string();
+    // Clean before the name is cached: a U+FFFF from QMP must not make the entry
+    // unparsable (and the emulator re-spawned every refresh).
+    entry.machine.name = SanitizeText(name->string());
     if (const JsonValue* cpu_max = item.Find("cpu-max")) {
       auto value = cpu_max->integer();
       if (!value || *value < 0 || *value > 0xFFFFFFFFll) {
@@ -260,15 +263,13 @@ Expected<std::vector<GuestMachine>> MachinesFromQmp(const JsonValue& reply, size
     if (const JsonValue* is_default = item.Find("is-default")) {
       entry.machine.is_default = is_default->bool_value();
     }
-    if (const JsonValue* alias = item.Find("alias")) entry.alias = alias->string();
+    if (const JsonValue* alias = item.Find("alias")) entry.alias = SanitizeText(alias->string());
     entries.push_back(std::move(entry));
   }
-  // The default machine first, the rest by name; each aliased machine is followed by
-  // an entry named after its alias, as libvirt lists them.
-  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    if (a.machine.is_default != b.machine.is_default) return a.machine.is_default;
-    return a.machine.name < b.machine.name;
-  });
+  // QEMU's order with the default machine moved to the front, as libvirt keeps them;
+  // each aliased machine is followed by an entry named after its alias.
+  std::stable_partition(entries.begin(), entries.end(),
+                        [](const Entry& entry) { return entry.machine.is_default; });
   std::vector<GuestMachine> machines;
   for (const Entry& entry : entries) {
     machines.push_back(entry.machine);
@@ -289,10 +290,10 @@ std::vector<GuestFeature> FeaturesFor(const std::string& arch) {
     features.push_back({"pae", std::nullopt, std::nullopt});
     features.push_back({"nonpae", std::nullopt, std::nullopt});
   }
-  if (arch == "i686" || arch == "x86_64") {
-    features.push_back({"acpi", true, true});
-    features.push_back({"apic", true, false});
-  }
+  // libvirt's virQEMUCapsInitGuestFromBinary: ACPI on x86 and aarch64, APIC on x86.
+  bool x86 = arch == "i686" || arch == "x86_64";
+  if (x86 || arch == "aarch64") features.push_back({"acpi", true, true});
+  if (x86) features.push_back({"apic", true, false});
   features.push_back({"cpuselection", std::nullopt, std::nullopt});
   features.push_back({"deviceboot", std::nullopt, std::nullopt});
   features.push_back({"disksnapshot", true, false});
@@ -438,6 +439,24 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
     }
     found.push_back(std::move(candidate));
   }
+  // RHEL-family hosts ship the host-arch emulator as /usr/libexec/qemu-kvm, outside
+  // $PATH, and no qemu-system-<host arch>: libvirt falls back to it for native guests.
+  std::string host_arch = HostArch(paths);
+  bool have_native = std::any_of(found.begin(), found.end(), [&](const Candidate& candidate) {
+    auto arch = QemuTargetArch(SuffixTarget(candidate.emulator));
+    return arch && QemuGuestIsNative(host_arch, arch->arch);
+  });
+  if (!have_native) {
+    Candidate candidate;
+    candidate.emulator = "/usr/libexec/qemu-kvm";
+    candidate.exec_path = JoinPath(paths.rootfs, candidate.emulator);
+    struct stat st;
+    if (::stat(candidate.exec_path.c_str(), &st) == 0 && IsExecutableFile(st)) {
+      candidate.device = st.st_dev;
+      candidate.inode = st.st_ino;
+      found.push_back(std::move(candidate));
+    }
+  }
   std::stable_sort(found.begin(), found.end(),
                    [](const Candidate& a, const Candidate& b) { return a.emulator < b.emulator; });
   // One probe per binary: a path seen before, or another name (symlink, hard link)
@@ -502,6 +521,50 @@ std::string FormatUint(uint64_t value, bool hex) {
 }
 
 }  // namespace
+
+bool QemuGuestIsNative(std::string_view host, std::string_view guest) {
+  auto is_ppc64 = [](std::string_view arch) { return arch == "ppc64" || arch == "ppc64le"; };
+  return host == guest || (host == "x86_64" && guest == "i686") ||
+         (host == "aarch64" && guest == "armv7l") || (is_ppc64(host) && is_ppc64(guest));
+}
+
+std::vector<Guest> LibvirtQemuGuests(std::vector<Guest> probed, std::string_view host_arch) {
+  auto has_arch = [&](std::string_view arch) {
+    return std::any_of(probed.begin(), probed.end(),
+                       [&](const Guest& guest) { return guest.arch == arch; });
+  };
+  // A second guest from a binary already probed, under another arch.
+  auto derive = [](const Guest& from, const char* arch, unsigned wordsize) {
+    Guest guest = from;
+    guest.arch = arch;
+    guest.wordsize = wordsize;
+    guest.features = FeaturesFor(guest.arch);
+    return guest;
+  };
+  // armv7l on an aarch64 host comes from qemu-system-aarch64 first (KVM can run it
+  // there; qemu-system-arm would be TCG only), as virQEMUCapsFindBinaryForArch says.
+  bool has_aarch64 = has_arch("aarch64");
+  bool arm_from_aarch64 = host_arch == "aarch64" && has_aarch64;
+  bool i686_from_x86_64 = host_arch == "x86_64" && !has_arch("i686");
+  bool ppc64le_from_ppc64 = !has_arch("ppc64le");
+  std::vector<Guest> guests;
+  for (Guest& guest : probed) {
+    if (host_arch == "aarch64" && has_aarch64 && guest.arch == "armv7l") continue;
+    guests.push_back(guest);
+    const Guest& from = guests.back();
+    if (from.arch == "x86_64" && i686_from_x86_64) {
+      guests.push_back(derive(from, "i686", 32));
+      i686_from_x86_64 = false;
+    } else if (from.arch == "aarch64" && arm_from_aarch64) {
+      guests.push_back(derive(from, "armv7l", 32));
+      arm_from_aarch64 = false;
+    } else if (from.arch == "ppc64" && ppc64le_from_ppc64) {
+      guests.push_back(derive(from, "ppc64le", 64));
+      ppc64le_from_ppc64 = false;
+    }
+  }
+  return guests;
+}
 
 std::optional<ArchInfo> QemuTargetArch(std::string_view target) {
   for (const TargetArch& entry : kTargets) {

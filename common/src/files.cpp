@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstring>
+#include <ctime>
 
 #include "virtcaps/strings.h"
 
@@ -19,9 +22,50 @@ Status ErrnoStatus(const std::string& path, int error) {
 }
 }  // namespace
 
-Expected<std::string> ReadFile(const std::string& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(path, errno);
+namespace {
+
+const char* FileKind(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISDIR(mode)) return "a directory";
+  return "not a regular file";
+}
+
+// Opens without blocking (a FIFO with no writer would hold open() forever) and
+// refuses anything but a regular file. `private_file`: also no symlink, our own file.
+Expected<int> OpenRegularFile(const std::string& path, size_t max_bytes, bool private_file) {
+  int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (private_file ? O_NOFOLLOW : 0);
+  int fd = ::open(path.c_str(), flags);
+  if (fd < 0) {
+    if (private_file && errno == ELOOP) return Status::Error(path + ": a symlink: refused");
+    return ErrnoStatus(path, errno);
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int error = errno;
+    ::close(fd);
+    return ErrnoStatus(path, error);
+  }
+  std::string problem;
+  if (!S_ISREG(st.st_mode)) {
+    problem = std::string(FileKind(st.st_mode)) + ", not a regular file: refused";
+  } else if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    problem = "larger than " + std::to_string(max_bytes) + " bytes";
+  } else if (private_file && st.st_uid != ::geteuid()) {
+    problem = "owned by uid " + std::to_string(st.st_uid) + ", not by this agent's user: refused";
+  } else if (private_file && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    problem = "writable by group or others: refused";
+  }
+  if (!problem.empty()) {
+    ::close(fd);
+    return Status::Error(path + ": " + problem);
+  }
+  return fd;
+}
+
+Expected<std::string> ReadOpenFile(const std::string& path, int fd, size_t max_bytes) {
   std::string content;
   char buffer[8192];
   while (true) {
@@ -33,19 +77,34 @@ Expected<std::string> ReadFile(const std::string& path, size_t max_bytes) {
       return ErrnoStatus(path, error);
     }
     if (n == 0) break;
-    content.append(buffer, static_cast<size_t>(n));
-    if (content.size() > max_bytes) {
+    if (content.size() + static_cast<size_t>(n) > max_bytes) {
       ::close(fd);
       return Status::Error(path + ": larger than " + std::to_string(max_bytes) + " bytes");
     }
+    content.append(buffer, static_cast<size_t>(n));
   }
   ::close(fd);
   return content;
 }
 
+}  // namespace
+
+Expected<std::string> ReadFile(const std::string& path, size_t max_bytes) {
+  auto fd = OpenRegularFile(path, max_bytes, false);
+  if (!fd) return fd.status();
+  return ReadOpenFile(path, *fd, max_bytes);
+}
+
+Expected<std::string> ReadPrivateFile(const std::string& path, size_t max_bytes) {
+  auto fd = OpenRegularFile(path, max_bytes, true);
+  if (!fd) return fd.status();
+  return ReadOpenFile(path, *fd, max_bytes);
+}
+
 Expected<std::string> ReadFileHead(const std::string& path, size_t bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(path, errno);
+  auto opened = OpenRegularFile(path, SIZE_MAX, false);
+  if (!opened) return opened.status();
+  int fd = *opened;
   std::string content(bytes, '\0');
   size_t filled = 0;
   while (filled < bytes) {
@@ -65,7 +124,7 @@ Expected<std::string> ReadFileHead(const std::string& path, size_t bytes) {
 }
 
 Expected<std::string> ReadValue(const std::string& path) {
-  auto content = ReadFile(path, 1u << 20);
+  auto content = ReadFile(path, kMaxValueFileBytes);
   if (!content) return content.status();
   return std::string(Trim(*content));
 }
@@ -111,9 +170,20 @@ Expected<std::vector<std::string>> ListDirectory(const std::string& path) {
 }
 
 Status WriteFileAtomically(const std::string& path, const std::string& content) {
-  std::string temp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(temp, errno);
+  // A name no one can have planted: O_EXCL fails on anything already there, and
+  // O_NOFOLLOW refuses to follow a symlink planted under the name.
+  std::string temp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 16; ++attempt) {
+    struct timespec now;
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    temp = path + ".tmp." + std::to_string(::getpid()) + "." +
+           std::to_string(static_cast<unsigned long>(now.tv_nsec) ^
+                          static_cast<unsigned long>(attempt) << 20);
+    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST) return ErrnoStatus(temp, errno);
+  }
+  if (fd < 0) return ErrnoStatus(temp, EEXIST);
   size_t written = 0;
   while (written < content.size()) {
     ssize_t n = ::write(fd, content.data() + written, content.size() - written);
@@ -131,10 +201,44 @@ Status WriteFileAtomically(const std::string& path, const std::string& content) 
     ::unlink(temp.c_str());
     return ErrnoStatus(temp, error);
   }
+  // rename() replaces the name itself: a symlink or FIFO planted as `path` is
+  // replaced, never followed.
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     int error = errno;
     ::unlink(temp.c_str());
     return ErrnoStatus(path, error);
+  }
+  return Status();
+}
+
+Status CheckPrivateDirectory(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return ErrnoStatus(path, errno);
+  if (S_ISLNK(st.st_mode)) return Status::Error(path + ": a symlink: refused");
+  if (!S_ISDIR(st.st_mode)) return Status::Error(path + ": not a directory");
+  uid_t self = ::geteuid();
+  if (st.st_uid != self) {
+    return Status::Error(path + ": owned by uid " + std::to_string(st.st_uid) +
+                         ", not by this agent's user (uid " + std::to_string(self) + "): refused");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return Status::Error(path + ": writable by group or others: refused");
+  }
+  // Whoever can replace an ancestor can replace the directory.
+  std::string ancestor = path;
+  while (true) {
+    size_t slash = ancestor.find_last_of('/');
+    if (slash == std::string::npos) break;
+    ancestor = slash == 0 ? "/" : ancestor.substr(0, slash);
+    struct stat parent;
+    if (::stat(ancestor.c_str(), &parent) != 0) return ErrnoStatus(ancestor, errno);
+    bool trusted_owner = parent.st_uid == 0 || parent.st_uid == self;
+    bool others_write = (parent.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+    if (!trusted_owner || (others_write && (parent.st_mode & S_ISVTX) == 0)) {
+      return Status::Error(path + ": its parent " + ancestor +
+                           " can be changed by another user: refused");
+    }
+    if (ancestor == "/") break;
   }
   return Status();
 }

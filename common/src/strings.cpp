@@ -152,4 +152,75 @@ std::string FormatDouble(double value) {
   return std::string(buffer, ptr);
 }
 
+namespace {
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+// Length of the well-formed UTF-8 sequence at text[at] (0 if malformed: a stray or
+// missing continuation byte, an overlong form, a surrogate, past U+10FFFF), and
+// whether XML 1.0 and the Prometheus format may carry that character as it is.
+size_t SequenceLength(std::string_view text, size_t at, bool& allowed) {
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(text[at + i]); };
+  unsigned char lead = byte(0);
+  allowed = false;
+  if (lead < 0x80) {
+    allowed = lead >= 0x20 && lead != 0x7F;
+    return 1;
+  }
+  size_t length;
+  uint32_t code;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2, code = lead & 0x1F;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3, code = lead & 0x0F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4, code = lead & 0x07;
+  } else {
+    return 0;  // a continuation byte, an overlong lead (C0, C1) or F5..FF
+  }
+  if (at + length > text.size()) return 0;
+  for (size_t i = 1; i < length; ++i) {
+    if ((byte(i) & 0xC0) != 0x80) return 0;
+    code = (code << 6) | (byte(i) & 0x3F);
+  }
+  if ((length == 3 && code < 0x800) || (length == 4 && code < 0x10000)) return 0;  // overlong
+  if (code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
+  // C1 controls and the two BMP noncharacters XML 1.0 excludes.
+  allowed = !(code >= 0x80 && code <= 0x9F) && code != 0xFFFE && code != 0xFFFF;
+  return length;
+}
+
+}  // namespace
+
+bool SanitizeInPlace(std::string& text) {
+  size_t at = 0;
+  bool allowed = true;
+  while (at < text.size()) {  // the common case: nothing to do, no copy
+    size_t length = SequenceLength(text, at, allowed);
+    if (length == 0 || !allowed) break;
+    at += length;
+  }
+  if (at == text.size()) return false;
+  std::string clean = text.substr(0, at);
+  while (at < text.size()) {
+    size_t length = SequenceLength(text, at, allowed);
+    if (length > 0 && allowed) {
+      clean.append(text, at, length);
+    } else if (length == 1 && (text[at] == '\t' || text[at] == '\n' || text[at] == '\r')) {
+      clean += ' ';
+    } else {
+      clean += kReplacement;  // one for a disallowed character, one per malformed byte
+    }
+    at += length > 0 ? length : 1;
+  }
+  text = std::move(clean);
+  return true;
+}
+
+std::string SanitizeText(std::string_view text) {
+  std::string copy(text);
+  SanitizeInPlace(copy);
+  return copy;
+}
+
 }  // namespace virtcaps

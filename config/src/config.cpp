@@ -1,5 +1,7 @@
 #include "virtcaps/config.h"
 
+#include <arpa/inet.h>
+
 #include "virtcaps/yaml_checks.h"
 
 #include <set>
@@ -46,9 +48,10 @@ class Parser : public YamlChecks {
  private:
   void ParseWeb(const YAML::Node& node, WebConfig& web) const {
     ExpectMap(node, "web");
-    CheckKeys(node, "web",
-              {"listen_addresses", "telemetry_path", "max_connections", "request_timeout",
-               "max_request_header_bytes"});
+    CheckKeys(
+        node, "web",
+        {"listen_addresses", "telemetry_path", "max_connections", "max_connections_per_client",
+         "allowed_networks", "health_without_auth", "request_timeout", "max_request_header_bytes"});
     if (auto value = node["max_connections"]) {
       web.max_connections = static_cast<int>(IntValue(value, "web.max_connections", 1, 4096));
     }
@@ -72,11 +75,34 @@ class Parser : public YamlChecks {
         }
       }
     }
+    if (auto value = node["max_connections_per_client"]) {
+      web.max_connections_per_client =
+          static_cast<int>(IntValue(value, "web.max_connections_per_client", 1, 4096));
+    }
+    if (web.max_connections_per_client > web.max_connections) {
+      if (node["max_connections_per_client"]) {
+        Fail(node["max_connections_per_client"], "web.max_connections_per_client",
+             "is above max_connections (" + std::to_string(web.max_connections) +
+                 "): one client could hold every worker");
+      }
+      web.max_connections_per_client = web.max_connections;  // the default, for a tiny pool
+    }
+    if (auto networks = node["allowed_networks"]) {
+      web.allowed_networks = StringList(networks, "web.allowed_networks");
+      for (size_t i = 0; i < web.allowed_networks.size(); ++i) {
+        std::string error = ValidateIpv4Network(web.allowed_networks[i]);
+        if (!error.empty()) {
+          Fail(networks[i], "web.allowed_networks[" + std::to_string(i) + "]", error);
+        }
+      }
+    }
+    if (auto value = node["health_without_auth"]) {
+      web.health_without_auth = BoolValue(value, "web.health_without_auth");
+    }
     if (auto path = node["telemetry_path"]) {
       web.telemetry_path = StringValue(path, "web.telemetry_path");
-      if (web.telemetry_path.size() < 2 || web.telemetry_path.front() != '/') {
-        Fail(path, "web.telemetry_path", "expected a path such as /metrics");
-      }
+      std::string error = ValidateTelemetryPath(web.telemetry_path);
+      if (!error.empty()) Fail(path, "web.telemetry_path", error);
     }
   }
 
@@ -327,6 +353,38 @@ class Parser : public YamlChecks {
 };
 
 }  // namespace
+
+std::string ValidateTelemetryPath(const std::string& path) {
+  if (path.size() < 2 || path.front() != '/') return "expected a path such as /metrics";
+  for (char c : path) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '?' || c == '#' || c == '%') {
+      return "cannot contain spaces, control characters, '?', '#' or '%' (it is matched "
+             "against the request path as sent)";
+    }
+  }
+  for (const char* taken : {"/capabilities", "/healthz"}) {
+    if (path == taken) return std::string("collides with the ") + taken + " endpoint";
+  }
+  return "";
+}
+
+std::string ValidateIpv4Network(const std::string& network) {
+  std::string address = network;
+  uint64_t prefix = 32;
+  if (size_t slash = network.find('/'); slash != std::string::npos) {
+    address = network.substr(0, slash);
+    auto bits = ParseUint(std::string_view(network).substr(slash + 1));
+    if (!bits || *bits > 32) return "expected a prefix length from 0 to 32 after '/'";
+    prefix = *bits;
+  }
+  struct in_addr parsed;
+  if (inet_pton(AF_INET, address.c_str(), &parsed) != 1) {
+    return "expected an IPv4 network such as 10.0.0.0/8 or an address such as 192.0.2.7";
+  }
+  uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+  if ((ntohl(parsed.s_addr) & ~mask) != 0) return "has host bits set after the prefix";
+  return "";
+}
 
 std::string ValidateListenAddress(const std::string& address) {
   size_t colon = address.rfind(':');

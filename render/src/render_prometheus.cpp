@@ -128,15 +128,45 @@ void AddCpu(Exposition& out, const HostCpu& cpu) {
             "(IA32_FEATURE_CONTROL, VM_CR or CPUID against cpuinfo), NaN if unknown.",
             Tristate(virt.firmware_disabled));
   if (cpu.topology) {
-    out.Gauge("virtcaps_cpu_sockets", "CPU sockets (physical packages) from sysfs topology.",
-              cpu.topology->sockets);
-    out.Gauge("virtcaps_cpu_dies_per_socket", "CPU dies per socket from sysfs topology.",
-              cpu.topology->dies);
-    out.Gauge("virtcaps_cpu_cores_per_die", "CPU cores per die from sysfs topology.",
-              cpu.topology->cores);
-    out.Gauge("virtcaps_cpu_threads_per_core", "Hardware threads per core from sysfs topology.",
-              cpu.topology->threads);
+    const CpuTopology& topology = *cpu.topology;
+    out.Gauge("virtcaps_cpu_sockets",
+              "Physical CPU packages: distinct physical_package_id of online CPUs (the XML "
+              "topology counts sockets per NUMA node, as libvirt does).",
+              topology.physical_packages);
+    out.Gauge("virtcaps_cpu_dies_per_socket",
+              "Physical dies per package: distinct die_id per physical_package_id.",
+              topology.physical_packages
+                  ? static_cast<double>(topology.physical_dies) / topology.physical_packages
+                  : 0);
+    out.Gauge("virtcaps_cpu_topology_sockets",
+              "Sockets as libvirt reports them (most in one NUMA node; 1 in the flat fallback).",
+              topology.sockets);
+    out.Gauge("virtcaps_cpu_cores_per_die",
+              "Cores per socket as libvirt counts them (most distinct core_id in one socket of "
+              "one node; every CPU in the flat fallback).",
+              topology.cores);
+    out.Gauge("virtcaps_cpu_threads_per_core",
+              "Threads per core as libvirt counts them (most thread siblings of one CPU; 1 in "
+              "the flat fallback).",
+              topology.threads);
+    out.Gauge("virtcaps_cpu_topology_flat_fallback",
+              "1 if nodes x sockets x cores x threads did not equal the present CPUs, so the "
+              "topology is libvirt's flat 1 socket x N cores x 1 thread.",
+              Bool(topology.method == "flat_fallback"));
+    out.Gauge("virtcaps_cpu_topology_info",
+              "How the CPU topology was derived: per_node, whole_host (no NUMA sysfs) or "
+              "flat_fallback.",
+              1, {{"method", topology.method}});
+    out.Gauge("virtcaps_cpu_offline", "Present but offline logical CPUs in the topology count.",
+              topology.offline_cpus);
   }
+  out.Gauge("virtcaps_xml_arch_in_schema",
+            "1 if libvirt 9.0's capability schema names the host architecture; 0 if the XML "
+            "uses a newer libvirt arch name (loongarch64) that schema rejects.",
+            Bool(ArchInTargetSchema(cpu.arch)));
+  out.Gauge("virtcaps_cpu_present",
+            "Present logical CPUs (/sys/devices/system/cpu/present, else online, else cpuinfo).",
+            cpu.present_cpus);
   out.Gauge("virtcaps_cpu_online", "Online logical CPUs (/sys/devices/system/cpu/online).",
             cpu.online_cpus);
   if (cpu.max_phys_addr_bits) {
@@ -211,6 +241,36 @@ void AddNuma(Exposition& out, const HostCapabilities& caps) {
     if (!pool.free) continue;
     out.Gauge("virtcaps_hugepages_free", "Huge pages free on the host, per page size.",
               static_cast<double>(*pool.free), {{"page_size_bytes", Bytes(pool.size_kib)}});
+  }
+}
+
+// Resource control (resctrl) as the cache collector found it; the 0/1 gauges are
+// always present so that alerts can test them.
+void AddResctrl(Exposition& out, const HostCapabilities& caps) {
+  std::set<std::pair<unsigned, std::string>> seen;
+  bool any_control = false;
+  for (const CacheBank& bank : caps.caches) {
+    for (const CacheControl& control : bank.controls) {
+      any_control = true;
+      if (!seen.insert({bank.level, control.type}).second) continue;
+      out.Gauge("virtcaps_cache_allocation_classes",
+                "Classes of service for cache allocation per cache level and type (resctrl "
+                "num_closids; type code/data when CDP is on).",
+                control.max_allocs,
+                {{"level", std::to_string(bank.level)}, {"type", control.type}});
+    }
+  }
+  out.Gauge("virtcaps_cache_allocation_supported",
+            "1 if resctrl offers cache allocation on a listed cache bank (libvirt's <control>).",
+            Bool(any_control));
+  out.Gauge("virtcaps_memory_bandwidth_allocation_supported",
+            "1 if resctrl offers memory bandwidth allocation (info/MB, libvirt's "
+            "<memory_bandwidth>).",
+            Bool(!caps.memory_bandwidth.empty()));
+  if (caps.cache_monitor) {
+    out.Gauge("virtcaps_resctrl_monitors",
+              "Monitoring groups resctrl can run at once (info/L3_MON/num_rmids).",
+              caps.cache_monitor->max_monitors);
   }
 }
 
@@ -371,6 +431,7 @@ std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& r
   if (CollectorRan(caps, "cpu")) AddCpu(out, caps.cpu);
   if (CollectorRan(caps, "kvm")) AddKvm(out, caps.kvm);
   if (CollectorRan(caps, "numa")) AddNuma(out, caps);
+  if (CollectorRan(caps, "cache")) AddResctrl(out, caps);
   if (caps.iommu) AddIommu(out, *caps.iommu);
   if (caps.facilities) AddFacilities(out, *caps.facilities);
   if (!caps.secure_guests.empty()) AddSecureGuests(out, caps.secure_guests);
@@ -402,6 +463,10 @@ std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& r
       "1 if the latest configuration reload (SIGHUP) was applied, 0 if it was rejected and the "
       "previous configuration stays in force.",
       Bool(refresh.config_reload_ok));
+  out.Gauge("virtcaps_web_config_last_reload_successful",
+            "1 if the latest re-read of --web.config.file was applied (or there is none), 0 if it "
+            "was refused and the previous web settings stay in force.",
+            Bool(refresh.web_config_reload_ok));
   out.Gauge("virtcaps_config_last_reload_success_timestamp_seconds",
             "Unix time the configuration in force was loaded.", refresh.config_loaded_at_seconds);
   out.Counter("virtcaps_refreshes_total", "Refreshes completed since the agent started.",

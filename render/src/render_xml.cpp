@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "virtcaps/renderers.h"
 #include "virtcaps/strings.h"
@@ -31,6 +33,8 @@ void AddHostCpu(XmlElement& host, const HostCpu& cpu) {
         .SetAttribute("frequency", Str(cpu.tsc->frequency_hz))
         .SetAttribute("scaling", *cpu.tsc->scaling ? "yes" : "no");
   }
+  // libvirt's numbers, as `virsh nodeinfo` shows them: sockets per NUMA node, and the
+  // flat 1 x CPUs x 1 when its counts did not add up. The metrics keep the packages.
   if (cpu.topology) {
     element.Add("topology")
         .SetAttribute("sockets", Str(cpu.topology->sockets))
@@ -98,18 +102,75 @@ std::pair<uint64_t, std::string> ScaledSize(uint64_t bytes) {
   return {bytes, kUnits[unit]};
 }
 
-void AddCache(XmlElement& host, const std::vector<CacheBank>& banks) {
+// A size in the largest unit that divides every one of `bytes` exactly (zeros aside).
+std::pair<std::vector<uint64_t>, std::string> ScaledSizes(std::vector<uint64_t> bytes) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  size_t unit = 0;
+  auto divisible = [&] {
+    bool any = false;
+    for (uint64_t value : bytes) {
+      if (value % 1024 != 0) return false;
+      any = any || value != 0;
+    }
+    return any;
+  };
+  while (unit + 1 < std::size(kUnits) && divisible()) {
+    for (uint64_t& value : bytes) value /= 1024;
+    ++unit;
+  }
+  return {bytes, kUnits[unit]};
+}
+
+void AddMonitor(XmlElement& parent, const ResctrlMonitor& monitor) {
+  XmlElement& element = parent.Add("monitor");
+  // The schema takes level and reuseThreshold together or not at all.
+  if (monitor.level && monitor.reuse_threshold) {
+    element.SetAttribute("level", Str(*monitor.level))
+        .SetAttribute("reuseThreshold", Str(*monitor.reuse_threshold));
+  }
+  element.SetAttribute("maxMonitors", Str(monitor.max_monitors));
+  for (const std::string& feature : monitor.features)
+    element.Add("feature").SetAttribute("name", feature);
+}
+
+void AddCache(XmlElement& host, const std::vector<CacheBank>& banks,
+              const std::optional<ResctrlMonitor>& monitor) {
   XmlElement& cache = host.Add("cache");
   for (const CacheBank& bank : banks) {
     auto [size, unit] = ScaledSize(bank.size_bytes);
-    cache.Add("bank")
-        .SetAttribute("id", Str(bank.id))
-        .SetAttribute("level", Str(bank.level))
-        .SetAttribute("type", bank.type)
-        .SetAttribute("size", Str(size))
-        .SetAttribute("unit", unit)
-        .SetAttribute("cpus", FormatCpuList(bank.cpus));
+    XmlElement& element = cache.Add("bank")
+                              .SetAttribute("id", Str(bank.id))
+                              .SetAttribute("level", Str(bank.level))
+                              .SetAttribute("type", bank.type)
+                              .SetAttribute("size", Str(size))
+                              .SetAttribute("unit", unit)
+                              .SetAttribute("cpus", FormatCpuList(bank.cpus));
+    for (const CacheControl& control : bank.controls) {
+      auto [sizes, control_unit] = ScaledSizes({control.granularity_bytes, control.min_bytes});
+      XmlElement& control_element = element.Add("control");
+      control_element.SetAttribute("granularity", Str(sizes[0]));
+      if (control.min_bytes) control_element.SetAttribute("min", Str(sizes[1]));
+      control_element.SetAttribute("unit", control_unit)
+          .SetAttribute("type", control.type)
+          .SetAttribute("maxAllocs", Str(control.max_allocs));
+    }
   }
+  if (monitor && !monitor->features.empty()) AddMonitor(cache, *monitor);
+}
+
+void AddMemoryBandwidth(XmlElement& host, const std::vector<MemoryBandwidthNode>& nodes,
+                        const std::optional<ResctrlMonitor>& monitor) {
+  XmlElement& element = host.Add("memory_bandwidth");
+  for (const MemoryBandwidthNode& node : nodes) {
+    XmlElement& node_element = element.Add("node")
+                                   .SetAttribute("id", Str(node.id))
+                                   .SetAttribute("cpus", FormatCpuList(node.cpus));
+    XmlElement& control = node_element.Add("control");
+    control.SetAttribute("granularity", Str(node.granularity_percent));
+    if (node.min_percent) control.SetAttribute("min", Str(node.min_percent));
+    control.SetAttribute("maxAllocs", Str(node.max_allocs));
+  }
+  if (monitor && !monitor->features.empty()) AddMonitor(element, *monitor);
 }
 
 void AddHost(XmlElement& root, const HostCapabilities& caps) {
@@ -126,7 +187,10 @@ void AddHost(XmlElement& root, const HostCapabilities& caps) {
     host.Add("iommu").SetAttribute("support", caps.iommu->kernel_enabled ? "yes" : "no");
   // migration_features is left out: only a migration driver can say what it supports.
   if (!caps.cells.empty()) AddTopology(host, caps.cells);
-  if (!caps.caches.empty()) AddCache(host, caps.caches);
+  if (!caps.caches.empty()) AddCache(host, caps.caches, caps.cache_monitor);
+  // The schema needs at least one node; libvirt prints none without MBA.
+  if (!caps.memory_bandwidth.empty())
+    AddMemoryBandwidth(host, caps.memory_bandwidth, caps.memory_bandwidth_monitor);
   for (const SecurityModel& model : caps.secmodels) {
     XmlElement& secmodel = host.Add("secmodel");
     secmodel.Add("model", model.model);
@@ -168,6 +232,17 @@ void AddGuest(XmlElement& root, const Guest& guest) {
 }
 
 }  // namespace
+
+bool ArchInTargetSchema(std::string_view arch) {
+  // basictypes.rng "archnames" of libvirt 9.0.
+  static constexpr std::string_view kArches[] = {
+      "aarch64",  "alpha",    "armv6l",     "armv7l",       "cris",   "i686",    "ia64",
+      "lm32",     "m68k",     "microblaze", "microblazeel", "mips",   "mipsel",  "mips64",
+      "mips64el", "openrisc", "parisc",     "parisc64",     "ppc",    "ppc64",   "ppc64le",
+      "ppcemb",   "riscv32",  "riscv64",    "s390",         "s390x",  "sh4",     "sh4eb",
+      "sparc",    "sparc64",  "unicore32",  "x86_64",       "xtensa", "xtensaeb"};
+  return std::find(std::begin(kArches), std::end(kArches), arch) != std::end(kArches);
+}
 
 XmlElement CapabilitiesXml(const HostCapabilities& caps) {
   XmlElement root("capabilities");

@@ -109,8 +109,8 @@ wait_for 'virtcaps_guest_cpu_model_usable{arch="x86_64",virttype="kvm",model="pe
 host=$(query 'virtcaps_guest_cpu_model_usable{arch="x86_64",virttype="kvm",model="pentium3"} == 1' | jq -r '.data.result[0].metric.host')
 [[ "$host" == "novmx" ]] || fail "pentium3 placement lists host '$host'"
 wait_for 'virtcaps_guest_cpu_model_usable{arch="x86_64",virttype="kvm",model="EPYC-Rome"} == 1' 0
-wait_for 'virtcaps:guest_cpu_model_usable:hosts{virttype="kvm"}' 4
-pool=$(query 'virtcaps:guest_cpu_model_usable:hosts == on () group_left () scalar(count(count by (instance) (virtcaps_guest_cpu_model_usable)))' | jq -r '[.data.result[].metric.model] | sort | join(",")')
+wait_for 'virtcaps:guest_cpu_model_usable:hosts{arch="x86_64",virttype="kvm"}' 4
+pool=$(query 'virtcaps:guest_cpu_model_usable:hosts{arch="x86_64",virttype="kvm"} == on () group_left () scalar(count(count by (instance) (virtcaps_guest_cpu_model_usable)))' | jq -r '[.data.result[].metric.model] | sort | join(",")')
 [[ "$pool" == "486,pentium,pentium2,pentium3" ]] || fail "models common to the pool: '$pool'"
 echo "ok   placement: pentium3 on novmx only, EPYC-Rome nowhere, pool models $pool"
 

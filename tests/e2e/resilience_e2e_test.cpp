@@ -1,5 +1,6 @@
-// The agent under hostile or careless clients: idle and slow connections, malformed
-// requests. It must keep answering scrapes and never fall over.
+// The agent under hostile or careless clients: idle and slow connections from one peer,
+// malformed requests, bodies, odd framing. It must keep answering other peers' scrapes
+// and never fall over. The hostile peer is 127.0.0.1, the scraper 127.0.0.2.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -8,6 +9,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <tuple>
+
+#include "hostile_clients.h"
 #include "test_support.h"
 #include "virtcaps/files.h"
 
@@ -15,6 +20,7 @@ namespace virtcaps {
 namespace {
 
 using testing::AgentProcess;
+using testing::HostileClients;
 using testing::HttpExchange;
 using testing::HttpGet;
 
@@ -23,45 +29,128 @@ std::vector<std::string> FixtureArgs(const std::string& profile) {
   return {"--config.file=" + dir + "/virtcaps.yaml", "--path.rootfs=" + dir};
 }
 
-TEST(ResilienceTest, TwoHundredIdleOrSlowConnectionsDoNotStarveScrapes) {
+std::vector<std::string> FixtureArgsWithWeb(const std::string& profile, const std::string& web) {
+  return {"--config.file=" + testing::FixtureConfigWithWeb(profile, web),
+          "--path.rootfs=" + testing::FixtureHost(profile)};
+}
+
+std::string MetricsUrl(int port) { return "http://127.0.0.1:" + std::to_string(port) + "/metrics"; }
+
+// Issue 13: one peer with 300 connections of one kind cannot deny a second peer's
+// scrapes. Each attack runs 10 s (the issue's 30 s, shortened to keep CI time sane).
+TEST(ResilienceTest, ThreeHundredIdleConnectionsFromOnePeerDoNotDenyScrapes) {
   AgentProcess agent(FixtureArgs("intel-xeon-vmx-nested"));
   ASSERT_TRUE(agent.started()) << agent.log();
   ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
-  std::string expected = HttpGet(agent.port(), "/metrics").body;
-  ASSERT_FALSE(expected.empty());
-
-  // 100 clients that connect and say nothing, 100 that send half a request and stall.
-  // They stay open (well inside the 10 s request timeout) while scrapes go on.
-  std::vector<int> clients;
-  for (int i = 0; i < 200; ++i) {
-    int fd = testing::ConnectLoopback(agent.port());
-    ASSERT_GE(fd, 0) << "connection " << i;
-    if (i % 2 == 1) {
-      const char partial[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
-      ASSERT_GT(::send(fd, partial, sizeof(partial) - 1, MSG_NOSIGNAL), 0);
-    }
-    clients.push_back(fd);
-  }
-  // The client's 15 s receive timeout is longer than the agent's request timeout,
-  // so a starved scrape would only be answered after the idle ones were dropped:
-  // check the idle ones are still connected after the scrapes.
-  for (int i = 0; i < 20; ++i) {
-    auto scrape = HttpGet(agent.port(), "/metrics");
-    ASSERT_EQ(scrape.status, 200) << "scrape " << i;
-    EXPECT_EQ(scrape.body, expected);
-  }
-  int still_open = 0;
-  for (int fd : clients) {
-    char byte;
-    ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      ++still_open;  // not closed by the agent
-  }
-  EXPECT_EQ(still_open, 200)
-      << "the agent dropped idle clients, so scrapes may have waited for that";
-  for (int fd : clients) ::close(fd);
+  testing::ExpectScrapesSurviveAttack(agent, HostileClients::Mode::kIdle, MetricsUrl(agent.port()));
   EXPECT_EQ(HttpGet(agent.port(), "/healthz").status, 200);
-  EXPECT_EQ(agent.Stop(SIGTERM), 0);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+TEST(ResilienceTest, ThreeHundredSlowHeaderConnectionsFromOnePeerDoNotDenyScrapes) {
+  AgentProcess agent(FixtureArgs("intel-xeon-vmx-nested"));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  testing::ExpectScrapesSurviveAttack(agent, HostileClients::Mode::kSlowHeader,
+                                      MetricsUrl(agent.port()));
+  EXPECT_EQ(HttpGet(agent.port(), "/healthz").status, 200);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+TEST(ResilienceTest, ThreeHundredSlowBodyConnectionsFromOnePeerDoNotDenyScrapes) {
+  AgentProcess agent(FixtureArgs("intel-xeon-vmx-nested"));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  testing::ExpectScrapesSurviveAttack(agent, HostileClients::Mode::kSlowBody,
+                                      MetricsUrl(agent.port()));
+  EXPECT_EQ(HttpGet(agent.port(), "/healthz").status, 200);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+// The per-client cap is enforced on accept: the ninth connection from one address is
+// closed at once while another address is still served.
+TEST(ResilienceTest, ConnectionsBeyondTheClientsShareAreClosedOnAccept) {
+  AgentProcess agent(
+      FixtureArgsWithWeb("intel-xeon-vmx-nested", "  max_connections_per_client: 3\n"));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) held.push_back(testing::ConnectLoopback(agent.port()));
+  // The fourth is accepted by the kernel, then closed by the agent without an answer.
+  auto refused = HttpGet(agent.port(), "/healthz");
+  EXPECT_EQ(refused.status, 0);
+  EXPECT_EQ(testing::ScrapeWithin1s(MetricsUrl(agent.port()), "127.0.0.2"), 200);
+  for (int fd : held) ::close(fd);
+  int status = 0;
+  for (int attempt = 0; attempt < 10 && status != 200; ++attempt) {
+    status = HttpGet(agent.port(), "/healthz").status;  // the share comes back
+  }
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+TEST(ResilienceTest, AllowedNetworksServeOnlyTheListedClients) {
+  AgentProcess agent(
+      FixtureArgsWithWeb("intel-xeon-vmx-nested", "  allowed_networks: [127.0.0.2/32]\n"));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  EXPECT_EQ(testing::ScrapeWithin1s(MetricsUrl(agent.port()), "127.0.0.2"), 200);
+  EXPECT_EQ(testing::ScrapeWithin1s(MetricsUrl(agent.port()), "127.0.0.1"), 0);
+  EXPECT_EQ(HttpGet(agent.port(), "/healthz").status, 0);  // 127.0.0.1: closed on accept
+  EXPECT_EQ(testing::ScrapeWithin1s(MetricsUrl(agent.port()), "127.0.0.2"), 200);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+// Issue 15.5 and 15.9: what the head shows cannot be served is answered from the head,
+// with a status line, before any body is read; the agent goes on serving.
+TEST(ResilienceTest, RequestsWithBodiesOrOddFramingGetTheirOwnStatus) {
+  AgentProcess agent(FixtureArgs("intel-xeon-vmx-nested"));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  const std::string host = "Host: 127.0.0.1\r\n";
+  std::string port = std::to_string(agent.port());
+  const std::vector<std::tuple<std::string, std::string, int>> cases = {
+      // A body that never comes: refused at once, not read (HttpExchange would wait
+      // for the agent's request_timeout otherwise).
+      {"body announced", "POST /metrics HTTP/1.1\r\n" + host + "Content-Length: 1000000\r\n\r\nab",
+       413},
+      {"GET with a body", "GET /metrics HTTP/1.1\r\n" + host + "Content-Length: 5\r\n\r\nhello",
+       413},
+      {"chunked body",
+       "POST /metrics HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n5\r\n", 411},
+      {"CL and TE",
+       "GET /metrics HTTP/1.1\r\n" + host +
+           "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       400},
+      {"two Content-Length",
+       "GET /metrics HTTP/1.1\r\n" + host + "Content-Length: 0\r\nContent-Length: 0\r\n\r\n", 400},
+      {"large head",
+       "GET /metrics HTTP/1.1\r\n" + host + "X-Big: " + std::string(20000, 'a') + "\r\n\r\n", 431},
+      {"absolute form", "GET http://127.0.0.1:" + port + "/healthz HTTP/1.1\r\n" + host + "\r\n",
+       200},
+      {"absolute form, other host", "GET http://example.com/healthz HTTP/1.1\r\n" + host + "\r\n",
+       400},
+      {"OPTIONS *", "OPTIONS * HTTP/1.1\r\n" + host + "\r\n", 200},
+      {"WebSocket upgrade",
+       "GET /healthz HTTP/1.1\r\n" + host +
+           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n",
+       200},
+      {"zero-length body", "GET /healthz HTTP/1.1\r\n" + host + "Content-Length: 0\r\n\r\n", 200},
+  };
+  for (const auto& [name, raw, expected] : cases) {
+    auto started = std::chrono::steady_clock::now();
+    auto response = testing::HttpExchange(agent.port(), raw);
+    EXPECT_EQ(response.status, expected) << name;
+    // Answered from the head: well before the 10 s request timeout a read would take.
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5)) << name;
+    ASSERT_EQ(HttpGet(agent.port(), "/healthz").status, 200) << "after " << name << "\n"
+                                                             << agent.log();
+  }
+  auto options = testing::HttpExchange(agent.port(), "OPTIONS * HTTP/1.1\r\n" + host + "\r\n");
+  EXPECT_EQ(options.Header("allow"), "GET, HEAD");
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
 }
 
 constexpr char kNulRequest[] = "GET /metr\0ics HTTP/1.1\r\nHost: x\r\n\r\n";

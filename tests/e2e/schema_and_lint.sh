@@ -21,8 +21,25 @@ check() {  # name, command...
   fi
 }
 
+# The documents target libvirt 9.0's schema, except that a host arch it does not name
+# (loongarch64) keeps libvirt's later name: such a document is checked against a copy
+# of the schema whose arch list has that one name added (see README, "Schema").
+schema_for() {  # document -> schema path
+  local arch
+  arch=$(xmllint --xpath 'string(/capabilities/host/cpu/arch)' "$1" 2>/dev/null || true)
+  if [[ -z $arch ]] || grep -q "<value>$arch</value>" "$(dirname "$schema")/basictypes.rng"; then
+    echo "$schema"; return
+  fi
+  local dir=$work/schema-$arch
+  if [[ ! -d $dir ]]; then
+    cp -r "$(dirname "$schema")" "$dir"
+    sed -i "s|<value>aarch64</value>|<value>aarch64</value><value>$arch</value>|" "$dir/basictypes.rng"
+  fi
+  echo "$dir/capability.rng"
+}
+
 for xml in "$source_dir"/tests/golden/*.xml; do
-  check "schema $(basename "$xml")" xmllint --noout --relaxng "$schema" "$xml"
+  check "schema $(basename "$xml")" xmllint --noout --relaxng "$(schema_for "$xml")" "$xml"
 done
 "$agent" --once --format xml >"$work/live.xml"
 check "schema live host" xmllint --noout --relaxng "$schema" "$work/live.xml"

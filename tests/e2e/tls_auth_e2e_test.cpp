@@ -14,7 +14,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <thread>
 
+#include <sys/stat.h>
+
+#include "hostile_clients.h"
 #include "test_support.h"
 #include "virtcaps/files.h"
 #include "virtcaps/strings.h"
@@ -412,10 +416,42 @@ TEST(TlsAuthE2eTest, RotatesCertificatesAndKeepsTheLastGoodSettingsOnABrokenFile
   EXPECT_EQ(Curl(Https(agent.port(), "/healthz"), scraper).status, 200);
   EXPECT_EQ(agent.CountInLog("msg=\"web config reloaded\""), reloads);
 
-  // Fixed: the next good file is taken, here one without users.
+  // Issue 15.3: a file that would turn basic auth off (users removed, or the file cut
+  // short after `basic_auth_users:`) is refused: auth stays on, the metric says 0.
+  auto metric = [&](const std::string& name) {
+    std::vector<std::string> args = {kCurl, "-s", "--max-time", "5"};
+    for (const std::string& option : scraper) args.push_back(option);
+    args.push_back(Https(agent.port(), "/metrics"));
+    std::string body = RunProcess(args).out;
+    size_t at = body.find("\n" + name + " ");
+    return at == std::string::npos ? std::string("absent") : body.substr(at + name.size() + 2, 1);
+  };
+  // The metric is re-rendered just after each re-read: wait for it (bounded).
+  auto reload_metric_becomes = [&](const std::string& value) {
+    std::string seen = "absent";
+    for (int attempt = 0; attempt < 30 && seen != value; ++attempt) {
+      seen = metric("virtcaps_web_config_last_reload_successful");
+      if (seen != value) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return seen;
+  };
+  EXPECT_EQ(reload_metric_becomes("0"), "0");
+  const std::string auth_removed = "basic_auth_users was removed";
   Replace(web_config, "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n");
+  ASSERT_TRUE(agent.WaitForLog(auth_removed, 10000)) << agent.log();
+  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"), TrustingCa()).status, 401);
+  Replace(web_config,
+          "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n");
+  ASSERT_TRUE(agent.WaitForLog("basic_auth_users: needs at least one user", 10000)) << agent.log();
+  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"), TrustingCa()).status, 401);
+  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"), scraper).status, 200);
+  EXPECT_EQ(reload_metric_becomes("0"), "0");
+
+  // Fixed: the next good file is taken, and the metric goes back to 1.
+  Replace(web_config, good_config);
   ASSERT_TRUE(agent.WaitForLog("msg=\"web config reloaded\"", 10000, reloads + 1)) << agent.log();
-  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"), TrustingCa()).status, 200);
+  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"), scraper).status, 200);
+  EXPECT_EQ(reload_metric_becomes("1"), "1");
   EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
 }
 
@@ -594,6 +630,122 @@ TEST(TlsAuthE2eTest, InstalledLayoutFindsTheShimBesideTheBinary) {
   EXPECT_NE(check.exit_code, 0) << check.out;
   InstalledAgent broken(binary, AgentArgs(web_config));
   EXPECT_EQ(broken.port(), 0) << broken.log();
+}
+
+// Issue 13: 300 half-open TLS connections (a ClientHello that never finishes) from one
+// peer, while a second peer scrapes over HTTPS once a second for 10 s.
+TEST(TlsAuthE2eTest, ThreeHundredHalfOpenTlsConnectionsFromOnePeerDoNotDenyScrapes) {
+  AgentProcess agent(AgentArgs(WriteWebConfig(TlsSection())));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  testing::ExpectScrapesSurviveAttack(agent, testing::HostileClients::Mode::kHalfOpenTls,
+                                      Https(agent.port(), "/metrics"), 10,
+                                      {"--cacert", Pki::Get().Path("ca.pem")});
+  EXPECT_EQ(Curl(Https(agent.port(), "/healthz"), TrustingCa()).status, 200);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+// Issue 15.5 over TLS against a basic-auth agent: a request with a body is refused
+// from its head (413), without credentials, before one body byte is read.
+TEST(TlsAuthE2eTest, BodiesAreRefusedOverTlsBeforeAuthAndBeforeReading) {
+  AgentProcess agent(AgentArgs(
+      WriteWebConfig(TlsSection() + "basic_auth_users:\n  prometheus: " + kPrometheusHash + "\n")));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  // curl announces 10 MB and would send them all if the agent read them.
+  std::string body = testing::TempDir() + "/body";
+  testing::WriteTestFile(body, std::string(10 << 20, 'x'));
+  auto post = Curl(Https(agent.port(), "/metrics"),
+                   {"--cacert", Pki::Get().Path("ca.pem"), "--data-binary", "@" + body});
+  EXPECT_EQ(post.status, 413) << post.error;
+  auto chunked = Curl(Https(agent.port(), "/metrics"),
+                      {"--cacert", Pki::Get().Path("ca.pem"), "-H", "Transfer-Encoding: chunked",
+                       "--data-binary", "@" + body});
+  EXPECT_EQ(chunked.status, 411) << chunked.error;
+  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"), TrustingCa()).status, 401);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+// Issue 11: web.health_without_auth serves /healthz (only) without credentials.
+TEST(TlsAuthE2eTest, HealthWithoutAuthOpensOnlyHealthz) {
+  std::string host = testing::FixtureHost("intel-xeon-vmx-nested");
+  std::string web_config =
+      WriteWebConfig(TlsSection() + "basic_auth_users:\n  prometheus: " + kPrometheusHash + "\n");
+  AgentProcess agent(
+      {"--config.file=" +
+           testing::FixtureConfigWithWeb("intel-xeon-vmx-nested", "  health_without_auth: true\n"),
+       "--path.rootfs=" + host, "--web.config.file=" + web_config});
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  EXPECT_EQ(Curl(Https(agent.port(), "/healthz"), TrustingCa()).status, 200);
+  for (const std::string path : {"/metrics", "/capabilities", "/", "/healthz/"}) {
+    EXPECT_EQ(Curl(Https(agent.port(), path), TrustingCa()).status, 401) << path;
+  }
+  EXPECT_EQ(Curl(Https(agent.port(), "/metrics"),
+                 {"--cacert", Pki::Get().Path("ca.pem"), "-u", "prometheus:right horse"})
+                .status,
+            200);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+// Issue 15.9: TLS 1.2 offers only ECDHE key exchange with AEAD ciphers; cipher_suites
+// narrows that. Checked with openssl s_client against an RSA certificate (with which
+// static-RSA suites would otherwise be possible).
+TEST(TlsAuthE2eTest, Tls12OffersOnlyEcdheAeadSuites) {
+  std::string dir = testing::TempDir();
+  Openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/rsa.key", "-out",
+           dir + "/rsa.pem", "-days", "2", "-subj", "/CN=127.0.0.1"});
+  auto handshake = [](int port, const std::string& cipher) {
+    auto result = RunProcess({kOpenssl, "s_client", "-connect", "127.0.0.1:" + std::to_string(port),
+                              "-tls1_2", "-cipher", cipher});
+    return result.out.find("Cipher is " + cipher) != std::string::npos;
+  };
+  std::string tls =
+      "tls_server_config:\n  cert_file: " + dir + "/rsa.pem\n  key_file: " + dir + "/rsa.key\n";
+  {
+    AgentProcess agent(AgentArgs(WriteWebConfig(tls)));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    EXPECT_TRUE(handshake(agent.port(), "ECDHE-RSA-AES128-GCM-SHA256"));
+    EXPECT_TRUE(handshake(agent.port(), "ECDHE-RSA-CHACHA20-POLY1305"));
+    EXPECT_FALSE(handshake(agent.port(), "AES128-GCM-SHA256"));        // static RSA
+    EXPECT_FALSE(handshake(agent.port(), "AES256-SHA"));               // static RSA, CBC-SHA1
+    EXPECT_FALSE(handshake(agent.port(), "ECDHE-RSA-AES128-SHA"));     // CBC-SHA1
+    EXPECT_FALSE(handshake(agent.port(), "ECDHE-RSA-AES256-SHA384"));  // CBC
+    EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+  }
+  AgentProcess narrowed(AgentArgs(
+      WriteWebConfig(tls + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]\n")));
+  ASSERT_TRUE(narrowed.started()) << narrowed.log();
+  EXPECT_TRUE(handshake(narrowed.port(), "ECDHE-RSA-AES256-GCM-SHA384"));
+  EXPECT_FALSE(handshake(narrowed.port(), "ECDHE-RSA-AES128-GCM-SHA256"));
+  EXPECT_EQ(narrowed.Stop(SIGTERM), 0) << narrowed.log();
+}
+
+// Issue 15.4: a FIFO in place of a certificate (or of the web config) must not block the
+// agent: refused as "not a regular file", at start and at a re-read, and SIGTERM works.
+TEST(TlsAuthE2eTest, FifosInPlaceOfTlsFilesOrTheWebConfigAreRefused) {
+  std::string dir = testing::TempDir();
+  ASSERT_EQ(::mkfifo((dir + "/cert.pem").c_str(), 0600), 0);
+  std::string fifo_cert =
+      WriteWebConfig("tls_server_config:\n  cert_file: " + dir +
+                     "/cert.pem\n  key_file: " + Pki::Get().Path("server.key") + "\n");
+  auto check =
+      RunProcess({testing::AgentBinary(), "--check-config", "--web.config.file=" + fifo_cert}, 20);
+  EXPECT_EQ(check.exit_code, 1) << check.err;
+  EXPECT_NE(check.err.find(dir + "/cert.pem: not a regular file"), std::string::npos) << check.err;
+
+  // Running with a good file that is then replaced by a FIFO: the re-read refuses it.
+  std::string web_dir = testing::TempDir();
+  std::string web_config = web_dir + "/web.yml";
+  testing::WriteTestFile(web_config, TlsSection());
+  AgentProcess agent(AgentArgs(web_config));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  ASSERT_EQ(::unlink(web_config.c_str()), 0);
+  ASSERT_EQ(::mkfifo(web_config.c_str(), 0600), 0);
+  ASSERT_TRUE(agent.WaitForLog(web_config + ": not a regular file", 10000)) << agent.log();
+  EXPECT_EQ(Curl(Https(agent.port(), "/healthz"), TrustingCa()).status, 200);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
 }
 
 }  // namespace

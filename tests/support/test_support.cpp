@@ -21,6 +21,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <gtest/gtest.h>
+
 #include "virtcaps/collector.h"
 #include "virtcaps/files.h"
 #include "virtcaps/strings.h"
@@ -331,6 +333,20 @@ std::string Gunzip(const std::string& data) {
   }
   inflateEnd(&stream);
   return result == Z_STREAM_END ? out : "";
+}
+
+std::string FixtureConfigWithWeb(const std::string& profile, const std::string& web_yaml) {
+  std::string dir = FixtureHost(profile);
+  auto text = ReadFile(dir + "/virtcaps.yaml");
+  EXPECT_TRUE(text) << text.error();
+  std::string yaml = text ? *text : "";
+  for (size_t at = yaml.find("dump_file: "); at != std::string::npos;
+       at = yaml.find("dump_file: ", at + 1)) {
+    yaml.insert(at + 11, dir + "/");
+  }
+  std::string config = TempDir() + "/virtcaps.yaml";
+  WriteTestFile(config, yaml + "web:\n" + web_yaml);
+  return config;
 }
 
 }  // namespace virtcaps::testing

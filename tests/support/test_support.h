@@ -18,6 +18,10 @@ std::string TempDir();  // a fresh directory per call
 // The fixture's own virtcaps.yaml with its rootfs as paths.rootfs.
 Config FixtureConfig(const std::string& profile);
 
+// A copy of the fixture's virtcaps.yaml (file paths made absolute) in a temp dir, with
+// `web_yaml` (indented lines) as its `web:` section. Returns the file's path.
+std::string FixtureConfigWithWeb(const std::string& profile, const std::string& web_yaml);
+
 // Writes `content` to `path`, creating parent directories.
 void WriteTestFile(const std::string& path, const std::string& content);
 // True when the environment asks to rewrite golden files instead of comparing.

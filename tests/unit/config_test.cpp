@@ -26,6 +26,9 @@ TEST(ConfigTest, EmbeddedDefaultMatchesTheStructDefaults) {
   EXPECT_EQ(parsed->web.listen_addresses, defaults.web.listen_addresses);
   EXPECT_EQ(parsed->web.telemetry_path, defaults.web.telemetry_path);
   EXPECT_EQ(parsed->web.max_connections, defaults.web.max_connections);
+  EXPECT_EQ(parsed->web.max_connections_per_client, defaults.web.max_connections_per_client);
+  EXPECT_EQ(parsed->web.allowed_networks, defaults.web.allowed_networks);
+  EXPECT_EQ(parsed->web.health_without_auth, defaults.web.health_without_auth);
   EXPECT_EQ(parsed->web.request_timeout, defaults.web.request_timeout);
   EXPECT_EQ(parsed->web.max_request_header_bytes, defaults.web.max_request_header_bytes);
   EXPECT_EQ(parsed->refresh_interval, defaults.refresh_interval);
@@ -163,6 +166,59 @@ TEST(DurationTest, EveryFormattedDurationParsesBack) {
   EXPECT_EQ(ParseDuration("31536000000ms"), std::chrono::hours(24 * 365));
   EXPECT_FALSE(ParseDuration("31536000001ms"));
   EXPECT_FALSE(ParseDuration("99999999999999999999d"));
+}
+
+}  // namespace
+}  // namespace virtcaps
+
+namespace virtcaps {
+namespace {
+
+std::string WebError(const std::string& yaml) {
+  auto config = ParseConfig(yaml, "t.yaml", ".", CollectorDefaults());
+  EXPECT_FALSE(config) << "accepted:\n" << yaml;
+  return config ? "" : config.error();
+}
+
+// Issue 15.9: a telemetry path that another endpoint answers, or that no request line
+// can carry, is refused at load time with file:line:column.
+TEST(ConfigTest, TelemetryPathMustBeFreeAndPlain) {
+  EXPECT_EQ(WebError("web:\n  telemetry_path: /healthz\n"),
+            "t.yaml:2:19: web.telemetry_path: collides with the /healthz endpoint");
+  EXPECT_EQ(WebError("web:\n  telemetry_path: /capabilities\n"),
+            "t.yaml:2:19: web.telemetry_path: collides with the /capabilities endpoint");
+  EXPECT_EQ(WebError("web:\n  telemetry_path: /my metrics\n"),
+            "t.yaml:2:19: web.telemetry_path: cannot contain spaces, control characters, '?', "
+            "'#' or '%' (it is matched against the request path as sent)");
+  EXPECT_EQ(WebError("web:\n  telemetry_path: /\n"),
+            "t.yaml:2:19: web.telemetry_path: expected a path such as /metrics");
+  auto fine =
+      ParseConfig("web:\n  telemetry_path: /probe/metrics\n", "t.yaml", ".", CollectorDefaults());
+  ASSERT_TRUE(fine) << fine.error();
+}
+
+TEST(ConfigTest, ConnectionLimitsAndAllowedNetworks) {
+  auto config = ParseConfig(
+      "web:\n  max_connections: 16\n  max_connections_per_client: 4\n"
+      "  allowed_networks: [10.0.0.0/8, 192.0.2.7]\n  health_without_auth: true\n",
+      "t.yaml", ".", CollectorDefaults());
+  ASSERT_TRUE(config) << config.error();
+  EXPECT_EQ(config->web.max_connections_per_client, 4);
+  EXPECT_EQ(config->web.allowed_networks, (std::vector<std::string>{"10.0.0.0/8", "192.0.2.7"}));
+  EXPECT_TRUE(config->web.health_without_auth);
+  EXPECT_EQ(WebError("web:\n  max_connections: 4\n  max_connections_per_client: 5\n"),
+            "t.yaml:3:31: web.max_connections_per_client: is above max_connections (4): one "
+            "client could hold every worker");
+  // A small pool without an explicit per-client limit: the limit follows the pool.
+  auto small = ParseConfig("web:\n  max_connections: 2\n", "t.yaml", ".", CollectorDefaults());
+  ASSERT_TRUE(small) << small.error();
+  EXPECT_EQ(small->web.max_connections_per_client, 2);
+  EXPECT_EQ(
+      WebError("web:\n  allowed_networks: [10.0.0.0/33]\n"),
+      "t.yaml:2:22: web.allowed_networks[0]: expected a prefix length from 0 to 32 after '/'");
+  EXPECT_EQ(WebError("web:\n  allowed_networks: [::1]\n"),
+            "t.yaml:2:22: web.allowed_networks[0]: expected an IPv4 network such as 10.0.0.0/8 or "
+            "an address such as 192.0.2.7");
 }
 
 }  // namespace

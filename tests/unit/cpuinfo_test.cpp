@@ -53,7 +53,34 @@ TEST(CpuinfoTest, GarbledInputIsAnErrorWithALine) {
   ASSERT_FALSE(garbled);
   EXPECT_NE(garbled.error().find("line 3"), std::string::npos) << garbled.error();
   EXPECT_FALSE(ParseCpuinfo(""));
-  EXPECT_FALSE(ParseCpuinfo("model name : x\n"));  // no processor entries
+}
+
+// Single-CPU 32-bit Arm kernels print no "processor : N" line, and "Processor" is the
+// CPU's name there (a Raspberry Pi 1 / ARM1176 kernel 3.x file, trimmed).
+TEST(CpuinfoTest, KeepsFilesWithoutProcessorEntries) {
+  auto cpuinfo = ParseCpuinfo(
+      "Processor\t: ARMv6-compatible processor rev 7 (v6l)\nBogoMIPS\t: 697.95\n"
+      "Features\t: swp half thumb fastmult vfp edsp java tls\nCPU implementer\t: 0x41\n"
+      "CPU architecture: 7\nCPU variant\t: 0x0\nCPU part\t: 0xb76\nCPU revision\t: 7\n\n"
+      "Hardware\t: BCM2708\nRevision\t: 000e\n");
+  ASSERT_TRUE(cpuinfo) << cpuinfo.error();
+  EXPECT_TRUE(cpuinfo->processors.empty());
+  EXPECT_EQ(cpuinfo->Get("CPU part"), "0xb76");
+  EXPECT_EQ(cpuinfo->Get("Hardware"), "BCM2708");
+  EXPECT_EQ(cpuinfo->Get("processor"), "ARMv6-compatible processor rev 7 (v6l)");
+}
+
+// LoongArch capitalises its keys ("Address Sizes", "Model Name"); lookups find them.
+TEST(CpuinfoTest, FindsKeysWhateverTheirCase) {
+  auto cpuinfo = ParseCpuinfo(
+      "system type\t\t: generic-loongson-machine\n\nprocessor\t\t: 0\npackage\t\t\t: 0\n"
+      "Model Name\t\t: Loongson-3A5000\nAddress Sizes\t\t: 48 bits physical, 48 bits "
+      "virtual\n\n");
+  ASSERT_TRUE(cpuinfo) << cpuinfo.error();
+  ASSERT_EQ(cpuinfo->processors.size(), 1u);
+  EXPECT_EQ(cpuinfo->Get("address sizes"), "48 bits physical, 48 bits virtual");
+  EXPECT_EQ(cpuinfo->Get("model name"), "Loongson-3A5000");
+  EXPECT_EQ(cpuinfo->Get("system type"), "generic-loongson-machine");
 }
 
 }  // namespace

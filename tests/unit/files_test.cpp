@@ -1,7 +1,9 @@
 #include "virtcaps/files.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "test_support.h"
 
@@ -36,6 +38,111 @@ TEST(FilesTest, AtomicWriteReplacesWholeFile) {
   EXPECT_EQ(*ReadFile(dir + "/state.xml"), "second");
   EXPECT_EQ(ListDirectory(dir)->size(), 1u);  // no temporary left behind
   EXPECT_FALSE(WriteFileAtomically(dir + "/no/such/dir/file", "x").ok());
+}
+
+// Issue 14/15.4: a FIFO (open would block for a writer), a device node and a symlink
+// to one are refused, not read; the calls return at once.
+TEST(FilesTest, RefusesFifosDevicesAndSymlinksToThemWithoutBlocking) {
+  std::string dir = testing::TempDir();
+  ASSERT_EQ(::mkfifo((dir + "/fifo").c_str(), 0644), 0);
+  ASSERT_EQ(::symlink("/dev/zero", (dir + "/zero").c_str()), 0);
+  ASSERT_EQ(::symlink((dir + "/fifo").c_str(), (dir + "/to-fifo").c_str()), 0);
+  for (const char* name : {"/fifo", "/to-fifo"}) {
+    auto read = ReadFile(dir + name);
+    ASSERT_FALSE(read) << name;
+    EXPECT_EQ(read.error(), dir + name + ": a FIFO, not a regular file: refused");
+    EXPECT_FALSE(ReadValue(dir + name)) << name;
+    EXPECT_FALSE(ReadFileHead(dir + name, 10)) << name;
+  }
+  auto zero = ReadFile(dir + "/zero");
+  ASSERT_FALSE(zero);
+  EXPECT_EQ(zero.error(), dir + "/zero: a character device, not a regular file: refused");
+  EXPECT_FALSE(ReadFileHead(dir + "/zero", 4096));
+  EXPECT_FALSE(ReadUint(dir + "/zero"));
+}
+
+TEST(FilesTest, SparseMultiGigabyteFileIsRefusedBeforeReading) {
+  std::string dir = testing::TempDir();
+  std::string path = dir + "/cpuinfo";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, off_t{4} << 30), 0);  // 4 GiB of holes
+  ::close(fd);
+  auto text = ReadFile(path);
+  ASSERT_FALSE(text);
+  EXPECT_EQ(text.error(), path + ": larger than " + std::to_string(kMaxTextFileBytes) + " bytes");
+  EXPECT_FALSE(ReadValue(path));
+  EXPECT_EQ(ReadFileHead(path, 16)->size(), 16u);  // a head read stays possible
+}
+
+// Kernel pseudo-files are regular files (size 0 or 4096, content generated on read).
+TEST(FilesTest, KernelPseudoFilesStillRead) {
+  auto release = ReadValue("/proc/sys/kernel/osrelease");
+  ASSERT_TRUE(release) << release.error();
+  EXPECT_FALSE(release->empty());
+  auto status = ReadFile("/proc/self/status");
+  ASSERT_TRUE(status) << status.error();
+  EXPECT_NE(status->find("VmRSS"), std::string::npos);
+  auto online = ReadCpuList("/sys/devices/system/cpu/online");
+  ASSERT_TRUE(online) << online.error();
+  EXPECT_FALSE(online->empty());
+}
+
+TEST(FilesTest, AtomicWriteReplacesAPlantedSymlinkInsteadOfFollowingIt) {
+  std::string dir = testing::TempDir();
+  testing::WriteTestFile(dir + "/victim", "root-owned secret");
+  ASSERT_EQ(::symlink((dir + "/victim").c_str(), (dir + "/state.xml").c_str()), 0);
+  ASSERT_TRUE(WriteFileAtomically(dir + "/state.xml", "new").ok());
+  EXPECT_EQ(*ReadFile(dir + "/victim"), "root-owned secret");
+  struct stat st;
+  ASSERT_EQ(::lstat((dir + "/state.xml").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(*ReadFile(dir + "/state.xml"), "new");
+}
+
+// Issue 15.2: private state directories and files, as ssh demands of ~/.ssh.
+TEST(FilesTest, PrivateDirectoryMustBeOursAndWritableByNoOneElse) {
+  std::string base = testing::TempDir();
+  std::string dir = base + "/cache";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  EXPECT_TRUE(CheckPrivateDirectory(dir).ok()) << CheckPrivateDirectory(dir).message();
+
+  ASSERT_EQ(::chmod(dir.c_str(), 0777), 0);
+  EXPECT_EQ(CheckPrivateDirectory(dir).message(), dir + ": writable by group or others: refused");
+  ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
+
+  ASSERT_EQ(::chown(dir.c_str(), 65534, 65534), 0);  // nobody (the tests run as root)
+  EXPECT_EQ(CheckPrivateDirectory(dir).message(),
+            dir + ": owned by uid 65534, not by this agent's user (uid 0): refused");
+  ASSERT_EQ(::chown(dir.c_str(), 0, 0), 0);
+
+  ASSERT_EQ(::symlink(dir.c_str(), (base + "/link").c_str()), 0);
+  EXPECT_EQ(CheckPrivateDirectory(base + "/link").message(), base + "/link: a symlink: refused");
+
+  ASSERT_EQ(::chmod(base.c_str(), 0777), 0);  // a parent anyone can rename entries in
+  EXPECT_EQ(CheckPrivateDirectory(dir).message(),
+            dir + ": its parent " + base + " can be changed by another user: refused");
+  ASSERT_EQ(::chmod(base.c_str(), 01777), 0);  // sticky, like /tmp: fine
+  EXPECT_TRUE(CheckPrivateDirectory(dir).ok());
+}
+
+TEST(FilesTest, PrivateFileRefusesSymlinksFifosAndForeignFiles) {
+  std::string dir = testing::TempDir();
+  testing::WriteTestFile(dir + "/entry", "mine");
+  ASSERT_EQ(::chmod((dir + "/entry").c_str(), 0644), 0);
+  EXPECT_EQ(*ReadPrivateFile(dir + "/entry", 100), "mine");
+  ASSERT_EQ(::symlink((dir + "/entry").c_str(), (dir + "/link").c_str()), 0);
+  EXPECT_EQ(ReadPrivateFile(dir + "/link", 100).error(), dir + "/link: a symlink: refused");
+  ASSERT_EQ(::mkfifo((dir + "/fifo").c_str(), 0644), 0);
+  EXPECT_EQ(ReadPrivateFile(dir + "/fifo", 100).error(),
+            dir + "/fifo: a FIFO, not a regular file: refused");
+  ASSERT_EQ(::chmod((dir + "/entry").c_str(), 0664), 0);
+  EXPECT_EQ(ReadPrivateFile(dir + "/entry", 100).error(),
+            dir + "/entry: writable by group or others: refused");
+  ASSERT_EQ(::chmod((dir + "/entry").c_str(), 0644), 0);
+  ASSERT_EQ(::chown((dir + "/entry").c_str(), 65534, 65534), 0);
+  EXPECT_EQ(ReadPrivateFile(dir + "/entry", 100).error(),
+            dir + "/entry: owned by uid 65534, not by this agent's user: refused");
 }
 
 TEST(FilesTest, JoinsPathsWithOneSlash) {

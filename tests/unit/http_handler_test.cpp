@@ -62,5 +62,25 @@ TEST(HttpHandlerTest, ServesThePreCompressedBodyWhenGzipIsAccepted) {
   EXPECT_EQ(static_cast<unsigned char>(snapshot->xml_gzip.body()[1]), 0x8b);
 }
 
+// Issue 13: a refresh compresses only the bodies whose bytes changed.
+TEST(HttpHandlerTest, SnapshotsReuseTheCompressedBodiesThatDidNotChange) {
+  HostCapabilities caps;
+  caps.cpu.arch = "x86_64";
+  RefreshFacts facts;
+  facts.refreshes_total = 1;
+  auto first = MakeSnapshot(caps, facts);
+  EXPECT_EQ(first->bodies_compressed, 2);
+  auto same = MakeSnapshot(caps, facts, first.get());
+  EXPECT_EQ(same->bodies_compressed, 0);
+  EXPECT_EQ(same->metrics_gzip.bytes, first->metrics_gzip.bytes);
+  EXPECT_EQ(same->xml_gzip.bytes, first->xml_gzip.bytes);
+  facts.refreshes_total = 2;  // the metrics change, the XML does not
+  auto next = MakeSnapshot(caps, facts, same.get());
+  EXPECT_EQ(next->bodies_compressed, 1);
+  EXPECT_EQ(next->xml_gzip.bytes, first->xml_gzip.bytes);
+  EXPECT_NE(next->metrics_gzip.bytes, first->metrics_gzip.bytes);
+  EXPECT_EQ(next->metrics_gzip.body(), Gzip(next->metrics_text()));
+}
+
 }  // namespace
 }  // namespace virtcaps

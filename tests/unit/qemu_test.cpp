@@ -9,12 +9,15 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
 
 #include "test_support.h"
+#include "virtcaps/collector.h"
 #include "virtcaps/files.h"
+#include "virtcaps/hypervisors.h"
 #include "virtcaps/probes.h"
 #include "virtcaps/strings.h"
 #include "virtcaps/xml.h"
@@ -257,16 +260,12 @@ void ExpectMachinesMatchHelp(const Guest& guest, const std::string& binary) {
     EXPECT_EQ(m.deprecated, real->second.deprecated) << name;
   }
 
-  // Order: the default machine first, then its alias entry, the rest by name.
+  // Order: the default machine first, then its alias entry; the rest keep QEMU's
+  // query-machines order (QemuFakeTest checks that order exactly).
   ASSERT_GE(guest.machines.size(), 2u);
   EXPECT_TRUE(guest.machines[0].is_default);
   EXPECT_TRUE(guest.machines[0].canonical.empty());
   EXPECT_EQ(guest.machines[1].canonical, guest.machines[0].name);
-  std::vector<std::string> rest;
-  for (size_t i = 2; i < guest.machines.size(); ++i) {
-    if (guest.machines[i].canonical.empty()) rest.push_back(guest.machines[i].name);
-  }
-  EXPECT_TRUE(std::is_sorted(rest.begin(), rest.end()));
 
   // maxCpus: QEMU refuses one CPU more than the machine's maximum and names it.
   std::vector<const GuestMachine*> spot = {&guest.machines[0]};
@@ -393,26 +392,99 @@ TEST_F(QemuFakeTest, BuildsTheGuestLikeLibvirt) {
   EXPECT_EQ(guest.arch, "x86_64");
   EXPECT_EQ(guest.wordsize, 64u);
   EXPECT_EQ(guest.emulator, fake);
-  // Default first with its alias, then by name; each alias after its machine; no none.
+  // Default first with its alias, then QEMU's order (zeta, alpha, beta as the fake
+  // lists them), as libvirt keeps it; each alias after its machine; no none.
   EXPECT_EQ(Describe(guest.machines),
             (std::vector<std::string>{"mid-7.2 max=255 default", "std=>mid-7.2 max=255",
-                                      "alpha-1.0 max=4", "alpha=>alpha-1.0 max=4",
-                                      "beta-\xC3\xA9 max=-", "zeta-2.0 max=8 deprecated"}));
+                                      "zeta-2.0 max=8 deprecated", "alpha-1.0 max=4",
+                                      "alpha=>alpha-1.0 max=4", "beta-\xC3\xA9 max=-"}));
   // query-kvm said present but not enabled (after an event line that was skipped).
   EXPECT_EQ(DomainTypes(guest), std::vector<std::string>{"qemu"});
   EXPECT_EQ(Features(guest), kX86Features);
   EXPECT_EQ(Runs(fake), 1u);
 }
 
-TEST_F(QemuFakeTest, NonX86TargetFromTheNameGetsOnlyTheCommonFeatures) {
-  std::string fake = InstallFake("fake-qmp", dir_ + "/qemu-system-aarch64");
-  auto results = Probe(OptionsFor({fake}));
-  ASSERT_EQ(results.size(), 1u);
-  ASSERT_TRUE(results[0].status.ok()) << results[0].status.message();
-  EXPECT_EQ(results[0].guest.arch, "aarch64");
-  EXPECT_EQ(Features(results[0].guest),
-            (std::vector<std::string>{"cpuselection", "deviceboot",
+// libvirt's virQEMUCapsInitGuestFromBinary: ACPI for x86 and aarch64 only, APIC for
+// x86 only; other arches get the common features.
+TEST_F(QemuFakeTest, GuestFeaturesFollowTheArchAsLibvirtDoes) {
+  std::string aarch64 = InstallFake("fake-qmp", dir_ + "/qemu-system-aarch64");
+  std::string ppc64 = InstallFake("fake-qmp", dir_ + "/qemu-system-ppc64");
+  auto results = Probe(OptionsFor({aarch64, ppc64}));
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& result : results) ASSERT_TRUE(result.status.ok()) << result.status.message();
+  const Guest& arm = results[0].guest.arch == "aarch64" ? results[0].guest : results[1].guest;
+  const Guest& power = results[0].guest.arch == "aarch64" ? results[1].guest : results[0].guest;
+  EXPECT_EQ(arm.arch, "aarch64");
+  EXPECT_EQ(Features(arm),
+            (std::vector<std::string>{"acpi default=on toggle=yes", "cpuselection", "deviceboot",
                                       "disksnapshot default=on toggle=no"}));
+  EXPECT_EQ(power.arch, "ppc64");
+  EXPECT_EQ(Features(power), (std::vector<std::string>{"cpuselection", "deviceboot",
+                                                       "disksnapshot default=on toggle=no"}));
+}
+
+std::vector<std::string> Arches(const std::vector<Guest>& guests) {
+  std::vector<std::string> arches;
+  for (const Guest& guest : guests) arches.push_back(guest.arch + " " + guest.emulator);
+  return arches;
+}
+
+std::vector<Guest> Guests(const std::vector<QemuEmulatorResult>& results) {
+  std::vector<Guest> guests;
+  for (const QemuEmulatorResult& result : results) {
+    EXPECT_TRUE(result.status.ok()) << result.status.message();
+    if (result.status.ok()) guests.push_back(result.guest);
+  }
+  return guests;
+}
+
+// virQEMUCapsFindBinaryForArch: on an x86_64 host a lone qemu-system-x86_64 also runs
+// i686 guests (with pae/nonpae); qemu-system-ppc64 runs ppc64le guests on any host.
+TEST_F(QemuFakeTest, DerivesI686AndPpc64leGuestsAsLibvirtDoes) {
+  std::string x86 = InstallFake("fake-qmp", dir_ + "/qemu-system-x86_64");
+  std::string ppc = InstallFake("fake-qmp", dir_ + "/qemu-system-ppc64");
+  std::vector<Guest> guests = LibvirtQemuGuests(Guests(Probe(OptionsFor({x86, ppc}))), "x86_64");
+  EXPECT_EQ(Arches(guests), (std::vector<std::string>{"ppc64 " + ppc, "ppc64le " + ppc,
+                                                      "x86_64 " + x86, "i686 " + x86}));
+  EXPECT_EQ(guests[3].wordsize, 32u);
+  EXPECT_EQ(Features(guests[3]).front(), "pae");
+  // Not on another host arch: i686 there needs its own qemu-system-i386.
+  EXPECT_EQ(LibvirtQemuGuests(Guests(Probe(OptionsFor({x86}))), "aarch64").size(), 1u);
+}
+
+// On an aarch64 host armv7l guests use qemu-system-aarch64 (KVM), not qemu-system-arm.
+TEST_F(QemuFakeTest, Armv7lGuestsComeFromTheAarch64EmulatorOnAarch64Hosts) {
+  std::string aarch64 = InstallFake("fake-qmp", dir_ + "/qemu-system-aarch64");
+  std::string arm = InstallFake("fake-qmp", dir_ + "/qemu-system-arm");
+  auto probed = Guests(Probe(OptionsFor({aarch64, arm})));
+  EXPECT_EQ(Arches(LibvirtQemuGuests(probed, "aarch64")),
+            (std::vector<std::string>{"aarch64 " + aarch64, "armv7l " + aarch64}));
+  // On an x86_64 host each binary keeps its own arch.
+  EXPECT_EQ(Arches(LibvirtQemuGuests(probed, "x86_64")),
+            (std::vector<std::string>{"aarch64 " + aarch64, "armv7l " + arm}));
+}
+
+// RHEL, CentOS, Rocky: no qemu-system-* at all, the host emulator is /usr/libexec/qemu-kvm.
+TEST_F(QemuFakeTest, FindsQemuKvmInLibexecWhenNoNativeEmulatorExists) {
+  std::string root = dir_ + "/root";
+  testing::WriteTestFile(root + "/proc/sys/kernel/arch", "x86_64\n");
+  InstallFake("fake-qmp", root + "/usr/libexec/qemu-kvm");
+  QemuOptions options = OptionsFor({});
+  options.emulator_dirs = {"/usr/bin"};
+  HostPaths paths;
+  paths.rootfs = root;
+  auto results = ProbeQemuEmulators(options, paths, SomeFacts());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].emulator, "/usr/libexec/qemu-kvm");
+  EXPECT_EQ(
+      Arches(LibvirtQemuGuests(Guests(results), "x86_64")),
+      (std::vector<std::string>{"x86_64 /usr/libexec/qemu-kvm", "i686 /usr/libexec/qemu-kvm"}));
+  // With a native qemu-system-x86_64 in $PATH, qemu-kvm is not probed (libvirt never
+  // reaches its fallback).
+  InstallFake("fake-qmp", root + "/usr/bin/qemu-system-x86_64");
+  results = ProbeQemuEmulators(options, paths, SomeFacts());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].emulator, "/usr/bin/qemu-system-x86_64");
 }
 
 TEST_F(QemuFakeTest, FindsEmulatorsUnderRootfsSkipsOthersAndDeduplicates) {
@@ -562,6 +634,99 @@ TEST_F(QemuFakeTest, CorruptTruncatedOrForeignCacheFilesAreIgnoredAndRebuilt) {
     // Rebuilt: the next call is a hit again.
     EXPECT_TRUE(Probe(OptionsFor({fake}, cache))[0].from_cache) << what;
     EXPECT_EQ(Runs(fake), runs) << what;
+  }
+}
+
+// Issue 15.2: whatever is planted where the cache file goes (a symlink to a root-owned
+// file, a FIFO, a file someone else owns, a valid-looking entry) is refused, never
+// followed or read, and the probe rebuilds a real entry in its place.
+TEST_F(QemuFakeTest, PlantedCacheFilesAreRefusedAndRebuilt) {
+  std::string fake = InstallFake("fake-qmp", dir_ + "/qemu-system-x86_64");
+  std::string cache = dir_ + "/cache";
+  ASSERT_TRUE(Probe(OptionsFor({fake}, cache))[0].status.ok());
+  std::string file = QemuCachePath(cache, fake);
+  std::string good = *ReadFile(file);
+  std::string victim = dir_ + "/victim";  // stands for /etc/shadow
+  size_t runs = Runs(fake);
+
+  struct Plant {
+    const char* what;
+    std::function<void()> plant;
+  };
+  std::vector<Plant> plants = {
+      {"symlink to a valid entry elsewhere",
+       [&] {
+         testing::WriteTestFile(victim, good);
+         ::unlink(file.c_str());
+         ASSERT_EQ(::symlink(victim.c_str(), file.c_str()), 0);
+       }},
+      {"FIFO",
+       [&] {
+         ::unlink(file.c_str());
+         ASSERT_EQ(::mkfifo(file.c_str(), 0644), 0);
+       }},
+      {"file owned by nobody",
+       [&] {
+         testing::WriteTestFile(file, good);
+         ASSERT_EQ(::chown(file.c_str(), 65534, 65534), 0);
+       }},
+      {"group-writable file", [&] { ASSERT_EQ(::chmod(file.c_str(), 0664), 0); }},
+  };
+  for (const Plant& plant : plants) {
+    plant.plant();
+    auto result = Probe(OptionsFor({fake}, cache));
+    ASSERT_TRUE(result[0].status.ok()) << plant.what << ": " << result[0].status.message();
+    EXPECT_FALSE(result[0].from_cache) << plant.what;
+    EXPECT_EQ(Runs(fake), ++runs) << plant.what;
+    struct stat st;
+    ASSERT_EQ(::lstat(file.c_str(), &st), 0) << plant.what;
+    EXPECT_TRUE(S_ISREG(st.st_mode)) << plant.what;
+    EXPECT_EQ(st.st_uid, ::geteuid()) << plant.what;
+    EXPECT_EQ(st.st_mode & 0777, 0644u) << plant.what;
+    EXPECT_TRUE(Probe(OptionsFor({fake}, cache))[0].from_cache) << plant.what;
+    EXPECT_EQ(Runs(fake), runs) << plant.what;
+  }
+  EXPECT_EQ(*ReadFile(victim), good);  // the symlink's target was never written
+}
+
+// A cache directory others can write (or own) is not used at all: no read, no write.
+TEST_F(QemuFakeTest, CacheDirectoryOthersCanWriteIsNotUsed) {
+  std::string fake = InstallFake("fake-qmp", dir_ + "/qemu-system-x86_64");
+  for (const char* how : {"world-writable", "owned by nobody"}) {
+    std::string cache = dir_ + "/cache-" + std::string(how).substr(0, 5);
+    ASSERT_TRUE(Probe(OptionsFor({fake}, cache))[0].status.ok());
+    ASSERT_TRUE(Probe(OptionsFor({fake}, cache))[0].from_cache);
+    std::string file = QemuCachePath(cache, fake);
+    struct stat before;
+    ASSERT_EQ(::stat(file.c_str(), &before), 0);
+    if (std::string(how) == "world-writable") {
+      ASSERT_EQ(::chmod(cache.c_str(), 0777), 0);
+    } else {
+      ASSERT_EQ(::chown(cache.c_str(), 65534, 65534), 0);
+    }
+    size_t runs = Runs(fake);
+    for (int i = 0; i < 2; ++i) {
+      auto result = Probe(OptionsFor({fake}, cache));
+      ASSERT_TRUE(result[0].status.ok()) << how;
+      EXPECT_FALSE(result[0].from_cache) << how;
+    }
+    EXPECT_EQ(Runs(fake), runs + 2) << how;
+    struct stat after;
+    ASSERT_EQ(::stat(file.c_str(), &after), 0);
+    EXPECT_EQ(after.st_ino, before.st_ino) << how << ": the cache file was rewritten";
+
+    // The collector says why the cache is not used.
+    Config config;
+    HypervisorConfig hypervisor;
+    hypervisor.qemu = OptionsFor({fake}, cache);
+    HostPaths paths;
+    Probes probes;
+    CollectContext context{paths, probes, config};
+    HostCapabilities caps;
+    ASSERT_TRUE(MakeHypervisorCollector(hypervisor)->Collect(context, caps).ok());
+    ASSERT_EQ(caps.hypervisors.size(), 1u);
+    EXPECT_TRUE(Contains(caps.hypervisors[0].detail, "probe cache not used: " + cache))
+        << caps.hypervisors[0].detail;
   }
 }
 
@@ -731,6 +896,21 @@ TEST_F(QemuFakeTest, RaisedCapsAdmitALargeValidReply) {
   auto results = Probe(options);
   ASSERT_TRUE(results[0].status.ok()) << results[0].status.message();
   EXPECT_EQ(results[0].guest.machines.size(), 5000u);
+}
+
+// Issue 15.7: U+FFFF/U+FFFE in a machine name from QMP are replaced before the name is
+// used or cached, so the cache entry parses again (no re-spawn on every refresh).
+TEST_F(QemuFakeTest, MachineNamesWithNoncharactersAreCleanedAndStayCacheable) {
+  std::string flood = InstallFake("flood", dir_ + "/flood-badname");
+  std::string cache = dir_ + "/cache";
+  auto first = Probe(OptionsFor({flood}, cache));
+  ASSERT_TRUE(first[0].status.ok()) << first[0].status.message();
+  ASSERT_EQ(first[0].guest.machines.size(), 1u);
+  EXPECT_EQ(first[0].guest.machines[0].name, "pc-\xEF\xBF\xBD-\xEF\xBF\xBD");
+  auto second = Probe(OptionsFor({flood}, cache));
+  ASSERT_TRUE(second[0].status.ok());
+  EXPECT_TRUE(second[0].from_cache);
+  EXPECT_EQ(Describe(second[0].guest), Describe(first[0].guest));
 }
 
 // Shutdown cancels a hung probe at once instead of waiting out probe_timeout.

@@ -18,7 +18,14 @@ HostCapabilities SampleHost() {
   caps.cpu.model_name = "Xeon \"quoted\" \\ name";
   caps.cpu.microcode = 0x2006e05;
   caps.cpu.signature = CpuSignature{6, 85, 4};
-  caps.cpu.topology = CpuTopology{2, 1, 20, 2};
+  CpuTopology topology;
+  topology.sockets = 2;
+  topology.cores = 20;
+  topology.threads = 2;
+  topology.method = "per_node";
+  topology.physical_packages = 2;
+  topology.physical_dies = 2;
+  caps.cpu.topology = topology;
   caps.cpu.features = {"sse4_1", "vmx"};
   caps.cpu.page_sizes_kib = {4, 2048};
   caps.cpu.virtualization.extension = "vmx";

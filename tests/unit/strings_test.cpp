@@ -68,5 +68,48 @@ TEST(StringsTest, RepeatedCpuRangesAreExpandedOnce) {
             (std::vector<unsigned>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12}));
 }
 
+// Issue 15.7: what XML 1.0 or the Prometheus text format cannot carry becomes U+FFFD.
+TEST(StringsTest, SanitizeTextKeepsCleanTextAndReplacesWhatTheFormatsCannotCarry) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  std::string clean =
+      "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz beta-\xC3\xA9 \xF0\x9F\x98\x80 <&>\"";
+  EXPECT_EQ(SanitizeText(clean), clean);
+  std::string unchanged = clean;
+  EXPECT_FALSE(SanitizeInPlace(unchanged));
+  struct Case {
+    std::string in, out;
+  };
+  const Case cases[] = {
+      {"Genuine\xFFIntel", "Genuine" + fffd + "Intel"},  // a stray 0xFF
+      {"pc-\xEF\xBF\xBF", "pc-" + fffd},                 // U+FFFF
+      {"pc-\xEF\xBF\xBE", "pc-" + fffd},                 // U+FFFE
+      {std::string("a\0b", 3), "a" + fffd + "b"},        // NUL
+      {"a\x01\x1B\x7F"
+       "b",
+       "a" + fffd + fffd + fffd + "b"},  // C0 controls, DEL
+      {"a\xC2\x85"
+       "b",
+       "a" + fffd + "b"},  // C1 (NEL): one character, one U+FFFD
+      {"a\xED\xA0\x80"
+       "b",
+       "a" + fffd + fffd + fffd + "b"},  // a surrogate
+      {"a\xC0\xAF"
+       "b",
+       "a" + fffd + fffd + "b"},  // overlong '/'
+      {"a\xE0\x80\xAF"
+       "b",
+       "a" + fffd + fffd + fffd + "b"},  // overlong, 3 bytes
+      {"a\xF4\x90\x80\x80"
+       "b",
+       "a" + fffd + fffd + fffd + fffd + "b"},  // past U+10FFFF
+      {"cut \xE2\x82", "cut " + fffd + fffd},   // truncated sequence
+      {"two\nlines\tand\rtab", "two lines and tab"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(SanitizeText(c.in), c.out) << c.in;
+    EXPECT_EQ(SanitizeText(c.out), c.out) << "idempotent: " << c.out;
+  }
+}
+
 }  // namespace
 }  // namespace virtcaps

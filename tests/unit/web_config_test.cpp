@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "test_support.h"
 #include "virtcaps/basic_auth.h"
 
@@ -56,42 +59,63 @@ TEST(WebConfigTest, ParsesEverySection) {
   EXPECT_EQ(config->basic_auth_users.at("grafana"), kGrafanaHash);
 }
 
-TEST(WebConfigTest, EmptyFileOrSectionsMeanPlainHttpWithoutAuth) {
-  for (const char* yaml : {"", "tls_server_config:\nbasic_auth_users:\nhttp_server_config:\n",
-                           "http_server_config:\n  headers:\n"}) {
-    auto config = Parse(yaml);
-    ASSERT_TRUE(config) << config.error();
-    EXPECT_FALSE(config->tls.enabled);
-    EXPECT_TRUE(config->headers.empty());
-    EXPECT_TRUE(config->basic_auth_users.empty());
-  }
+TEST(WebConfigTest, EmptySectionsMeanNoHeaders) {
+  auto config = Parse("http_server_config:\n  headers:\n");
+  ASSERT_TRUE(config) << config.error();
+  EXPECT_FALSE(config->tls.enabled);
+  EXPECT_TRUE(config->headers.empty());
+  EXPECT_TRUE(config->basic_auth_users.empty());
   auto defaults = Parse("tls_server_config:\n  cert_file: a.pem\n  key_file: a.key\n");
   ASSERT_TRUE(defaults) << defaults.error();
   EXPECT_EQ(defaults->tls.client_auth, TlsServerConfig::ClientAuth::kNoClientCert);
-  EXPECT_EQ(defaults->tls.min_version, TlsServerConfig::Version::kTls12);
+  EXPECT_EQ(defaults->tls.cipher_suites, TlsServerConfig::DefaultCipherSuites());
 }
 
-TEST(WebConfigTest, AcceptsEveryClientAuthTypeOfExporterToolkit) {
-  using ClientAuth = TlsServerConfig::ClientAuth;
-  const std::pair<const char*, ClientAuth> kCases[] = {
-      {"NoClientCert", ClientAuth::kNoClientCert},
-      {"RequestClientCert", ClientAuth::kRequestClientCert},
-      {"RequireAnyClientCert", ClientAuth::kRequireAnyClientCert},
-      {"RequireClientCert", ClientAuth::kRequireAnyClientCert},
-      {"VerifyClientCertIfGiven", ClientAuth::kVerifyClientCertIfGiven},
-      {"RequireAndVerifyClientCert", ClientAuth::kRequireAndVerifyClientCert},
-  };
-  for (const auto& [name, expected] : kCases) {
-    bool verifies = expected == ClientAuth::kVerifyClientCertIfGiven ||
-                    expected == ClientAuth::kRequireAndVerifyClientCert;
-    std::string yaml =
-        "tls_server_config:\n  cert_file: a.pem\n  key_file: a.key\n"
-        "  client_auth_type: " +
-        std::string(name) + "\n" + (verifies ? "  client_ca_file: ca.pem\n" : "");
-    auto config = Parse(yaml);
-    ASSERT_TRUE(config) << name << ": " << config.error();
-    EXPECT_EQ(config->tls.client_auth, expected) << name;
-  }
+// A file cut short (or emptied) must never switch TLS or auth off (issue 15.3, 15.9).
+TEST(WebConfigTest, EmptyOrTruncatedFilesAreErrorsNotPlainHttp) {
+  EXPECT_EQ(ParseError(""),
+            "web.yml: the web config is empty (leave out --web.config.file to serve plain HTTP)");
+  EXPECT_EQ(ParseError("# only a comment\n"),
+            "web.yml: the web config is empty (leave out --web.config.file to serve plain HTTP)");
+  EXPECT_EQ(ParseError("basic_auth_users:\n"),
+            "web.yml:2:1: basic_auth_users: needs at least one user");
+  EXPECT_EQ(ParseError("basic_auth_users: {}\n"),
+            "web.yml:1:19: basic_auth_users: needs at least one user");
+  EXPECT_EQ(ParseError("tls_server_config: {}\n"),
+            "web.yml:1:20: tls_server_config.cert_file: required to serve HTTPS");
+  EXPECT_EQ(ParseError("tls_server_config:\n"),
+            "web.yml:2:1: tls_server_config: empty: needs cert_file and key_file (leave the key "
+            "out to serve plain HTTP)");
+}
+
+TEST(WebConfigTest, BcryptCostsAboveTheCapAreRefused) {
+  // A $2y$31$ hash would take minutes per check: refused, with the cap in the message.
+  std::string hash31 = "$2y$31$" + std::string(kPrometheusHash).substr(7);
+  EXPECT_EQ(ParseError("basic_auth_users:\n  slow: " + hash31 + "\n"),
+            "web.yml:2:9: basic_auth_users.slow: bcrypt cost 31 is above the maximum of 12 (every "
+            "unauthenticated request pays one check at the highest cost)");
+  std::string hash12 = "$2y$12$" + std::string(kPrometheusHash).substr(7);
+  EXPECT_TRUE(Parse("basic_auth_users:\n  ok: " + hash12 + "\n"));
+}
+
+TEST(WebConfigTest, CipherSuitesAreGoNamesOfEcdheAeadSuitesOnly) {
+  std::string base = "tls_server_config:\n  cert_file: a.pem\n  key_file: a.key\n";
+  auto config = Parse(base +
+                      "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, "
+                      "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256]\n");
+  ASSERT_TRUE(config) << config.error();
+  EXPECT_EQ(config->tls.cipher_suites, (std::vector<std::string>{"ECDHE-RSA-AES256-GCM-SHA384",
+                                                                 "ECDHE-ECDSA-CHACHA20-POLY1305"}));
+  std::string error = ParseError(base + "  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n");
+  EXPECT_EQ(
+      error.rfind("web.yml:4:19: tls_server_config.cipher_suites[0]: "
+                  "'TLS_RSA_WITH_AES_128_CBC_SHA' is not offered (only ECDHE key exchange "
+                  "with AEAD ciphers): expected one of TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                  0),
+      0u)
+      << error;
+  EXPECT_EQ(ParseError(base + "  cipher_suites: []\n"),
+            "web.yml:4:18: tls_server_config.cipher_suites: needs at least one suite");
 }
 
 TEST(WebConfigTest, UnknownKeysNameFileLineColumnAndKeyPath) {
@@ -100,7 +124,7 @@ TEST(WebConfigTest, UnknownKeysNameFileLineColumnAndKeyPath) {
             "http_server_config, tls_server_config)");
   EXPECT_EQ(ParseError("tls_server_config:\n  cert_file: a.pem\n  keyfile: a.key\n"),
             "web.yml:3:3: tls_server_config.keyfile: unknown key (expected one of: cert_file, "
-            "client_auth_type, client_ca_file, key_file, min_version, "
+            "cipher_suites, client_auth_type, client_ca_file, key_file, min_version, "
             "prefer_server_cipher_suites)");
   EXPECT_EQ(ParseError("http_server_config:\n  header:\n    X-Frame-Options: deny\n"),
             "web.yml:2:3: http_server_config.header: unknown key (expected one of: headers, "
@@ -109,8 +133,8 @@ TEST(WebConfigTest, UnknownKeysNameFileLineColumnAndKeyPath) {
 
 TEST(WebConfigTest, RefusesExporterToolkitSettingsItDoesNotImplement) {
   EXPECT_EQ(ParseError("tls_server_config:\n  cert_file: a.pem\n  key_file: a.key\n"
-                       "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"),
-            "web.yml:4:3: tls_server_config.cipher_suites: exporter-toolkit setting not "
+                       "  curve_preferences: [X25519]\n"),
+            "web.yml:4:3: tls_server_config.curve_preferences: exporter-toolkit setting not "
             "supported by virtcaps-agent");
   EXPECT_NE(ParseError("rate_limit:\n  burst: 1\n").find("rate_limit: exporter-toolkit setting"),
             std::string::npos);
@@ -268,6 +292,47 @@ TEST(BasicAuthTest, RemembersOnlyVerifiedCredentialsAndBoundsTheCache) {
   for (const auto& [user, hash] : users) ASSERT_TRUE(many.Verify(user, "battery staple"));
   EXPECT_EQ(many.CachedCredentials(), BasicAuth::kCacheCapacity);
   EXPECT_TRUE(many.Verify("user0", "battery staple"));  // forgotten, verified again
+}
+
+// Issue 15.6: users with different costs, and unknown users, all cost the same bcrypt
+// work per uncached check (work counted in rounds, not timed: timing is not asserted).
+TEST(BasicAuthTest, EveryUncachedCheckCostsTheSameWhateverTheUser) {
+  constexpr const char* kCost6Hash =  // "right horse" at cost 6
+      "$2b$06$HqyYaWNURh902roswI0v7.Mjd7buaZNfQN7tjJbVpKD/HbbgfqSgS";
+  BasicAuth auth(Users{{"fast", kPrometheusHash}, {"slow", kCost6Hash}});
+  ASSERT_EQ(auth.WorkPerCheck(), 4u);  // 2^6 / 2^4
+  auto work_of = [&](const std::string& user, const std::string& password) {
+    uint64_t before = auth.WorkDone();
+    auth.Verify(user, password);
+    return auth.WorkDone() - before;
+  };
+  EXPECT_EQ(work_of("fast", "wrong"), 4u);        // cost 4 + padding at 4 and 5
+  EXPECT_EQ(work_of("slow", "wrong"), 4u);        // cost 6
+  EXPECT_EQ(work_of("nobody", "wrong"), 4u);      // padding at cost 6
+  EXPECT_EQ(work_of("fast", "right horse"), 4u);  // a right password: the same
+  EXPECT_EQ(work_of("fast", "right horse"), 0u);  // then cached: no bcrypt at all
+  EXPECT_EQ(work_of("slow", "right horse"), 4u);
+  EXPECT_TRUE(auth.Verify("slow", "right horse"));
+  EXPECT_FALSE(auth.Verify("nobody", "right horse"));
+}
+
+// Checks run in parallel up to the bound, and cached credentials never wait for a slot
+// (there is no lock around crypt_r any more).
+TEST(BasicAuthTest, CachedCredentialsDoNotWaitForBcryptSlots) {
+  BasicAuth auth(Users{{"prometheus", kPrometheusHash}});
+  ASSERT_TRUE(auth.Verify("prometheus", "right horse"));
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> attackers;
+  for (int i = 0; i < 8; ++i) {
+    attackers.emplace_back([&] {
+      while (!stop) auth.Verify("nobody", "guess");
+    });
+  }
+  // 1000 cached checks while eight threads keep every bcrypt slot busy: all succeed
+  // without one bcrypt of their own.
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(auth.Verify("prometheus", "right horse"));
+  stop = true;
+  for (std::thread& attacker : attackers) attacker.join();
 }
 
 }  // namespace

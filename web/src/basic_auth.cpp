@@ -52,10 +52,10 @@ std::optional<std::string> DecodeBase64(std::string_view text) {
   return out;
 }
 
-// The cost field of a bcrypt hash ("$2y$10$..." -> 10); the hashes were checked when
-// the web config was parsed.
+// The cost field of a bcrypt hash or salt ("$2y$10$..." -> 10); the hashes were
+// checked when the web config was parsed.
 int BcryptCost(const std::string& hash) {
-  return hash.size() > 6 ? (hash[4] - '0') * 10 + (hash[5] - '0') : 10;
+  return hash.size() > 6 ? (hash[4] - '0') * 10 + (hash[5] - '0') : 4;
 }
 
 void AppendField(std::string& out, std::string_view field) {
@@ -95,21 +95,19 @@ std::optional<std::pair<std::string, std::string>> ParseBasicAuthorization(
   return std::make_pair(decoded->substr(0, colon), decoded->substr(colon + 1));
 }
 
-BasicAuth::BasicAuth(std::map<std::string, std::string> users)
-    : users_(std::move(users)), crypt_data_(std::make_unique<struct crypt_data>()) {
-  if (users_.empty()) return;
-  int cost = 4;
-  for (const auto& [user, hash] : users_) cost = std::max(cost, BcryptCost(hash));
-  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-  if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, salt, sizeof(salt)) !=
-      nullptr) {
-    std::memset(crypt_data_.get(), 0, sizeof(struct crypt_data));
-    const char* hash = crypt_r("no password matches this hash", salt, crypt_data_.get());
-    if (hash != nullptr && hash[0] == '$') dummy_hash_ = hash;
+BasicAuth::BasicAuth(std::map<std::string, std::string> users) : users_(std::move(users)) {
+  for (const auto& [user, hash] : users_) max_cost_ = std::max(max_cost_, BcryptCost(hash));
+  for (int cost = 4; cost <= max_cost_; ++cost) {
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, salt,
+                         sizeof(salt)) == nullptr) {
+      // No salt from libxcrypt: a fixed one at this cost does the same work.
+      std::string fixed = (cost < 10 ? "$2b$0" : "$2b$") + std::to_string(cost) + "$";
+      padding_salts_.push_back(fixed + "virtcapsvirtcapsvirtca");
+    } else {
+      padding_salts_.push_back(salt);
+    }
   }
-  // Should bcrypt salt generation ever fail, a configured user's hash serves: the
-  // result of an unknown user's check is thrown away, only its cost matters.
-  if (dummy_hash_.empty()) dummy_hash_ = users_.begin()->second;
 }
 
 BasicAuth::~BasicAuth() = default;
@@ -125,30 +123,42 @@ bool BasicAuth::Allows(const char* authorization) const {
 }
 
 bool BasicAuth::CheckHash(std::string_view password, const std::string& hash) const {
-  std::string phrase(password);  // crypt wants a NUL-terminated string
-  std::lock_guard<std::mutex> lock(crypt_mutex_);
-  std::memset(crypt_data_.get(), 0, sizeof(struct crypt_data));
-  const char* result = crypt_r(phrase.c_str(), hash.c_str(), crypt_data_.get());
+  // Bounded: a flood of wrong passwords takes kConcurrentChecks cores, not every
+  // worker's, and a check that waits too long fails rather than queueing.
+  if (!slots_.try_acquire_for(kSlotWait)) return false;
+  std::string phrase(password);                       // crypt wants a NUL-terminated string
+  auto data = std::make_unique<struct crypt_data>();  // ~32 KiB: only on cache misses
+  const char* result = crypt_r(phrase.c_str(), hash.c_str(), data.get());
   OPENSSL_cleanse(phrase.data(), phrase.size());
   bool match = result != nullptr && std::strlen(result) == hash.size() &&
                CRYPTO_memcmp(result, hash.data(), hash.size()) == 0;
-  OPENSSL_cleanse(crypt_data_.get(), sizeof(struct crypt_data));
+  OPENSSL_cleanse(data.get(), sizeof(struct crypt_data));
+  slots_.release();
+  work_done_ += WorkOf(BcryptCost(hash));
   return match;
 }
 
 bool BasicAuth::Verify(std::string_view user, std::string_view password) const {
   auto found = users_.find(std::string(user));
   bool known = found != users_.end();
-  const std::string& hash = known ? found->second : dummy_hash_;
-  std::string key = CacheKey(user, password, hash);
-  {
+  std::string key = known ? CacheKey(user, password, found->second) : std::string();
+  if (known && !key.empty()) {
     std::lock_guard<std::mutex> lock(cache_mutex_);
-    if (known && !key.empty() && cache_.count(key)) return true;
+    if (cache_.count(key)) return true;
   }
-  // Unknown users and wrong passwords take the same bcrypt check as right ones. A NUL
-  // in the password would cut it short for crypt(3), so such a password never matches.
-  bool match = CheckHash(password, hash) && password.find('\0') == std::string_view::npos;
-  if (!known || !match) return false;
+  // Every uncached check does the work of one bcrypt at the highest configured cost,
+  // so its time tells neither whether the user exists nor which cost its hash has.
+  auto pad = [&](int cost) { CheckHash(password, padding_salts_[static_cast<size_t>(cost - 4)]); };
+  bool match = false;
+  if (known) {
+    // A NUL in the password would cut it short for crypt(3): such a password never matches.
+    match = CheckHash(password, found->second) && password.find('\0') == std::string_view::npos;
+    // 2^c + (2^c + 2^(c+1) + ... + 2^(max-1)) = 2^max
+    for (int cost = BcryptCost(found->second); cost < max_cost_; ++cost) pad(cost);
+  } else {
+    pad(max_cost_);
+  }
+  if (!match) return false;
   if (!key.empty()) {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     if (cache_.insert(key).second) {

@@ -3,10 +3,15 @@
 #include <CivetServer.h>
 #include <civetweb.h>
 
+#include <pthread.h>
+
 #include <cctype>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <set>
 
+#include "virtcaps/connection_gate.h"
 #include "virtcaps/log.h"
 #include "virtcaps/renderers.h"
 #include "virtcaps/strings.h"
@@ -54,17 +59,100 @@ bool AcceptsGzip(std::string_view header) {
   return false;
 }
 
+const HttpServer* ServerOf(const struct mg_connection* connection) {
+  const auto* civet = static_cast<const CivetServer*>(mg_get_user_data(mg_get_context(connection)));
+  return civet ? static_cast<const HttpServer*>(civet->getUserContext()) : nullptr;
+}
+
+// Writes all of `data` within `deadline`, in pieces, so a client that reads slowly or
+// not at all holds its worker no longer than that. False when it did not all go out.
+bool WriteWithin(struct mg_connection* connection, std::string_view data,
+                 std::chrono::steady_clock::time_point deadline) {
+  constexpr size_t kPiece = 64 * 1024;
+  while (!data.empty()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    size_t piece = std::min(kPiece, data.size());
+    if (mg_write(connection, data.data(), piece) != static_cast<int>(piece)) return false;
+    data.remove_prefix(piece);
+  }
+  return true;
+}
+
+// Answers with `status` and closes the connection (the request, or what follows it on
+// the connection, is not read any further).
+int Refuse(struct mg_connection* connection, int status, std::string_view reason) {
+  char head[256];
+  int length = std::snprintf(head, sizeof(head),
+                             "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                             status, mg_get_response_code_text(connection, status), reason.size());
+  mg_disable_connection_keep_alive(connection);
+  if (length > 0 && static_cast<size_t>(length) < sizeof(head)) {
+    mg_write(connection, head, static_cast<size_t>(length));
+    mg_write(connection, reason.data(), reason.size());
+  }
+  return status;
+}
+
+// The size of a request head as sent (less any extra white space CivetWeb trimmed).
+size_t HeadBytes(const struct mg_request_info* request) {
+  auto length = [](const char* text) { return text ? std::strlen(text) : 0; };
+  size_t bytes = length(request->request_method) + 1 + length(request->request_uri) + 1 +
+                 length("HTTP/") + length(request->http_version) + 2 + 2;
+  for (int i = 0; i < request->num_headers; ++i) {
+    bytes += length(request->http_headers[i].name) + 2 + length(request->http_headers[i].value) + 2;
+  }
+  return bytes;
+}
+
+// Why a request cannot be served as it came (decided from its head alone, before any
+// body is read), as a status and a reason; status 0 when it can. Every endpoint is GET or
+// HEAD, so a body is never needed: refusing it before reading it means a slow body
+// holds no worker. Bodies framed two ways are refused as request smuggling attempts.
+std::pair<int, std::string_view> RequestProblem(const struct mg_request_info* request,
+                                                int max_head_bytes) {
+  int content_lengths = 0;
+  const char* content_length = nullptr;
+  bool transfer_encoding = false;
+  for (int i = 0; i < request->num_headers; ++i) {
+    const char* name = request->http_headers[i].name;
+    if (mg_strcasecmp(name, "Content-Length") == 0) {
+      ++content_lengths;
+      content_length = request->http_headers[i].value;
+    } else if (mg_strcasecmp(name, "Transfer-Encoding") == 0) {
+      transfer_encoding = true;
+    }
+  }
+  if (HeadBytes(request) > static_cast<size_t>(max_head_bytes)) {
+    return {431, "431 request header fields too large\n"};
+  }
+  if (transfer_encoding && content_lengths > 0) {
+    return {400, "400 bad request: Content-Length and Transfer-Encoding together\n"};
+  }
+  if (content_lengths > 1) return {400, "400 bad request: more than one Content-Length\n"};
+  if (transfer_encoding) {
+    return {411, "411 length required: request bodies are not accepted (GET and HEAD only)\n"};
+  }
+  if (content_length != nullptr && Trim(content_length) != "0") {
+    return {413, "413 content too large: request bodies are not accepted (GET and HEAD only)\n"};
+  }
+  return {0, {}};
+}
+
 // CivetWeb's C-level handler: one entry point for every method and path.
 int HandleRequest(struct mg_connection* connection, void* data) {
   const auto* server = static_cast<const HttpServer*>(data);
   const struct mg_request_info* request = mg_get_request_info(connection);
   std::string_view method = request->request_method ? request->request_method : "";
   std::string_view path = request->local_uri ? request->local_uri : "";
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(server->options().request_timeout_ms);
   // The web config (auth, headers) as of this request; it may be swapped meanwhile.
   std::shared_ptr<const WebSettings> web;
   if (server->web_settings() != nullptr) web = server->web_settings()->Current();
+  bool needs_auth = web && !(server->options().health_without_auth && path == "/healthz");
   HttpServer::Response response;
-  if (web && !web->auth->Allows(mg_get_header(connection, "Authorization"))) {
+  if (needs_auth && !web->auth->Allows(mg_get_header(connection, "Authorization"))) {
     response = HttpServer::Unauthorized();
   } else {
     const char* accept_encoding = mg_get_header(connection, "Accept-Encoding");
@@ -96,19 +184,116 @@ int HandleRequest(struct mg_connection* connection, void* data) {
     mg_send_http_error(connection, 500, "%s", "response head too long\n");
     return 500;
   }
+  bool sent = false;
   if (method == "HEAD") {
-    mg_write(connection, head, static_cast<size_t>(length));
+    sent = WriteWithin(connection, std::string_view(head, static_cast<size_t>(length)), deadline);
   } else if (response.prepared != nullptr && extra_headers.empty()) {
     // The common case: one write of the response rendered with the snapshot. (A head
     // and a body in separate segments would wait out the client's delayed ACK; for
     // the other responses TCP_NODELAY prevents that.)
-    mg_write(connection, response.prepared->bytes.data(), response.prepared->bytes.size());
+    sent = WriteWithin(connection, response.prepared->bytes, deadline);
   } else {
-    mg_write(connection, head, static_cast<size_t>(length));
-    mg_write(connection, response.body.data(), response.body.size());
+    sent = WriteWithin(connection, std::string_view(head, static_cast<size_t>(length)), deadline) &&
+           WriteWithin(connection, response.body, deadline);
   }
+  // A client that does not take its response in time gets no further request served.
+  if (!sent) mg_disable_connection_keep_alive(connection);
   return response.status;
 }
+
+// CivetWeb's begin_request callback: every request, before handler lookup. Refuses
+// what the head alone shows cannot be served, and serves WebSocket upgrade requests as
+// plain requests (CivetWeb would otherwise answer them without a status line).
+int BeginRequest(struct mg_connection* connection) {
+  const HttpServer* server = ServerOf(connection);
+  if (server == nullptr) return 0;
+  const struct mg_request_info* request = mg_get_request_info(connection);
+  auto [status, reason] = RequestProblem(request, server->options().max_request_header_bytes);
+  if (status != 0) return Refuse(connection, status, reason);
+  const char* upgrade = mg_get_header(connection, "Upgrade");
+  if (upgrade != nullptr) return HandleRequest(connection, const_cast<HttpServer*>(server));
+  return 0;
+}
+
+// CivetWeb's http_error callback: its own answers to requests it could not parse.
+// A request head larger than max_request_header_bytes is 431 (RFC 6585), where
+// CivetWeb says 413; the rest keep CivetWeb's answer, with the connection closed.
+int HttpError(struct mg_connection* connection, int status, const char* message) {
+  if (status == 413 && message != nullptr && std::string_view(message) == "Message too large") {
+    Refuse(connection, 431, "431 request header fields too large\n");
+    return 0;
+  }
+  return 1;
+}
+
+// CivetWeb's init_connection callback: marks a connection whose requests CivetWeb
+// reads (a TLS connection gets here only after its handshake).
+int ConnectionOpened(const struct mg_connection* connection, void** connection_data) {
+  *connection_data = const_cast<HttpServer*>(ServerOf(connection));
+  return 0;
+}
+
+// CivetWeb 1.15 reads `OPTIONS *` and absolute-form requests for another host, then
+// closes the connection without a word. Answers them just before it closes: OPTIONS *
+// with what every path allows, the rest with 400.
+void AnswerDroppedRequest(struct mg_connection* connection) {
+  const struct mg_request_info* request = mg_get_request_info(connection);
+  // No request info: a connection that never got to a request (a failed TLS handshake).
+  if (request == nullptr || mg_get_user_connection_data(connection) == nullptr ||
+      request->request_uri == nullptr || request->request_method == nullptr ||
+      request->http_version == nullptr) {
+    return;  // no complete request on this connection (or CivetWeb answered it)
+  }
+  std::string_view uri = request->request_uri;
+  if (uri == "*" && std::string_view(request->request_method) == "OPTIONS") {
+    static constexpr std::string_view kAllowed =
+        "HTTP/1.1 200 OK\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    mg_write(connection, kAllowed.data(), kAllowed.size());
+  } else if (uri == "*" || request->local_uri == nullptr) {
+    Refuse(connection, 400, "400 bad request: not a request for this server\n");
+  }
+}
+
+// CivetWeb's connection_close callback: answers what CivetWeb dropped.
+void ConnectionClosed(const struct mg_connection* connection) {
+  AnswerDroppedRequest(const_cast<struct mg_connection*>(connection));
+}
+
+// Worker threads run our handler, CivetWeb's request parsing and OpenSSL handshakes,
+// none of which needs glibc's 8 MiB default stack: a smaller one keeps the address
+// space (and the stacks' page tables) of a pool of workers small. Sanitizer builds keep
+// the default, as their instrumentation needs more stack.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kWorkerStackBytes = 0;
+#else
+constexpr size_t kWorkerStackBytes = 256 * 1024;
+#endif
+
+// Sets the default stack size of threads created while it lives (CivetWeb creates all
+// its threads when it starts, with default attributes), and restores it after.
+class WorkerStackSize {
+ public:
+  explicit WorkerStackSize(size_t bytes) {
+    if (bytes == 0 || pthread_getattr_default_np(&saved_) != 0) return;
+    pthread_attr_t attributes;
+    if (pthread_getattr_default_np(&attributes) != 0) return;
+    if (pthread_attr_setstacksize(&attributes, bytes) == 0 &&
+        pthread_setattr_default_np(&attributes) == 0) {
+      restore_ = true;
+    }
+    pthread_attr_destroy(&attributes);
+  }
+  ~WorkerStackSize() {
+    if (restore_) pthread_setattr_default_np(&saved_);
+    if (restore_) pthread_attr_destroy(&saved_);
+  }
+  WorkerStackSize(const WorkerStackSize&) = delete;
+  WorkerStackSize& operator=(const WorkerStackSize&) = delete;
+
+ private:
+  pthread_attr_t saved_;
+  bool restore_ = false;
+};
 
 // CivetWeb's init_ssl callback: we set up its SSL_CTX ourselves (return 1).
 int InitSsl(void* ssl_ctx, void* user_data) {
@@ -270,6 +455,7 @@ Status HttpServer::Start() {
     auto watcher = WebSettingsWatcher::Open(options_.web_config_file);
     if (!watcher) return Status::Error("--web.config.file: " + watcher.error());
     web_ = std::move(*watcher);
+    web_->OnReload(options_.on_web_config_reload);
     tls_ = web_->Current()->tls != nullptr;
   }
   if (tls_) {
@@ -277,6 +463,13 @@ Status HttpServer::Start() {
       return Status::Error("cannot serve HTTPS: " + status.message());
     }
   }
+  std::vector<Ipv4Network> allowed;
+  for (const std::string& text : options_.allowed_networks) {
+    auto network = ParseIpv4Network(text);
+    if (!network) return Status::Error("web.allowed_networks: " + network.error());
+    allowed.push_back(*network);
+  }
+  gate_ = std::make_unique<ConnectionGate>(options_.max_connections_per_client, std::move(allowed));
   std::string ports;
   for (const std::string& address : options_.listen_addresses) {
     // CivetWeb's "s" suffix: this port speaks TLS.
@@ -293,17 +486,35 @@ Status HttpServer::Start() {
       "1",
       "request_timeout_ms",
       std::to_string(options_.request_timeout_ms),
+      // CivetWeb's request buffer, twice the limit: heads up to that size are read and
+      // refused with 431 by BeginRequest (CivetWeb's own answer to a full buffer is 400).
       "max_request_size",
-      std::to_string(options_.max_request_header_bytes),
+      std::to_string(2 * options_.max_request_header_bytes),
       "enable_directory_listing",
+      "no",
+      // Absolute-form request targets (http://host:port/metrics) name this server
+      // whatever the host part says: served, not dropped as proxy requests.
+      "enable_auth_domain_check",
       "no",
   };
   CivetCallbacks callbacks;
   if (tls_) callbacks.init_ssl = InitSsl;
+  callbacks.begin_request = BeginRequest;
+  callbacks.http_error = HttpError;
+  callbacks.connection_close = ConnectionClosed;
+  callbacks.init_connection = ConnectionOpened;
   try {
+    WorkerStackSize stack_size(kWorkerStackBytes);
     server_ = std::make_unique<CivetServer>(civet_options, &callbacks, this);
   } catch (const CivetException& error) {
     return Status::Error("cannot listen on " + ports + ": " + error.what());
+  }
+  {
+    struct mg_server_port bound[16];
+    int count = mg_get_server_ports(server_->getContext(), 16, bound);
+    std::vector<int> guarded;
+    for (int i = 0; i < count; ++i) guarded.push_back(bound[i].port);
+    gate_->Guard(std::move(guarded));
   }
   mg_set_request_handler(const_cast<struct mg_context*>(server_->getContext()), "/", HandleRequest,
                          const_cast<HttpServer*>(this));
@@ -316,6 +527,7 @@ void HttpServer::Stop() {
     server_->close();
     server_.reset();
   }
+  gate_.reset();
   if (web_) web_->Stop();
 }
 

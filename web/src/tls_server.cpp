@@ -123,6 +123,7 @@ struct TlsCredentials::Material {
   int verify_mode = SSL_VERIFY_NONE;
   bool accept_any_certificate = false;
   int min_version = TLS1_2_VERSION;
+  std::string cipher_list;  // TLS 1.2 suites, OpenSSL's names joined by ':'
 
   ~Material() {
     X509_free(certificate);
@@ -147,7 +148,7 @@ Expected<std::shared_ptr<const TlsCredentials>> TlsCredentials::Load(
   using ClientAuth = TlsServerConfig::ClientAuth;
   auto read = [&](const std::string& path) {
     if (before_read) before_read(path);
-    return ReadFile(path, 1u << 20);
+    return ReadRegularFile(path);
   };
   auto material = std::make_unique<Material>();
   ERR_clear_error();
@@ -216,6 +217,9 @@ Expected<std::shared_ptr<const TlsCredentials>> TlsCredentials::Load(
   }
   material->min_version =
       config.min_version == TlsServerConfig::Version::kTls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
+  for (const std::string& suite : config.cipher_suites) {
+    material->cipher_list += (material->cipher_list.empty() ? "" : ":") + suite;
+  }
   return std::shared_ptr<const TlsCredentials>(new TlsCredentials(std::move(material)));
 }
 
@@ -226,6 +230,7 @@ bool TlsCredentials::ApplyTo(void* ssl_pointer) const {
   // references: the connection keeps working if these credentials are replaced.
   if (SSL_use_cert_and_key(ssl, m.certificate, m.key, m.chain, 1) != 1) return false;
   if (SSL_set_min_proto_version(ssl, m.min_version) != 1) return false;
+  if (!m.cipher_list.empty() && SSL_set_cipher_list(ssl, m.cipher_list.c_str()) != 1) return false;
   SSL_set_verify(ssl, m.verify_mode, m.accept_any_certificate ? AcceptAnyCertificate : nullptr);
   if (m.client_cas != nullptr && SSL_set1_verify_cert_store(ssl, m.client_cas) != 1) return false;
   if (m.client_ca_names != nullptr) SSL_set_client_CA_list(ssl, SSL_dup_CA_list(m.client_ca_names));
@@ -237,6 +242,15 @@ Status ConfigureServerContext(void* ssl_ctx, const TlsCredentialProvider* provid
   if (context == nullptr || provider == nullptr) return Status::Error("no SSL context");
   if (SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) != 1) {
     return Status::Error("cannot require TLS 1.2: " + OpenSslError());
+  }
+  // TLS 1.2 offers only ECDHE with AEAD ciphers until a handshake applies the configured
+  // list (a subset of these): no static-RSA key exchange, no CBC.
+  std::string defaults;
+  for (const std::string& suite : TlsServerConfig::DefaultCipherSuites()) {
+    defaults += (defaults.empty() ? "" : ":") + suite;
+  }
+  if (SSL_CTX_set_cipher_list(context, defaults.c_str()) != 1) {
+    return Status::Error("cannot set the TLS 1.2 cipher suites: " + OpenSslError());
   }
   // No session resumption: a resumed session would skip the client-certificate check
   // of settings that may have changed since.

@@ -92,19 +92,27 @@ bool WebSettingsWatcher::CheckNow() {
   // once, and tried again only when a file changes again.
   auto loaded = LoadWebSettings(path_, &stamps_);
   if (loaded) {
-    bool had_tls = current_.load()->tls != nullptr;
+    std::shared_ptr<const WebSettings> running = current_.load();
+    bool had_tls = running->tls != nullptr;
     if (((*loaded)->tls != nullptr) != had_tls) {
       loaded = Status::Error(path_ + ": tls_server_config was " + (had_tls ? "removed" : "added") +
                              "; switching between HTTP and HTTPS needs a restart");
+    } else if (running->auth->enabled() && !(*loaded)->auth->enabled()) {
+      // A file cut short or edited by mistake must not open every endpoint to anyone.
+      loaded = Status::Error(path_ +
+                             ": basic_auth_users was removed; turning basic auth off needs a "
+                             "restart");
     }
   }
   if (!loaded) {
     LogError("web config reload failed; keeping the previous settings",
              {{"file", path_}, {"error", loaded.error()}});
+    if (on_reload_) on_reload_(false);
     return false;
   }
   current_.store(*loaded);
   LogInfo("web config reloaded", Describe(**loaded));
+  if (on_reload_) on_reload_(true);
   return true;
 }
 

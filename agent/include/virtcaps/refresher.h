@@ -30,10 +30,12 @@ class Refresher {
   // Records a rejected reload (the running configuration stays) and refreshes so
   // the metrics say so.
   void ReloadFailed();
+  // Records the outcome of a web config re-read and refreshes so the metrics say so.
+  void WebConfigReloaded(bool ok);
 
  private:
   void Run();
-  void RefreshOnce(const Config& config, bool reload_ok, double loaded_at);
+  void RefreshOnce(const Config& config, bool reload_ok, double loaded_at, bool web_reload_ok);
 
   SnapshotStore& store_;
   std::mutex mutex_;
@@ -42,6 +44,7 @@ class Refresher {
   bool stopping_ = false;
   bool config_changed_ = false;
   bool reload_ok_ = true;
+  bool web_reload_ok_ = true;
   double config_loaded_at_ = 0;
   uint64_t refreshes_ = 0;
   Cancellation cancel_;  // Stop() cancels a refresh in flight

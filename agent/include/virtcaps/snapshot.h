@@ -26,6 +26,8 @@ struct Snapshot {
   PreparedResponse xml;           // /capabilities
   PreparedResponse metrics_gzip;  // the same, for Accept-Encoding: gzip
   PreparedResponse xml_gzip;
+  // Bodies this snapshot compressed (0 to 2); the others were the previous one's bytes.
+  int bodies_compressed = 0;
 
   std::string_view metrics_text() const { return metrics.body(); }
   std::string_view xml_text() const { return xml.body(); }
@@ -41,8 +43,10 @@ inline constexpr std::string_view kXmlContentType = "application/xml";
 // gzip (RFC 1952) of `data` at the default level.
 std::string Gzip(std::string_view data);
 
-// Builds a snapshot and renders both bodies once, so requests only pick one.
-std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh);
+// Builds a snapshot and renders both bodies once, so requests only pick one. A body
+// whose bytes equal `previous`'s is not compressed again: its gzip response is reused.
+std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh,
+                                             const Snapshot* previous = nullptr);
 
 // Holds the current snapshot. Readers take a reference without blocking writers.
 class SnapshotStore {

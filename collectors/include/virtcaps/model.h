@@ -21,6 +21,28 @@ struct CpuTopology {
   unsigned dies = 1;
   unsigned cores = 1;
   unsigned threads = 1;
+  // How the four numbers above were derived, libvirt's virHostCPUGetInfoPopulateLinux:
+  //   "per_node"      sysfs topology counted per NUMA node (sockets are per node),
+  //   "whole_host"    no NUMA sysfs: every CPU counted as one node,
+  //   "flat_fallback" nodes x sockets x cores x threads did not equal the CPUs, so
+  //                   libvirt reports 1 socket, 1 thread and one core per CPU.
+  std::string method;
+  unsigned nodes = 1;              // NUMA nodes the count went over
+  unsigned physical_packages = 0;  // distinct physical_package_id of online CPUs
+  unsigned offline_cpus = 0;       // present but offline, as libvirt counts them
+  unsigned physical_dies = 0;      // distinct (physical_package_id, die_id) of online CPUs
+};
+
+// One logical CPU as sysfs describes it, read once per refresh by the cpu collector
+// and shared with the numa collector. Missing files read as libvirt reads them.
+struct LogicalCpu {
+  unsigned id = 0;
+  bool online = true;
+  unsigned socket_id = 0;          // physical_package_id; missing or -1 reads as 0
+  unsigned die_id = 0;             // die_id; missing or -1 reads as 0
+  unsigned core_id = 0;            // core_id; missing reads as 0
+  std::vector<unsigned> siblings;  // thread siblings, including itself
+  std::string siblings_source;     // thread_siblings_list, thread_siblings (mask), self
 };
 
 // Hardware virtualization as three separate signals (they disagree on real hosts).
@@ -62,6 +84,11 @@ struct HostCpu {
   std::optional<std::vector<std::string>> libvirt_features;
   std::optional<TscCounter> tsc;               // only with invariant TSC, as libvirt
   std::string max_phys_addr_mode = "emulate";  // libvirt's host CPU always says emulate
+  unsigned present_cpus = 0;                     // cpu/present (else online, else cpuinfo)
+  std::vector<LogicalCpu> logical_cpus;          // every present CPU, ascending id
+  bool logical_cpus_read = false;                // logical_cpus is this refresh's sysfs read
+  bool huge_page_sizes_listed = false;           // page_sizes_kib holds this refresh's listing
+  std::string cpuinfo_problem;                   // what /proc/cpuinfo lacked, for humans
 };
 
 struct KvmState {
@@ -102,12 +129,38 @@ struct NumaCell {
   std::vector<CellCpu> cpus;
 };
 
+// What resctrl lets guests allocate of one cache bank (libvirt's <control>).
+struct CacheControl {
+  uint64_t granularity_bytes = 0;  // cache size / bits of info/L<n>[CODE|DATA]/cbm_mask
+  uint64_t min_bytes = 0;          // min_cbm_bits x granularity; 0 when one bit suffices
+  std::string type;                // both, code, data (CDP splits both into code and data)
+  unsigned max_allocs = 0;         // num_closids
+};
+
+// resctrl monitoring (info/L3_MON): libvirt's <monitor> of <cache> or <memory_bandwidth>.
+struct ResctrlMonitor {
+  std::optional<unsigned> level;            // cache monitors only: the cache level
+  std::optional<uint64_t> reuse_threshold;  // cache monitors only: max_threshold_occupancy
+  unsigned max_monitors = 0;                // num_rmids
+  std::vector<std::string> features;        // mon_features with this monitor's prefix
+};
+
+// Memory bandwidth allocation (info/MB) on one last-level cache bank.
+struct MemoryBandwidthNode {
+  unsigned id = 0;  // the last-level cache id
+  std::vector<unsigned> cpus;
+  unsigned granularity_percent = 0;  // bandwidth_gran
+  unsigned min_percent = 0;          // min_bandwidth
+  unsigned max_allocs = 0;           // num_closids
+};
+
 struct CacheBank {
   unsigned id = 0;
   unsigned level = 0;
   std::string type;  // libvirt's: both, code, data
   uint64_t size_bytes = 0;
   std::vector<unsigned> cpus;
+  std::vector<CacheControl> controls;  // resctrl allocation, libvirt's <control>
 };
 
 struct IommuState {
@@ -253,6 +306,13 @@ struct HostCapabilities {
   std::vector<Guest> guests;
   std::vector<HypervisorStatus> hypervisors;
   std::vector<CollectorOutcome> collectors;
+  std::optional<ResctrlMonitor> cache_monitor;  // resctrl llc_* monitoring
+  std::vector<MemoryBandwidthNode> memory_bandwidth;
+  std::optional<ResctrlMonitor> memory_bandwidth_monitor;  // resctrl mbm_* monitoring
 };
+
+// Makes every string in the model fit for XML 1.0 and the Prometheus text format
+// (SanitizeText); CollectHost applies it once, after the collectors (model_text.cpp).
+void SanitizeModelText(HostCapabilities& caps);
 
 }  // namespace virtcaps

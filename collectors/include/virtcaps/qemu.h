@@ -41,7 +41,8 @@ struct QemuEmulatorResult {
 };
 
 // Finds emulators (qemu-system-* in the configured directories, plus the explicit
-// list; all under paths.rootfs), probes them in parallel (bounded), and uses the cache.
+// list, plus /usr/libexec/qemu-kvm when no emulator is native to the host; all under
+// paths.rootfs), probes them in parallel (bounded), and uses the cache.
 // A cancelled `cancel` stops probes in flight at once (their emulators are killed).
 std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
                                                    const HostPaths& paths,
@@ -55,6 +56,16 @@ struct ArchInfo {
   unsigned wordsize = 0;
 };
 std::optional<ArchInfo> QemuTargetArch(std::string_view target);
+
+// libvirt's virQEMUCapsGuestIsNative: the same arch, i686 on x86_64, armv7l on aarch64,
+// or both ppc64/ppc64le.
+bool QemuGuestIsNative(std::string_view host_arch, std::string_view guest_arch);
+
+// The guests libvirt lists from the probed emulators (virQEMUCapsFindBinaryForArch):
+// i686 from a lone qemu-system-x86_64 (or qemu-kvm) on an x86_64 host, ppc64le from
+// qemu-system-ppc64, and on an aarch64 host armv7l from qemu-system-aarch64 rather
+// than qemu-system-arm. Each derived guest follows the one it comes from.
+std::vector<Guest> LibvirtQemuGuests(std::vector<Guest> probed, std::string_view host_arch);
 
 // Starts one emulator (`exec_path`, the file to run) and asks it over QMP; the Guest
 // names `emulator` (the path as the host sees it). The binary's name suffix
@@ -76,11 +87,13 @@ struct QemuBinaryIdentity {
 Expected<QemuBinaryIdentity> StatQemuBinary(const std::string& exec_path);
 // "<cache_dir>/qemu-<16 hex digits of a hash of emulator>.xml"
 std::string QemuCachePath(const std::string& cache_dir, const std::string& emulator);
-// The cached Guest when the file holds exactly this key; nullopt otherwise.
+// The cached Guest when the file holds exactly this key; nullopt otherwise, and also
+// when cache_dir or the file fails CheckPrivateDirectory / ReadPrivateFile (someone
+// else could have planted or forged it).
 std::optional<Guest> ReadQemuCache(const std::string& cache_dir, const std::string& emulator,
                                    const QemuBinaryIdentity& binary, const QemuHostFacts& facts);
 // Best effort: creates cache_dir if needed and replaces the file atomically; a
-// directory that cannot be written only means no caching (false).
+// directory that cannot be written, or is not private, only means no caching (false).
 bool WriteQemuCache(const std::string& cache_dir, const std::string& emulator,
                     const QemuBinaryIdentity& binary, const QemuHostFacts& facts,
                     const Guest& guest);

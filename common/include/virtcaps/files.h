@@ -9,9 +9,21 @@
 
 namespace virtcaps {
 
+// Caps on what one read may hold, per kind of file, sized to the largest real file of
+// the kind with a wide margin.
+// Any text file: /proc/cpuinfo of a 512-CPU host is ~1 MB, a device tree's
+// compatible string or /proc/sysinfo a few kB.
+constexpr size_t kMaxTextFileBytes = 8u << 20;
+// One sysfs/procfs value (ReadValue, ReadUint, ReadCpuList): a NUMA distance row of
+// 1024 nodes is ~4 kB, a cpu list of 8192 CPUs with holes ~40 kB.
+constexpr size_t kMaxValueFileBytes = 64u << 10;
+
 // Reads a whole file (sysfs/procfs files report size 0, so this reads until EOF).
-// Reads at most max_bytes; a larger file is an error rather than a silent cut.
-Expected<std::string> ReadFile(const std::string& path, size_t max_bytes = 16u << 20);
+// Reads at most max_bytes; a larger file is an error rather than a silent cut (a
+// regular file whose size says so is refused before reading). The open never blocks
+// and only regular files are read: a FIFO, a device node (/dev/zero) or a symlink to
+// one is refused. The kernel's /proc and /sys files are regular files.
+Expected<std::string> ReadFile(const std::string& path, size_t max_bytes = kMaxTextFileBytes);
 // The first `bytes` bytes of a file (or all of it, if shorter).
 Expected<std::string> ReadFileHead(const std::string& path, size_t bytes);
 // ReadFile, trimmed of surrounding white space.
@@ -26,8 +38,20 @@ bool IsDirectory(const std::string& path);
 // Entry names of a directory, sorted, without "." and "..".
 Expected<std::vector<std::string>> ListDirectory(const std::string& path);
 
-// Writes a file so readers see either the old or the new content, never a part.
+// Writes a file so readers see either the old or the new content, never a part. The
+// temporary file is created with O_EXCL|O_NOFOLLOW, so nothing planted under its name
+// (a symlink to a root-owned file) is followed or reused.
 Status WriteFileAtomically(const std::string& path, const std::string& content);
+
+// For state the agent keeps itself (the probe cache), which someone else must not be
+// able to plant or forge. A private directory is a real directory (not a symlink),
+// owned by this process's user and writable by no one else (as ssh demands of ~/.ssh);
+// its ancestors are owned by root or by this user and writable by no one else, unless
+// sticky (/tmp).
+Status CheckPrivateDirectory(const std::string& path);
+// ReadFile for a file in a private directory: not a symlink (O_NOFOLLOW), a regular
+// file, owned by this process's user and writable by no one else.
+Expected<std::string> ReadPrivateFile(const std::string& path, size_t max_bytes);
 
 // Joins path pieces with exactly one '/' between them.
 std::string JoinPath(const std::string& base, const std::string& rest);

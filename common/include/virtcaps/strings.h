@@ -28,6 +28,15 @@ std::optional<std::vector<unsigned>> ParseCpuList(std::string_view text);
 // The inverse, in the kernel's compressed form.
 std::string FormatCpuList(const std::vector<unsigned>& cpus);
 
+// Text that both XML 1.0 and the Prometheus text format can carry, for every string
+// that comes from outside the agent (host files, emulators): invalid UTF-8 (bad or
+// overlong sequences, surrogates, past U+10FFFF), control characters (C0 but tab,
+// newline and carriage return; DEL; C1) and U+FFFE/U+FFFF become U+FFFD; tab, newline
+// and carriage return become a space. Clean text comes back unchanged.
+std::string SanitizeText(std::string_view text);
+// In place; true if anything changed.
+bool SanitizeInPlace(std::string& text);
+
 // Formats a double without locale influence ("0.001234").
 std::string FormatDouble(double value);
 

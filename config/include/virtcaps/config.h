@@ -21,13 +21,23 @@ struct WebConfig {
   std::vector<std::string> listen_addresses = {"127.0.0.1:9977"};
   // Where the Prometheus exposition is served. Must start with '/'.
   std::string telemetry_path = "/metrics";
-  // Requests served at once (CivetWeb worker threads, 1..4096). CivetWeb gives each
-  // open connection a thread while it waits for a request, so this is also how many
-  // idle or slow clients the agent tolerates before scrapes queue.
-  int max_connections = 256;
-  // How long a client may take to send its request (100ms..5m).
+  // Connections served at once (CivetWeb worker threads, 1..4096, all started with the
+  // server). Each open connection holds one while it sends its request.
+  int max_connections = 64;
+  // Connections one source address may have open at once (1..max_connections); more
+  // are closed as soon as they are accepted, before they hold a worker. This is what
+  // keeps one idle, slow or half-open client from denying everyone else's scrapes.
+  int max_connections_per_client = 8;
+  // When non-empty, only clients in these IPv4 networks ("10.0.0.0/8", "192.0.2.7")
+  // are served; others are closed on accept.
+  std::vector<std::string> allowed_networks;
+  // Serve /healthz without basic auth (for Kubernetes probes), everything else with it.
+  bool health_without_auth = false;
+  // How long a client may take to send its request head, finish a TLS handshake, or
+  // take a response (100ms..5m). CivetWeb 1.15 has this one deadline for all three.
   Duration request_timeout = std::chrono::seconds(10);
-  // Largest request head (request line and headers) accepted, in bytes (1 KiB..1 MiB).
+  // Largest request head (request line and headers) accepted, in bytes (1 KiB..1 MiB);
+  // larger ones get 431. CivetWeb's buffer per worker is twice this.
   int max_request_header_bytes = 16384;
 };
 
@@ -164,5 +174,10 @@ std::string_view HypervisorTypeName(HypervisorType type);
 
 // Empty when `address` is a usable host:port for the web server, else why not.
 std::string ValidateListenAddress(const std::string& address);
+// Empty when `path` can be the telemetry path (a plain path not taken by another
+// endpoint), else why not.
+std::string ValidateTelemetryPath(const std::string& path);
+// Empty when `network` is an IPv4 network ("10.0.0.0/8") or address, else why not.
+std::string ValidateIpv4Network(const std::string& network);
 
 }  // namespace virtcaps

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "virtcaps/model.h"
 #include "virtcaps/xml.h"
@@ -25,9 +26,17 @@ struct RefreshFacts {
   // The latest SIGHUP reload: whether it was applied, and when the config in force was loaded.
   bool config_reload_ok = true;
   double config_loaded_at_seconds = 0;
+  // The latest re-read of --web.config.file: false when it was refused (a broken file,
+  // or one that would turn TLS or basic auth off) and the previous settings stay.
+  bool web_config_reload_ok = true;
 };
 
 // libvirt's <capabilities> document (element order as capability.rng requires).
+// The capabilities document targets the schema of libvirt 9.0 (Debian 12's), with one
+// exception: an architecture that schema does not name (loongarch64) is still written
+// under libvirt's own name for it, as the later libvirt releases that run there do;
+// this says whether `arch` is one the 9.0 schema accepts (exported as a metric).
+bool ArchInTargetSchema(std::string_view arch);
 XmlElement CapabilitiesXml(const HostCapabilities& caps);
 std::string RenderCapabilitiesXml(const HostCapabilities& caps);
 

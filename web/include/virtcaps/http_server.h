@@ -2,6 +2,7 @@
 // capabilities XML and health, all served from the current snapshot.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,17 +15,26 @@ class CivetServer;
 
 namespace virtcaps {
 
+class ConnectionGate;
 class WebSettingsWatcher;
 
 struct HttpServerOptions {
   std::vector<std::string> listen_addresses;  // host:port; port 0 picks a free port
   std::string telemetry_path = "/metrics";
-  int worker_threads = 256;
+  int worker_threads = 64;
+  // Open connections one source address may have; more are closed on accept.
+  int max_connections_per_client = 8;
+  // IPv4 networks ("10.0.0.0/8") served; empty: all. Others are closed on accept.
+  std::vector<std::string> allowed_networks;
+  // With basic auth: /healthz is served without credentials (Kubernetes probes).
+  bool health_without_auth = false;
   int request_timeout_ms = 10000;
   int max_request_header_bytes = 16384;
   // --web.config.file (exporter-toolkit format): TLS, basic auth, response headers.
   // Empty: plain HTTP, no auth. Re-read when it (or a file it names) changes.
   std::string web_config_file;
+  // Told the outcome of each re-read of the web config (from the watcher's thread).
+  std::function<void(bool ok)> on_web_config_reload;
 };
 
 // /domcapabilities' query string: arch, virttype, machine, emulator (percent-encoded);
@@ -75,6 +85,9 @@ class HttpServer {
 
   // The web config in force (null without --web.config.file).
   const WebSettingsWatcher* web_settings() const { return web_.get(); }
+  const HttpServerOptions& options() const { return options_; }
+  // The per-client limit and allow list (null before Start).
+  ConnectionGate* gate() const { return gate_.get(); }
 
  private:
   HttpServerOptions options_;
@@ -82,6 +95,7 @@ class HttpServer {
   std::string landing_page_;
   std::unique_ptr<WebSettingsWatcher> web_;  // outlives server_, whose TLS hook uses it
   bool tls_ = false;
+  std::unique_ptr<ConnectionGate> gate_;  // outlives server_, whose accept() consults it
   std::unique_ptr<CivetServer> server_;
 };
 

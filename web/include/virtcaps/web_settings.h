@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,6 +63,8 @@ class WebSettingsWatcher : public TlsCredentialProvider {
   // per change of the files and leaves the current settings in place. Returns true
   // when new settings were swapped in.
   bool CheckNow();
+  // Called with the outcome of every re-read that CheckNow attempts (set before Start).
+  void OnReload(std::function<void(bool ok)> callback) { on_reload_ = std::move(callback); }
   // Calls CheckNow every `interval` on a background thread until Stop.
   void Start(std::chrono::milliseconds interval = std::chrono::seconds(1));
   void Stop();
@@ -74,6 +77,7 @@ class WebSettingsWatcher : public TlsCredentialProvider {
   std::atomic<std::shared_ptr<const WebSettings>> current_;
   std::mutex check_mutex_;
   std::vector<FileStamp> stamps_;  // of the last load, good or bad (under check_mutex_)
+  std::function<void(bool ok)> on_reload_;
 
   std::mutex stop_mutex_;
   std::condition_variable stop_signal_;
