@@ -84,11 +84,11 @@ struct HostCpu {
   std::optional<std::vector<std::string>> libvirt_features;
   std::optional<TscCounter> tsc;               // only with invariant TSC, as libvirt
   std::string max_phys_addr_mode = "emulate";  // libvirt's host CPU always says emulate
-  unsigned present_cpus = 0;                     // cpu/present (else online, else cpuinfo)
-  std::vector<LogicalCpu> logical_cpus;          // every present CPU, ascending id
-  bool logical_cpus_read = false;                // logical_cpus is this refresh's sysfs read
-  bool huge_page_sizes_listed = false;           // page_sizes_kib holds this refresh's listing
-  std::string cpuinfo_problem;                   // what /proc/cpuinfo lacked, for humans
+  unsigned present_cpus = 0;                   // cpu/present (else online, else cpuinfo)
+  std::vector<LogicalCpu> logical_cpus;        // every present CPU, ascending id
+  bool logical_cpus_read = false;              // logical_cpus is this refresh's sysfs read
+  bool huge_page_sizes_listed = false;         // page_sizes_kib holds this refresh's listing
+  std::string cpuinfo_problem;                 // what /proc/cpuinfo lacked, for humans
 };
 
 struct KvmState {
