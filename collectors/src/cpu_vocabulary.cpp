@@ -56,7 +56,8 @@ std::optional<uint32_t> PvrFromCpuinfo(const Cpuinfo& cpuinfo) {
   size_t end = revision.find(')', at);
   if (end == std::string::npos) return std::nullopt;
   std::string digits;
-  for (std::string_view word : SplitWhitespace(revision.substr(at + 5, end - at - 5))) {
+  std::string inside = revision.substr(at + 5, end - at - 5);  // the views below point into it
+  for (std::string_view word : SplitWhitespace(inside)) {
     digits += word;
   }
   auto value = ParseHex(digits);
