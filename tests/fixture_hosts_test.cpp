@@ -138,15 +138,38 @@ TEST_P(FixtureHostTest, XmlMatchesGoldenAndTheFixtureFiles) {
   std::set<std::string> expected_features;
   for (std::string_view flag : SplitWhitespace(flags)) expected_features.emplace(flag);
   std::set<std::string> features;
-  for (const XmlElement* feature : cpu->ChildrenNamed("feature"))
+  std::vector<std::string> feature_order;
+  for (const XmlElement* feature : cpu->ChildrenNamed("feature")) {
     features.insert(*feature->Attribute("name"));
-  EXPECT_EQ(features, expected_features);
+    feature_order.push_back(*feature->Attribute("name"));
+  }
+  bool x86 = caps_.cpu.arch == "x86_64" || caps_.cpu.arch == "i686";
+  if (x86 && cpu->Child("model")) {
+    // libvirt's vocabulary: every feature is one of the host's cpu map, listed in
+    // map order, and the model is one of its models.
+    auto map = ParseXml(*ReadFile(Fixture("usr/share/libvirt/cpu_map/x86_features.xml")));
+    ASSERT_TRUE(map) << map.error();
+    std::map<std::string, size_t> map_order;
+    for (const XmlElement* feature : map->ChildrenNamed("feature"))
+      map_order.emplace(*feature->Attribute("name"), map_order.size());
+    size_t previous = 0;
+    for (const std::string& name : feature_order) {
+      auto found = map_order.find(name);
+      ASSERT_NE(found, map_order.end()) << name << " is not a libvirt feature name";
+      EXPECT_GE(found->second, previous) << name << " is out of map order";
+      previous = found->second;
+    }
+    EXPECT_TRUE(
+        PathExists(Fixture("usr/share/libvirt/cpu_map/x86_" + cpu->Child("model")->text + ".xml")))
+        << cpu->Child("model")->text;
+  } else {
+    EXPECT_EQ(features, expected_features);
+  }
 
   if (std::string microcode = cpuinfo->Get("microcode"); !microcode.empty()) {
     ASSERT_NE(cpu->Child("microcode"), nullptr);
     EXPECT_EQ(*cpu->Child("microcode")->Attribute("version"), std::to_string(*ParseHex(microcode)));
   }
-  bool x86 = caps_.cpu.arch == "x86_64" || caps_.cpu.arch == "i686";
   if (std::string family = cpuinfo->Get("cpu family"); x86 && !family.empty()) {
     const XmlElement* signature = cpu->Child("signature");
     ASSERT_NE(signature, nullptr);

@@ -33,12 +33,23 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
   CommandLine cli;
   std::set<std::string> collector_names;
   for (const CollectorDefault& collector : collectors) collector_names.insert(collector.name);
-  static const std::set<std::string> kValueFlags = {
-      "--config.file",     "--web.listen-address", "--web.telemetry-path",
-      "--web.config.file", "--path.rootfs",        "--path.procfs",
-      "--path.sysfs",      "--path.devfs",         "--log.level",
-      "--format",          "--log.format",         "--collector.cpu.flags-include",
-      "--driver"};
+  static const std::set<std::string> kValueFlags = {"--config.file",
+                                                    "--web.listen-address",
+                                                    "--web.telemetry-path",
+                                                    "--web.config.file",
+                                                    "--path.rootfs",
+                                                    "--path.procfs",
+                                                    "--path.sysfs",
+                                                    "--path.devfs",
+                                                    "--log.level",
+                                                    "--format",
+                                                    "--log.format",
+                                                    "--collector.cpu.flags-include",
+                                                    "--driver",
+                                                    "--arch",
+                                                    "--virttype",
+                                                    "--machine",
+                                                    "--emulator"};
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
     std::string name = arg;
@@ -102,10 +113,21 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
         cli.once_format = CommandLine::Format::kPrometheus;
       } else if (*value == "openmetrics") {
         cli.once_format = CommandLine::Format::kOpenMetrics;
+      } else if (*value == "domcapabilities") {
+        cli.once_format = CommandLine::Format::kDomainCapabilities;
       } else {
-        return Status::Error("--format: expected xml, prometheus or openmetrics, got '" + *value +
-                             "'");
+        return Status::Error(
+            "--format: expected xml, prometheus, openmetrics or domcapabilities, got '" + *value +
+            "'");
       }
+    } else if (name == "--arch") {
+      cli.domcaps_arch = *value;
+    } else if (name == "--virttype") {
+      cli.domcaps_virttype = *value;
+    } else if (name == "--machine") {
+      cli.domcaps_machine = *value;
+    } else if (name == "--emulator") {
+      cli.domcaps_emulator = *value;
     } else if (arg == "--once") {
       cli.mode = CommandLine::Mode::kOnce;
     } else if (arg == "--validate") {
@@ -155,10 +177,14 @@ std::string UsageText(const std::vector<CollectorDefault>& collectors) {
       "  --log.level=LEVEL           debug, info, warn or error (default info)\n"
       "  --log.format=FORMAT         logfmt or json (default logfmt)\n"
       "  --once                      probe once, print the document to stdout and exit\n"
-      "  --format=FORMAT             what --once prints: xml, prometheus or openmetrics\n"
-      "                              (default xml)\n"
+      "  --format=FORMAT             what --once prints: xml, prometheus, openmetrics or\n"
+      "                              domcapabilities (default xml); domcapabilities is\n"
+      "                              libvirt's domain capabilities of one emulator\n"
       "  --driver=DRIVER             with --once --format=xml: only the qemu, lxc or xen\n"
       "                              driver's document, as virsh -c DRIVER:/// capabilities\n"
+      "  --arch, --virttype, --machine, --emulator\n"
+      "                              pick it, as virsh domcapabilities does (defaults: host\n"
+      "                              arch, kvm if usable else qemu, the default machine)\n"
       "  --validate                  run libvirt's virt-host-validate checks (QEMU, LXC), print\n"
       "                              PASS/WARN/FAIL per check; exit 1 if any FAIL\n"
       "  --check-config              validate the configuration and exit\n"

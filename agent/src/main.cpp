@@ -19,7 +19,8 @@
 namespace virtcaps {
 namespace {
 
-int RunOnce(const Config& config, CommandLine::Format format, const std::string& driver) {
+int RunOnce(const Config& config, const CommandLine& cli) {
+  CommandLine::Format format = cli.once_format;
   auto start = std::chrono::steady_clock::now();
   HostCapabilities caps = ProbeHost(config);
   for (const CollectorOutcome& outcome : caps.collectors) {
@@ -27,7 +28,15 @@ int RunOnce(const Config& config, CommandLine::Format format, const std::string&
       LogWarn("collector failed", {{"collector", outcome.name}, {"error", outcome.error}});
   }
   if (format == CommandLine::Format::kXml) {
-    std::cout << RenderCapabilitiesXml(caps, driver);
+    std::cout << RenderCapabilitiesXml(caps, cli.once_driver);
+  } else if (format == CommandLine::Format::kDomainCapabilities) {
+    auto document = RenderDomainCapabilitiesXml(
+        caps, {cli.domcaps_arch, cli.domcaps_virttype, cli.domcaps_machine, cli.domcaps_emulator});
+    if (!document) {
+      std::cerr << "virtcaps-agent: domain capabilities: " << document.error() << "\n";
+      return 1;
+    }
+    std::cout << *document;
   } else {
     RefreshFacts facts;
     facts.duration_seconds =
@@ -156,7 +165,7 @@ int Main(int argc, char** argv) {
       std::cout << "configuration OK: " << config->source << "\n";
       return 0;
     case CommandLine::Mode::kOnce:
-      return RunOnce(*config, cli->once_format, cli->once_driver);
+      return RunOnce(*config, *cli);
     case CommandLine::Mode::kValidate: {
       HostCapabilities caps = ProbeHost(*config);
       std::cout << FormatHostChecks(caps.checks);

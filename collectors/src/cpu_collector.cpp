@@ -10,6 +10,7 @@
 #include "cpu_topology.h"
 #include "sysfs_values.h"
 #include "virtcaps/collector.h"
+#include "virtcaps/cpu_vocabulary.h"
 #include "virtcaps/cpuinfo.h"
 #include "virtcaps/files.h"
 #include "virtcaps/strings.h"
@@ -319,6 +320,8 @@ class CpuCollector : public Collector {
     note(ReadTopology(context.paths,
                       cpuinfo ? static_cast<unsigned>(cpuinfo->processors.size()) : 0, cpu));
     note(ReadPageSizes(context.paths, cpu));
+    // libvirt's names (cpu_vocabulary.cpp); an unreadable map leaves only those unknown.
+    if (cpuinfo) note(DescribeCpuInLibvirtTerms(context, *cpuinfo, cpu));
     // A configured CPUID dump that cannot be read fails the collector, after
     // everything the files could tell has been recorded.
     if (cpuid) note(cpuid->status());

@@ -132,6 +132,15 @@ class IoctlKvmProbe : public KvmProbe {
     int vm = ::ioctl(fd, KVM_CREATE_VM, 0);
     if (vm >= 0) {
       result.vm_creatable = true;
+      // libvirt's <counter name='tsc'>: the TSC frequency a scratch vCPU gets.
+      int vcpu = ::ioctl(vm, KVM_CREATE_VCPU, 0);
+      if (vcpu >= 0) {
+        int khz = ::ioctl(vcpu, KVM_GET_TSC_KHZ, 0);
+        if (khz > 0) result.tsc_khz = static_cast<uint64_t>(khz);
+        ::close(vcpu);
+      }
+      int scaling = ::ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_CONTROL);
+      if (scaling >= 0) result.tsc_scaling = scaling > 0;
       ::close(vm);
     } else {
       result.vm_creatable = false;
@@ -152,6 +161,10 @@ class FixedKvmProbe : public KvmProbe {
     result.vm_creatable = config_.vm_creatable;
     if (!config_.vm_creatable) result.create_vm_error = "KVM_CREATE_VM failed (recorded)";
     if (config_.max_vcpus > 0) result.max_vcpus = config_.max_vcpus;
+    if (config_.tsc_khz > 0) {
+      result.tsc_khz = config_.tsc_khz;
+      result.tsc_scaling = config_.tsc_scaling;
+    }
     return result;
   }
 

@@ -9,6 +9,9 @@
 //       <machine name='pc-i440fx-7.2' maxCpus='255' deprecated='no' default='yes'/>
 //       <domain type='kvm'/>
 //       <feature name='acpi' default='on' toggle='yes'/>
+//       <cpuModels virttype='kvm'>
+//         <model name='EPYC' usable='no'><blocker name='svm'/></model>
+//       </cpuModels>
 //     </guest>
 //   </qemuProbeCache>
 #include <sys/stat.h>
@@ -27,7 +30,7 @@ namespace virtcaps {
 namespace {
 
 constexpr const char* kRootName = "qemuProbeCache";
-constexpr const char* kFormatVersion = "1";  // bump when the layout or the probe changes
+constexpr const char* kFormatVersion = "2";  // bump when the layout or the probe changes
 constexpr size_t kMaxCacheFileBytes = 4u << 20;
 
 int64_t Nanoseconds(const struct timespec& time) {
@@ -85,6 +88,18 @@ XmlElement GuestToXml(const Guest& guest) {
     child.SetAttribute("name", feature.name);
     if (feature.default_on) child.SetAttribute("default", *feature.default_on ? "on" : "off");
     if (feature.toggle) child.SetAttribute("toggle", YesNo(*feature.toggle));
+  }
+  if (!guest.cpu_models_virttype.empty()) {
+    XmlElement& models = element.Add("cpuModels");
+    models.SetAttribute("virttype", guest.cpu_models_virttype);
+    for (const GuestCpuModel& model : guest.cpu_models) {
+      XmlElement& child = models.Add("model");
+      child.SetAttribute("name", model.name);
+      child.SetAttribute("usable", YesNo(model.usable));
+      for (const std::string& blocker : model.blockers) {
+        child.Add("blocker").SetAttribute("name", blocker);
+      }
+    }
   }
   return element;
 }
@@ -160,6 +175,25 @@ std::optional<Guest> GuestFromXml(const XmlElement& element) {
       feature.toggle = toggle;
     }
     guest.features.push_back(std::move(feature));
+  }
+  if (const XmlElement* models = element.Child("cpuModels")) {
+    if (!Required(*models, "virttype", guest.cpu_models_virttype) ||
+        guest.cpu_models_virttype.empty()) {
+      return std::nullopt;
+    }
+    for (const XmlElement* child : models->ChildrenNamed("model")) {
+      GuestCpuModel model;
+      if (!Required(*child, "name", model.name) || model.name.empty() ||
+          !ReadYesNo(*child, "usable", model.usable)) {
+        return std::nullopt;
+      }
+      for (const XmlElement* blocker : child->ChildrenNamed("blocker")) {
+        std::string name;
+        if (!Required(*blocker, "name", name)) return std::nullopt;
+        model.blockers.push_back(std::move(name));
+      }
+      guest.cpu_models.push_back(std::move(model));
+    }
   }
   return guest;
 }

@@ -1,4 +1,5 @@
 // The qemu hypervisor: one guest per emulator, from ProbeQemuEmulators.
+#include "virtcaps/cpu_vocabulary.h"
 #include "virtcaps/files.h"
 #include "virtcaps/hypervisors.h"
 #include "virtcaps/qemu.h"
@@ -62,6 +63,10 @@ class QemuCollector : public Collector {
     }
     for (Guest& guest : LibvirtQemuGuests(std::move(probed), caps.cpu.arch))
       caps.guests.push_back(std::move(guest));
+    // libvirt's model names and vendors (cpu_vocabulary.cpp); a bad map is only noted.
+    Status named =
+        NameGuestCpuModels(context.paths.Root(context.config.host.cpu_map_dir), caps.guests);
+    if (!named.ok()) errors += (errors.empty() ? "" : "; ") + named.message();
     status.available = status.emulators_found > status.probes_failed;
     status.detail =
         results.empty() ? "no qemu-system-* (or /usr/libexec/qemu-kvm) emulator found" : errors;

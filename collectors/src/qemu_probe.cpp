@@ -90,7 +90,10 @@ class QmpSession {
   }
 
   // Sends one command and returns its "return" value.
-  Expected<JsonValue> Execute(const std::string& command) {
+  // With tolerate_error, a QMP error reply (an unknown command) is returned as an
+  // error with qmp_error() set, and the emulator keeps running.
+  Expected<JsonValue> Execute(const std::string& command, bool tolerate_error = false) {
+    qmp_error_ = false;
     std::string id = "virtcaps-" + std::to_string(++sequence_);
     std::string line = "{\"execute\": " + QuoteJson(command) + ", \"id\": " + QuoteJson(id) + "}";
     Status written = process_.WriteLine(line, deadline_);
@@ -112,6 +115,11 @@ class QmpSession {
         return Status::Error(step + " carries another command's id: " + Quoted(last_line_));
       }
       if (const JsonValue* error = message->Find("error")) {
+        // A command this emulator does not have: the session goes on.
+        if (tolerate_error) {
+          qmp_error_ = true;
+          return Status::Error(command + " failed");
+        }
         process_.Kill();
         std::string what = command + " failed";
         if (const JsonValue* error_class = error->Find("class")) {
@@ -130,6 +138,8 @@ class QmpSession {
       return *result;
     }
   }
+
+  bool qmp_error() const { return qmp_error_; }
 
   // Asks the emulator to quit and waits (until the deadline) for it to exit. The
   // answers are complete by now, so nothing here is an error: an emulator that
@@ -208,6 +218,7 @@ class QmpSession {
   Subprocess& process_;
   Deadline deadline_;
   std::chrono::milliseconds timeout_;
+  bool qmp_error_ = false;
   int sequence_ = 0;
   std::string last_line_;
 };
@@ -298,6 +309,42 @@ std::string SuffixTarget(const std::string& path) {
   return std::string(name.substr(kBinaryPrefix.size()));
 }
 
+// query-cpu-definitions as libvirt lists it: QEMU's order, without the versioned
+// names that unversioned ones alias ("EPYC-v1") and without host/max/base, which
+// are CPU modes rather than models.
+Expected<std::vector<GuestCpuModel>> CpuModelsFromQmp(const JsonValue& reply, size_t max_models) {
+  if (!reply.is_array()) return Status::Error("query-cpu-definitions did not return a list");
+  if (reply.items().size() > max_models * 4) {
+    return Status::Error("query-cpu-definitions listed " + std::to_string(reply.items().size()) +
+                         " models, more than the cap of " + std::to_string(max_models * 4));
+  }
+  std::set<std::string> aliased;
+  for (const JsonValue& entry : reply.items()) {
+    if (const JsonValue* target = entry.Find("alias-of"); target && target->is_string()) {
+      aliased.insert(target->string());
+    }
+  }
+  std::vector<GuestCpuModel> models;
+  for (const JsonValue& entry : reply.items()) {
+    const JsonValue* name = entry.Find("name");
+    if (name == nullptr || !name->is_string() || name->string().empty()) {
+      return Status::Error("query-cpu-definitions entry without a name");
+    }
+    const std::string& text = name->string();
+    if (aliased.count(text) || text == "host" || text == "max" || text == "base") continue;
+    GuestCpuModel model;
+    model.name = text;
+    if (const JsonValue* blockers = entry.Find("unavailable-features")) {
+      for (const JsonValue& blocker : blockers->items()) {
+        if (blocker.is_string()) model.blockers.push_back(blocker.string());
+      }
+      model.usable = model.blockers.empty();
+    }
+    models.push_back(std::move(model));
+  }
+  return models;
+}
+
 // The conversation, from greeting to quit; the answers become the Guest.
 Expected<Guest> Converse(QmpSession& session, const std::string& emulator, size_t max_machines) {
   Status greeting = session.ReadGreeting();
@@ -310,6 +357,12 @@ Expected<Guest> Converse(QmpSession& session, const std::string& emulator, size_
   if (!kvm) return kvm.status();
   auto machines_reply = session.Execute("query-machines");
   if (!machines_reply) return machines_reply.status();
+  // A bad machine list fails the probe before anything else is asked.
+  auto machines = MachinesFromQmp(*machines_reply, max_machines);
+  if (!machines) return machines.status();
+  // Old QEMUs and some targets lack it: the guest stands without CPU models.
+  auto cpu_definitions = session.Execute("query-cpu-definitions", /*tolerate_error=*/true);
+  if (!cpu_definitions && !session.qmp_error()) return cpu_definitions.status();
   session.Quit();
 
   std::string target_name;
@@ -317,9 +370,6 @@ Expected<Guest> Converse(QmpSession& session, const std::string& emulator, size_
   std::optional<ArchInfo> arch = QemuTargetArch(target_name);
   if (!arch) arch = QemuTargetArch(SuffixTarget(emulator));
   if (!arch) return Status::Error("unknown target architecture " + Quoted(target_name));
-
-  auto machines = MachinesFromQmp(*machines_reply, max_machines);
-  if (!machines) return machines.status();
 
   Guest guest;
   guest.hypervisor = "qemu";
@@ -335,6 +385,12 @@ Expected<Guest> Converse(QmpSession& session, const std::string& emulator, size_
     guest.domains.push_back({"kvm", "", {}});
   }
   guest.features = FeaturesFor(guest.arch);
+  if (cpu_definitions) {
+    auto models = CpuModelsFromQmp(*cpu_definitions, max_machines);
+    if (!models) return models.status();
+    guest.cpu_models = std::move(models).value();
+    guest.cpu_models_virttype = guest.domains.back().type;  // the accelerator that came up
+  }
   return guest;
 }
 

@@ -166,7 +166,8 @@ class Parser : public YamlChecks {
     if (auto kvm = node["kvm"]) {
       using Source = KvmProbeConfig::Source;
       ExpectMap(kvm, "probes.kvm");
-      CheckKeys(kvm, "probes.kvm", {"source", "api_version", "vm_creatable", "max_vcpus"});
+      CheckKeys(kvm, "probes.kvm",
+                {"source", "api_version", "vm_creatable", "max_vcpus", "tsc_khz", "tsc_scaling"});
       if (auto source = kvm["source"]) {
         probes.kvm.source = EnumValue<Source>(source, "probes.kvm.source",
                                               {{"auto", Source::kAuto},
@@ -184,6 +185,13 @@ class Parser : public YamlChecks {
       if (auto value = kvm["max_vcpus"]) {
         probes.kvm.max_vcpus =
             static_cast<int>(IntValue(value, "probes.kvm.max_vcpus", 0, 1 << 20));
+      }
+      if (auto value = kvm["tsc_khz"]) {
+        probes.kvm.tsc_khz =
+            static_cast<uint64_t>(IntValue(value, "probes.kvm.tsc_khz", 0, 100'000'000));
+      }
+      if (auto value = kvm["tsc_scaling"]) {
+        probes.kvm.tsc_scaling = BoolValue(value, "probes.kvm.tsc_scaling");
       }
     }
     if (auto msr = node["msr"]) {
@@ -214,7 +222,10 @@ class Parser : public YamlChecks {
 
   void ParseHost(const YAML::Node& node, HostConfig& host) const {
     ExpectMap(node, "host");
-    CheckKeys(node, "host", {"uuid_source"});
+    CheckKeys(node, "host", {"uuid_source", "cpu_map_dir"});
+    if (auto value = node["cpu_map_dir"]) {
+      host.cpu_map_dir = AbsolutePath(value, "host.cpu_map_dir");
+    }
     if (auto source = node["uuid_source"]) {
       using UuidSource = HostConfig::UuidSource;
       host.uuid_source = EnumValue<UuidSource>(

@@ -91,6 +91,18 @@ void AddCpu(Exposition& out, const HostCpu& cpu, const std::regex* features_incl
              {"model", cpu.signature ? std::to_string(cpu.signature->model) : ""},
              {"stepping", cpu.signature ? std::to_string(cpu.signature->stepping) : ""},
              {"microcode", cpu.microcode ? Hex(*cpu.microcode) : ""}});
+  if (!cpu.libvirt_model.empty()) {
+    out.Gauge("virtcaps_cpu_model_info",
+              "Host CPU model as libvirt names it from its CPU map (value is always 1; absent "
+              "when the map is unreadable or names no model for this CPU).",
+              1, {{"model", cpu.libvirt_model}, {"vendor", cpu.vendor}});
+  }
+  if (cpu.tsc) {
+    out.Gauge("virtcaps_cpu_tsc_frequency_hertz",
+              "Invariant TSC frequency (KVM_GET_TSC_KHZ of a scratch vCPU, as libvirt, else "
+              "CPUID 0x40000010 or 0x15); absent without invariant TSC.",
+              static_cast<double>(cpu.tsc->frequency_hz), {{"source", cpu.tsc->source}});
+  }
   for (const std::string& feature : cpu.features) {
     if (features_include && !std::regex_match(feature, *features_include)) continue;
     out.Gauge("virtcaps_cpu_feature_info",
@@ -378,6 +390,22 @@ void AddHypervisors(Exposition& out, const HostCapabilities& caps, const Refresh
               {{"hypervisor", std::get<0>(key)},
                {"os_type", std::get<1>(key)},
                {"arch", std::get<2>(key)}});
+  }
+  // One series per named model per (arch, virttype): which hosts can run model X.
+  std::map<std::tuple<std::string, std::string, std::string>, bool> usable;
+  for (const Guest& guest : caps.guests) {
+    for (const GuestCpuModel& model : guest.cpu_models) {
+      bool& value = usable[{guest.arch, guest.cpu_models_virttype, model.name}];
+      value = value || model.usable;
+    }
+  }
+  for (const auto& [key, value] : usable) {
+    out.Gauge(
+        "virtcaps_guest_cpu_model_usable",
+        "1 if a guest of this arch can use the named CPU model with this virt type on this "
+        "host (QEMU's query-cpu-definitions lists no unavailable features), 0 if not.",
+        Bool(value),
+        {{"arch", std::get<0>(key)}, {"virttype", std::get<1>(key)}, {"model", std::get<2>(key)}});
   }
 }
 

@@ -14,6 +14,7 @@ std::string Str(uint64_t value) { return std::to_string(value); }
 void AddHostCpu(XmlElement& host, const HostCpu& cpu) {
   XmlElement& element = host.Add("cpu");
   element.Add("arch", cpu.arch);
+  if (!cpu.libvirt_model.empty()) element.Add("model", cpu.libvirt_model);
   if (!cpu.vendor.empty()) element.Add("vendor", cpu.vendor);
   // The schema wants a positive integer; libvirt prints it in decimal.
   if (cpu.microcode && *cpu.microcode > 0) {
@@ -24,6 +25,13 @@ void AddHostCpu(XmlElement& host, const HostCpu& cpu) {
         .SetAttribute("family", Str(cpu.signature->family))
         .SetAttribute("model", Str(cpu.signature->model))
         .SetAttribute("stepping", Str(cpu.signature->stepping));
+  }
+  // The schema wants both attributes: without KVM's answer on scaling, no counter.
+  if (cpu.tsc && cpu.tsc->frequency_hz > 0 && cpu.tsc->scaling) {
+    element.Add("counter")
+        .SetAttribute("name", "tsc")
+        .SetAttribute("frequency", Str(cpu.tsc->frequency_hz))
+        .SetAttribute("scaling", *cpu.tsc->scaling ? "yes" : "no");
   }
   // libvirt's numbers, as `virsh nodeinfo` shows them: sockets per NUMA node, and the
   // flat 1 x CPUs x 1 when its counts did not add up. The metrics keep the packages.
@@ -36,10 +44,12 @@ void AddHostCpu(XmlElement& host, const HostCpu& cpu) {
   }
   if (cpu.max_phys_addr_bits) {
     element.Add("maxphysaddr")
-        .SetAttribute("mode", "passthrough")
+        .SetAttribute("mode", cpu.max_phys_addr_mode)
         .SetAttribute("bits", Str(*cpu.max_phys_addr_bits));
   }
-  for (const std::string& feature : cpu.features) {
+  // With an x86 model, libvirt lists only the features beyond it, in its own names;
+  // elsewhere (and with no map) the kernel's names are all there is.
+  for (const std::string& feature : cpu.libvirt_features ? *cpu.libvirt_features : cpu.features) {
     element.Add("feature").SetAttribute("name", feature);
   }
   for (uint64_t size : cpu.page_sizes_kib) {

@@ -37,6 +37,7 @@ TEST(ConfigTest, EmbeddedDefaultMatchesTheStructDefaults) {
   EXPECT_EQ(parsed->probes.kvm.source, defaults.probes.kvm.source);
   EXPECT_EQ(parsed->probes.msr.source, defaults.probes.msr.source);
   EXPECT_EQ(parsed->host.uuid_source, defaults.host.uuid_source);
+  EXPECT_EQ(parsed->host.cpu_map_dir, defaults.host.cpu_map_dir);
   EXPECT_EQ(parsed->log.level, defaults.log.level);
   EXPECT_EQ(parsed->log.format, defaults.log.format);
   EXPECT_EQ(parsed->collector_options.cpu_flags_include,

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "test_support.h"
 #include "virtcaps/collector.h"
@@ -24,6 +25,11 @@ class CpuCollectorTest : public ::testing::Test {
       Write(dir + "core_id", std::to_string(cpu) + "\n");
     }
     SetFlags("fpu vme vmx sse4_1");
+    // A host with libvirt 9.0's CPU map, so the model part succeeds too.
+    std::filesystem::create_directories(root_ + "/usr/share/libvirt");
+    std::filesystem::create_directory_symlink(
+        testing::SourceDir() + "/tests/fixtures/cpu_map/libvirt-9.0",
+        root_ + "/usr/share/libvirt/cpu_map");
   }
 
   void Write(const std::string& relative, const std::string& content) {
@@ -45,6 +51,7 @@ class CpuCollectorTest : public ::testing::Test {
   // CPUID leaf 1 of a Xeon Gold 6148 (family 6 model 85 stepping 4), VMX bit as given.
   void SetCpuid(bool vmx) {
     CpuidTable table;
+    table[{0, 0}] = CpuidRegisters{0x16, 0x756e6547, 0x6c65746e, 0x49656e69};  // GenuineIntel
     table[{1, 0}] = CpuidRegisters{0x00050654, 0, vmx ? 0x7ffefbffu : 0x7ffefbdfu, 0xbfebfbff};
     table[{0x80000000, 0}] = CpuidRegisters{0x80000008, 0, 0, 0};
     table[{0x80000001, 0}] = CpuidRegisters{0, 0, 0x121, 0x2c100800};

@@ -5,9 +5,11 @@
 
 #include <pthread.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "virtcaps/connection_gate.h"
 #include "virtcaps/log.h"
@@ -34,6 +36,8 @@ std::string LandingPage(const std::string& telemetry_path) {
          path + "\">" + path +
          "</a>: Prometheus metrics</li>\n"
          "<li><a href=\"/capabilities\">/capabilities</a>: libvirt capabilities XML</li>\n"
+         "<li><a href=\"/domcapabilities\">/domcapabilities</a>: libvirt domain capabilities "
+         "XML (?arch=&amp;virttype=&amp;machine=&amp;emulator=)</li>\n"
          "<li><a href=\"/healthz\">/healthz</a>: health</li>\n</ul>\n</body></html>\n";
 }
 
@@ -395,7 +399,7 @@ HttpServer::Response HttpServer::Handle(const Request& request) const {
   Response response;
   response.content_type = kTextContentType;
   bool known_path = path == "/" || path == options_.telemetry_path || path == "/capabilities" ||
-                    path == "/healthz";
+                    path == "/healthz" || path == "/domcapabilities";
   if (!known_path) {
     response.status = 404;
     response.body = "404 page not found\n";
@@ -424,6 +428,9 @@ HttpServer::Response HttpServer::Handle(const Request& request) const {
     response.retry_after = true;
     response.body = "starting: the first probe of the host has not finished\n";
     return response;
+  }
+  if (path == "/domcapabilities") {
+    return DomainCapabilities(*snapshot, std::move(response), request.query);
   }
   bool gzip = AcceptsGzip(request.accept_encoding);
   bool metrics = path != "/capabilities";
@@ -454,6 +461,78 @@ HttpServer::Response HttpServer::Handle(const Request& request) const {
   response.content_encoding = gzip ? "gzip" : "";
   response.vary_accept_encoding = true;
   return response;
+}
+
+// /domcapabilities?arch=&virttype=&machine=&emulator=, rendered from the snapshot for
+// this request (small: one emulator's machines and models). A malformed query is a
+// 400, an arch/emulator/virt type/machine the host does not have a 404.
+HttpServer::Response HttpServer::DomainCapabilities(const Snapshot& snapshot, Response response,
+                                                    std::string_view query) {
+  auto parsed = ParseDomainCapabilitiesQuery(query);
+  std::shared_ptr<std::string> body;
+  if (!parsed) {
+    response.status = 400;
+    body = std::make_shared<std::string>("400 bad request: " + parsed.error() + "\n");
+  } else if (auto document = RenderDomainCapabilitiesXml(snapshot.caps, *parsed); !document) {
+    response.status = 404;
+    body = std::make_shared<std::string>("404 not found: " + document.error() + "\n");
+  } else {
+    response.content_type = kXmlContentType;
+    body = std::make_shared<std::string>(std::move(document).value());
+  }
+  response.owned_body = body;
+  response.body = *body;
+  return response;
+}
+
+Expected<DomainCapabilitiesQuery> ParseDomainCapabilitiesQuery(std::string_view query) {
+  DomainCapabilitiesQuery result;
+  std::set<std::string> seen;
+  if (query.size() > 4096) return Status::Error("query string longer than 4096 bytes");
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t equals = pair.find('=');
+    std::string key(pair.substr(0, equals));
+    std::string raw(equals == std::string_view::npos ? std::string_view()
+                                                     : pair.substr(equals + 1));
+    // Percent-decoding (and '+' as space), as forms encode it; bad escapes are errors.
+    std::string value;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '+') {
+        value += ' ';
+      } else if (raw[i] == '%') {
+        std::optional<uint64_t> hex;
+        if (i + 2 < raw.size() && std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(raw[i + 2]))) {
+          hex = ParseUint(std::string_view(raw).substr(i + 1, 2), 16);
+        }
+        if (!hex || *hex == 0) {
+          return Status::Error("bad percent escape in '" + key + "'");
+        }
+        value += static_cast<char>(*hex);
+        i += 2;
+      } else {
+        value += raw[i];
+      }
+    }
+    if (!seen.insert(key).second) return Status::Error("'" + key + "' given twice");
+    if (key == "arch") {
+      result.arch = value;
+    } else if (key == "virttype") {
+      result.virttype = value;
+    } else if (key == "machine") {
+      result.machine = value;
+    } else if (key == "emulator") {
+      result.emulator = value;
+    } else {
+      return Status::Error("unknown parameter '" + key.substr(0, 64) +
+                           "' (expected arch, virttype, machine, emulator)");
+    }
+  }
+  return result;
 }
 
 HttpServer::Response HttpServer::Unauthorized() {

@@ -14,9 +14,11 @@ namespace virtcaps {
 struct CommandLine {
   enum class Mode { kServe, kOnce, kValidate, kCheckConfig, kVersion, kHelp };
   Mode mode = Mode::kServe;
-  enum class Format { kXml, kPrometheus, kOpenMetrics };
+  enum class Format { kXml, kPrometheus, kOpenMetrics, kDomainCapabilities };
   Format once_format = Format::kXml;
   std::string once_driver;  // --driver=qemu|lxc|xen: that driver's document; empty: all
+  // --arch/--virttype/--machine/--emulator for --format domcapabilities (empty: virsh's defaults).
+  std::string domcaps_arch, domcaps_virttype, domcaps_machine, domcaps_emulator;
 
   std::string config_file;                    // empty: the embedded default
   std::string web_config_file;                // --web.config.file; empty: plain HTTP, no auth

@@ -54,6 +54,14 @@ struct HardwareVirtualization {
   std::string firmware_evidence;          // how firmware_disabled was decided
 };
 
+// libvirt's <counter name='tsc'>: the invariant TSC's frequency, and whether KVM
+// can scale a guest's TSC to another frequency.
+struct TscCounter {
+  uint64_t frequency_hz = 0;
+  std::optional<bool> scaling;  // KVM_CAP_TSC_CONTROL; unknown without KVM
+  std::string source;           // kvm (KVM_GET_TSC_KHZ, as libvirt), cpuid-0x40000010, cpuid-0x15
+};
+
 struct HostCpu {
   std::string arch;        // libvirt's name: x86_64, i686, aarch64, ppc64le, s390x, ...
   std::string vendor;      // libvirt's vendor name: Intel, AMD, ARM, IBM, ...
@@ -68,11 +76,19 @@ struct HostCpu {
   std::vector<uint64_t> page_sizes_kib;  // base page first, then huge page sizes ascending
   HardwareVirtualization virtualization;
   std::optional<bool> running_under_hypervisor;  // CPUID leaf 1 ECX bit 31 / "hypervisor" flag
-  unsigned present_cpus = 0;                     // cpu/present (else online, else cpuinfo)
-  std::vector<LogicalCpu> logical_cpus;          // every present CPU, ascending id
-  bool logical_cpus_read = false;                // logical_cpus is this refresh's sysfs read
-  bool huge_page_sizes_listed = false;           // page_sizes_kib holds this refresh's listing
-  std::string cpuinfo_problem;                   // what /proc/cpuinfo lacked, for humans
+  // libvirt's vocabulary, from its CPU map (host.cpu_map_dir). Empty model: the map
+  // could not be read or names no model for this CPU (libvirt prints none either).
+  std::string libvirt_model;
+  // x86: the host's features beyond libvirt_model, libvirt's names in map order;
+  // nullopt without a decoded x86 model (the kernel's `features` are printed then).
+  std::optional<std::vector<std::string>> libvirt_features;
+  std::optional<TscCounter> tsc;               // only with invariant TSC, as libvirt
+  std::string max_phys_addr_mode = "emulate";  // libvirt's host CPU always says emulate
+  unsigned present_cpus = 0;                   // cpu/present (else online, else cpuinfo)
+  std::vector<LogicalCpu> logical_cpus;        // every present CPU, ascending id
+  bool logical_cpus_read = false;              // logical_cpus is this refresh's sysfs read
+  bool huge_page_sizes_listed = false;         // page_sizes_kib holds this refresh's listing
+  std::string cpuinfo_problem;                 // what /proc/cpuinfo lacked, for humans
 };
 
 struct KvmState {
@@ -236,6 +252,15 @@ struct GuestFeature {
   std::optional<bool> toggle;
 };
 
+// A named CPU model an emulator offers (QMP query-cpu-definitions), as libvirt's
+// domain capabilities list it under <mode name='custom'>.
+struct GuestCpuModel {
+  std::string name;
+  bool usable = false;                // unavailable-features is empty
+  std::vector<std::string> blockers;  // unavailable-features: what the host lacks for it
+  std::string vendor;                 // libvirt's map vendor, "unknown" for generic models
+};
+
 // One <guest> of the capabilities document: what one hypervisor can run for one arch.
 struct Guest {
   std::string hypervisor;  // qemu, xen, lxc: which of our hypervisor entries produced it
@@ -247,6 +272,10 @@ struct Guest {
   std::vector<GuestMachine> machines;
   std::vector<GuestDomain> domains;
   std::vector<GuestFeature> features;
+  // Named CPU models under the accelerator the probe ran with (cpu_models_virttype:
+  // kvm when KVM came up, else qemu); empty when the emulator cannot say.
+  std::string cpu_models_virttype;
+  std::vector<GuestCpuModel> cpu_models;
 };
 
 // How one configured hypervisor fared.

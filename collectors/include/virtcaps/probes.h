@@ -40,6 +40,8 @@ struct KvmIoctlResult {
   std::optional<bool> vm_creatable;
   std::string create_vm_error;
   std::optional<int> max_vcpus;
+  std::optional<uint64_t> tsc_khz;  // KVM_GET_TSC_KHZ on a scratch vCPU, as libvirt asks
+  std::optional<bool> tsc_scaling;  // KVM_CHECK_EXTENSION(KVM_CAP_TSC_CONTROL)
 };
 
 class KvmProbe {

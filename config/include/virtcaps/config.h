@@ -63,6 +63,10 @@ struct KvmProbeConfig {
   int api_version = 12;
   bool vm_creatable = true;
   int max_vcpus = 0;
+  // KVM_GET_TSC_KHZ on a scratch vCPU, in kHz (0: not recorded), and whether KVM
+  // can scale a guest's TSC (KVM_CAP_TSC_CONTROL).
+  uint64_t tsc_khz = 0;
+  bool tsc_scaling = false;
 };
 
 struct MsrProbeConfig {
@@ -82,6 +86,9 @@ struct HostConfig {
   // (vendors ship boards with duplicate DMI UUIDs).
   enum class UuidSource { kDmi, kMachineId };
   UuidSource uuid_source = UuidSource::kDmi;
+  // libvirt's CPU map (index.xml and the files it includes), under paths.rootfs so
+  // that the host's own libvirt names its CPU. Unreadable: the CPU model is unknown.
+  std::string cpu_map_dir = "/usr/share/libvirt/cpu_map";
 };
 
 enum class HypervisorType { kQemu, kXen, kLxc };

@@ -54,6 +54,16 @@ bool ArchInTargetSchema(std::string_view arch);
 XmlElement CapabilitiesXml(const HostCapabilities& caps, std::string_view driver = {});
 std::string RenderCapabilitiesXml(const HostCapabilities& caps, std::string_view driver = {});
 
+// libvirt's <domainCapabilities> for one emulator, arch, virt type and machine, as
+// `virsh domcapabilities` picks them: every field may be empty (host arch, kvm when
+// the guest has it else qemu, that arch's emulator, its default machine). An
+// unknown arch, emulator, virt type or machine is an error saying which.
+struct DomainCapabilitiesQuery {
+  std::string arch, virttype, machine, emulator;
+};
+Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
+                                                  const DomainCapabilitiesQuery& query);
+
 // What a metrics page holds beyond the snapshot itself.
 struct MetricsOptions {
   // Collectors (and hypervisor drivers) whose families are rendered; nullopt: every one

@@ -39,6 +39,10 @@ struct HttpServerOptions {
   std::function<void(bool ok)> on_web_config_reload;
 };
 
+// /domcapabilities' query string: arch, virttype, machine, emulator (percent-encoded);
+// anything else, a repeated key or a bad escape is an error naming it.
+Expected<DomainCapabilitiesQuery> ParseDomainCapabilitiesQuery(std::string_view query);
+
 class HttpServer {
  public:
   HttpServer(HttpServerOptions options, const SnapshotStore& store);
@@ -69,7 +73,8 @@ class HttpServer {
     std::shared_ptr<const Snapshot> snapshot;
     // For snapshot bodies: the whole response, head included, ready to write.
     const PreparedResponse* prepared = nullptr;
-    // A body made for this request (a filtered page, an error naming the collectors).
+    // A body made for this request (a filtered page, an error naming the collectors,
+    // /domcapabilities): `body` views this.
     std::shared_ptr<const std::string> owned_body;
     // Sent after `body` and counted in Content-Length: the live /metrics families.
     std::shared_ptr<const std::string> tail;
@@ -83,13 +88,17 @@ class HttpServer {
   };
   Response Handle(const Request& request) const;
   Response Handle(std::string_view method, std::string_view path,
-                  std::string_view accept_encoding = {}) const {
-    return Handle(Request{method, path, {}, {}, accept_encoding});
+                  std::string_view accept_encoding = {}, std::string_view query = {}) const {
+    return Handle(Request{method, path, query, {}, accept_encoding});
   }
   // Counts an answered request for virtcaps_http_requests_total (lock-free).
   void CountRequest(std::string_view path, int status) const;
   // The answer to a request without valid basic-auth credentials.
   static Response Unauthorized();
+
+  // /domcapabilities for one request.
+  static Response DomainCapabilities(const Snapshot& snapshot, Response response,
+                                     std::string_view query);
 
   // The web config in force (null without --web.config.file).
   const WebSettingsWatcher* web_settings() const { return web_.get(); }

@@ -1,0 +1,46 @@
+// The host CPU in libvirt's vocabulary, decoded from CPUID (x86), MIDR (Arm) or
+// PVR (POWER) against libvirt's CPU map, by the rules of libvirt's CPU drivers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "virtcaps/cpu_map.h"
+#include "virtcaps/probes.h"
+#include "virtcaps/status.h"
+
+namespace virtcaps {
+
+struct DecodedCpu {
+  std::string model;
+  std::string vendor;                 // the map's vendor name; empty when it knows none
+  std::vector<std::string> features;  // x86: the host's features beyond the model, map order
+};
+
+// The CPUID leaves libvirt gathers for the host: the basic and extended ranges up to
+// their maximum leaf, with the subleaves it follows (7, 0xd, 0xf, 0x10, 0x12, 0x14,
+// 0x17), plus IA32_ARCH_CAPABILITIES (MSR 0x10a) when CPUID announces it and `msr`
+// can read it. Hypervisor leaves (0x40000000...) are not part of it.
+X86Data ReadX86HostData(const CpuidSource& cpuid, const MsrReader* msr, const X86CpuMap& map);
+
+// libvirt's x86Decode for a host CPU: newest models first, a model that would need a
+// host-missing feature disabled is never used, a model whose signature matches the
+// host's family/model (and stepping) beats one that does not, and otherwise the one
+// needing fewest extra features wins (ties keep the newer). Errors when no model fits.
+Expected<DecodedCpu> DecodeX86HostCpu(const X86CpuMap& map, X86Data data);
+
+// Arm: the model whose part number matches MIDR[15:4], the vendor of MIDR[31:24];
+// libvirt gives no model when either is missing from the map.
+Expected<DecodedCpu> DecodeArmHostCpu(const IdCpuMap& map, uint32_t implementer, uint32_t part);
+
+// POWER: the first model with a PVR value/mask matching the host's PVR.
+Expected<DecodedCpu> DecodePowerHostCpu(const IdCpuMap& map, uint32_t pvr);
+
+// Family, model and stepping as libvirt computes them from CPUID leaf 1 EAX.
+struct X86SignatureFields {
+  unsigned family = 0, model = 0, stepping = 0;
+};
+X86SignatureFields X86SignatureFromLeaf1(uint32_t eax);
+
+}  // namespace virtcaps

@@ -1,0 +1,238 @@
+#include "virtcaps/cpu_decode.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace virtcaps {
+
+namespace {
+
+// Leaf counts beyond this are garbage (no CPU has them); they are not followed.
+constexpr uint32_t kMaxLeavesPerRange = 0x100;
+constexpr uint32_t kMaxSubleaves = 64;
+constexpr uint32_t kArchCapabilitiesMsr = 0x10a;
+
+void Put(X86Data& data, uint32_t leaf, uint32_t subleaf, const CpuidRegisters& registers) {
+  data.cpuid[{leaf, subleaf}] = registers;
+}
+
+void QueryInto(const CpuidSource& cpuid, X86Data& data, uint32_t leaf, uint32_t subleaf) {
+  if (auto registers = cpuid.Query(leaf, subleaf)) Put(data, leaf, subleaf, *registers);
+}
+
+void ReadRange(const CpuidSource& cpuid, uint32_t base, X86Data& data) {
+  auto top = cpuid.Query(base, 0);
+  if (!top || top->eax < base) return;
+  uint32_t last = std::min(top->eax, base + kMaxLeavesPerRange);
+  for (uint32_t leaf = base; leaf <= last; ++leaf) {
+    auto sub0 = cpuid.Query(leaf, 0);
+    if (!sub0) continue;
+    switch (leaf) {
+      case 0x7:
+      case 0x14:
+      case 0x17:
+        // Subleaf 0 EAX is the last valid subleaf (leaf 0x17 only counts from 3 up).
+        if (leaf == 0x17 && sub0->eax < 3) break;
+        Put(data, leaf, 0, *sub0);
+        for (uint32_t sub = 1; sub <= std::min(sub0->eax, kMaxSubleaves); ++sub) {
+          QueryInto(cpuid, data, leaf, sub);
+        }
+        break;
+      case 0xb:
+        // Extended topology: subleaf 0 counts only when it describes a level.
+        if (sub0->ecx & 0xff00) Put(data, leaf, 0, *sub0);
+        break;
+      case 0xd:
+        Put(data, leaf, 0, *sub0);
+        QueryInto(cpuid, data, leaf, 1);
+        break;
+      case 0xf:
+      case 0x10: {
+        // Resource ids: subleaf n exists when bit n of EDX (0xf) / EBX (0x10) is set.
+        Put(data, leaf, 0, *sub0);
+        uint32_t resources = leaf == 0xf ? sub0->edx : sub0->ebx;
+        for (uint32_t sub = 1; sub < 32; ++sub) {
+          if (resources & (1u << sub)) QueryInto(cpuid, data, leaf, sub);
+        }
+        break;
+      }
+      case 0x12: {
+        // SGX leaves only when leaf 7 says SGX (EBX bit 2).
+        auto leaf7 = data.cpuid.find({0x7, 0});
+        if (leaf7 == data.cpuid.end() || !(leaf7->second.ebx & (1u << 2))) break;
+        Put(data, leaf, 0, *sub0);
+        QueryInto(cpuid, data, leaf, 1);
+        break;
+      }
+      default:
+        Put(data, leaf, 0, *sub0);
+    }
+  }
+}
+
+// Names of the map's features wholly contained in `data`, in map order; each match
+// takes its bits away so that one bit is named once.
+std::vector<std::string> FeaturesIn(const X86CpuMap& map, X86Data data) {
+  std::vector<std::string> names;
+  for (const X86Feature& feature : map.features) {
+    if (data.Contains(feature.data)) {
+      data.Subtract(feature.data);
+      names.push_back(feature.name);
+    }
+  }
+  return names;
+}
+
+// The vendor whose CPUID leaf 0 string the host reports; its bits are cleared so no
+// feature can claim them.
+const X86Vendor* TakeVendor(const X86CpuMap& map, X86Data& data) {
+  auto leaf0 = data.cpuid.find({0, 0});
+  if (leaf0 == data.cpuid.end()) return nullptr;
+  for (const X86Vendor& vendor : map.vendors) {
+    uint32_t words[3] = {0, 0, 0};  // EBX, EDX, ECX: "Genu" "ineI" "ntel"
+    for (int i = 0; i < 12; ++i) {
+      words[i / 4] |= static_cast<uint32_t>(static_cast<unsigned char>(vendor.id_string[i]))
+                      << (8 * (i % 4));
+    }
+    CpuidRegisters& registers = leaf0->second;
+    if (registers.ebx == words[0] && registers.edx == words[1] && registers.ecx == words[2]) {
+      registers.ebx = registers.ecx = registers.edx = 0;
+      return &vendor;
+    }
+  }
+  return nullptr;
+}
+
+bool SignatureMatches(const X86Model& model, const X86SignatureFields& host) {
+  return std::any_of(model.signatures.begin(), model.signatures.end(),
+                     [&](const X86Signature& signature) {
+                       return signature.family == host.family && signature.model == host.model &&
+                              (!signature.steppings ||
+                               (host.stepping < 32 && (*signature.steppings >> host.stepping) & 1));
+                     });
+}
+
+// Haswell and early Haswell-EP/Broadwell parts whose TSX microcode disabled: libvirt
+// ignores hle/rtm there, so the noTSX models fit.
+void DropBrokenTsx(const X86CpuMap& map, const X86Vendor* vendor,
+                   const X86SignatureFields& signature, X86Data& data) {
+  if (vendor == nullptr || vendor->name != "Intel" || signature.family != 6) return;
+  unsigned model = signature.model;
+  if (!((model == 63 && signature.stepping < 4) || model == 60 || model == 69 || model == 70)) {
+    return;
+  }
+  for (const char* name : {"hle", "rtm"}) {
+    if (const X86Feature* feature = map.FindFeature(name)) data.Subtract(feature->data);
+  }
+}
+
+std::string Hex(uint32_t value, int digits) {
+  char buffer[16];
+  std::snprintf(buffer, sizeof(buffer), "0x%0*x", digits, value);
+  return buffer;
+}
+
+}  // namespace
+
+X86SignatureFields X86SignatureFromLeaf1(uint32_t eax) {
+  // libvirt adds the extended fields unconditionally (they are zero where unused).
+  X86SignatureFields fields;
+  fields.family = ((eax >> 20) & 0xff) + ((eax >> 8) & 0xf);
+  fields.model = ((eax >> 12) & 0xf0) + ((eax >> 4) & 0xf);
+  fields.stepping = eax & 0xf;
+  return fields;
+}
+
+X86Data ReadX86HostData(const CpuidSource& cpuid, const MsrReader* msr, const X86CpuMap& map) {
+  X86Data data;
+  ReadRange(cpuid, 0x0, data);
+  ReadRange(cpuid, 0x80000000u, data);
+  const X86Feature* arch_capabilities = map.FindFeature("arch-capabilities");
+  if (msr && arch_capabilities && data.Contains(arch_capabilities->data)) {
+    if (auto value = msr->Read(kArchCapabilitiesMsr)) data.msr[kArchCapabilitiesMsr] = *value;
+  }
+  return data;
+}
+
+Expected<DecodedCpu> DecodeX86HostCpu(const X86CpuMap& map, X86Data data) {
+  const X86Vendor* vendor = TakeVendor(map, data);
+  X86SignatureFields signature;
+  bool have_signature = false;
+  if (auto leaf1 = data.cpuid.find({1, 0}); leaf1 != data.cpuid.end()) {
+    signature = X86SignatureFromLeaf1(leaf1->second.eax);
+    have_signature = (leaf1->second.eax & 0x0fff3fff) != 0;
+  }
+  DropBrokenTsx(map, vendor, signature, data);
+
+  const X86Model* chosen = nullptr;
+  std::vector<std::string> chosen_features;
+  for (auto model = map.models.rbegin(); model != map.models.rend(); ++model) {
+    if (!model->decode_host) continue;
+    if (vendor && !model->vendor.empty() && model->vendor != vendor->name) continue;
+    // A host CPU lists only what it adds to the model: a model the host cannot
+    // fully provide is never its name.
+    X86Data missing = model->data;
+    missing.Subtract(data);
+    if (!FeaturesIn(map, missing).empty()) continue;
+    X86Data extra = data;
+    extra.Subtract(model->data);
+    std::vector<std::string> features = FeaturesIn(map, extra);
+
+    bool better = false;
+    if (chosen == nullptr) {
+      better = true;
+    } else if (have_signature &&
+               SignatureMatches(*chosen, signature) != SignatureMatches(*model, signature)) {
+      better = SignatureMatches(*model, signature);
+    } else {
+      better = features.size() < chosen_features.size();
+    }
+    if (better) {
+      chosen = &*model;
+      chosen_features = std::move(features);
+    }
+  }
+  if (chosen == nullptr) {
+    return Status::Error("no CPU model of the map fits this CPU (vendor " +
+                         (vendor ? vendor->name : std::string("unknown")) + ")");
+  }
+  DecodedCpu decoded;
+  decoded.model = chosen->name;
+  decoded.vendor = vendor ? vendor->name : std::string();
+  decoded.features = std::move(chosen_features);
+  return decoded;
+}
+
+Expected<DecodedCpu> DecodeArmHostCpu(const IdCpuMap& map, uint32_t implementer, uint32_t part) {
+  DecodedCpu decoded;
+  for (const IdCpuModel& model : map.models) {
+    bool matches = std::any_of(model.ids.begin(), model.ids.end(), [&](const auto& id) {
+      return (part & id.second) == (id.first & id.second);
+    });
+    if (matches) {
+      decoded.model = model.name;
+      break;
+    }
+  }
+  if (decoded.model.empty()) {
+    return Status::Error("the CPU map has no model with part number " + Hex(part, 3));
+  }
+  for (const auto& [name, value] : map.vendors) {
+    if (value && *value == implementer) decoded.vendor = name;
+  }
+  if (decoded.vendor.empty()) {
+    return Status::Error("the CPU map has no vendor with implementer code " + Hex(implementer, 2));
+  }
+  return decoded;
+}
+
+Expected<DecodedCpu> DecodePowerHostCpu(const IdCpuMap& map, uint32_t pvr) {
+  for (const IdCpuModel& model : map.models) {
+    for (const auto& [value, mask] : model.ids) {
+      if ((pvr & mask) == value) return DecodedCpu{model.name, model.vendor, {}};
+    }
+  }
+  return Status::Error("the CPU map has no model with PVR " + Hex(pvr, 8));
+}
+
+}  // namespace virtcaps

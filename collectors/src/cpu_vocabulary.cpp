@@ -1,0 +1,140 @@
+#include "virtcaps/cpu_vocabulary.h"
+
+#include "virtcaps/cpu_decode.h"
+#include "virtcaps/cpu_map.h"
+#include "virtcaps/strings.h"
+
+namespace virtcaps {
+
+namespace {
+
+bool IsX86(const std::string& arch) { return arch == "x86_64" || arch == "i686"; }
+
+// The invariant TSC's frequency the way libvirt finds it (KVM_GET_TSC_KHZ on a
+// scratch vCPU), else what CPUID says: the hypervisor's TSC leaf 0x40000010 (kHz)
+// or leaf 0x15 (crystal clock times the TSC/crystal ratio).
+std::optional<TscCounter> FindTsc(const CollectContext& context, const CpuidSource& cpuid) {
+  auto power = cpuid.Query(0x80000007, 0);
+  auto top = cpuid.Query(0x80000000, 0);
+  bool invariant = top && top->eax >= 0x80000007 && power && ((power->edx >> 8) & 1);
+  if (!invariant) return std::nullopt;  // libvirt only asks with invariant TSC
+  TscCounter tsc;
+  if (context.probes.kvm) {
+    KvmIoctlResult kvm = context.probes.kvm->Probe(context.paths.Dev("kvm"));
+    if (kvm.tsc_khz) {
+      tsc.frequency_hz = *kvm.tsc_khz * 1000;
+      tsc.scaling = kvm.tsc_scaling;
+      tsc.source = "kvm";
+      return tsc;
+    }
+  }
+  auto hypervisor = cpuid.Query(0x40000000, 0);
+  if (hypervisor && hypervisor->eax >= 0x40000010) {
+    if (auto timing = cpuid.Query(0x40000010, 0); timing && timing->eax > 0) {
+      tsc.frequency_hz = static_cast<uint64_t>(timing->eax) * 1000;
+      tsc.source = "cpuid-0x40000010";
+      return tsc;
+    }
+  }
+  auto basic = cpuid.Query(0, 0);
+  if (basic && basic->eax >= 0x15) {
+    auto ratio = cpuid.Query(0x15, 0);
+    if (ratio && ratio->eax && ratio->ebx && ratio->ecx) {
+      tsc.frequency_hz = static_cast<uint64_t>(ratio->ecx) * ratio->ebx / ratio->eax;
+      tsc.source = "cpuid-0x15";
+      return tsc;
+    }
+  }
+  return std::nullopt;
+}
+
+// "revision : 2.2 (pvr 004e 1202)" -> 0x004e1202
+std::optional<uint32_t> PvrFromCpuinfo(const Cpuinfo& cpuinfo) {
+  std::string revision = cpuinfo.Get("revision");
+  size_t at = revision.find("(pvr ");
+  if (at == std::string::npos) return std::nullopt;
+  size_t end = revision.find(')', at);
+  if (end == std::string::npos) return std::nullopt;
+  std::string digits;
+  std::string inside = revision.substr(at + 5, end - at - 5);  // the views below point into it
+  for (std::string_view word : SplitWhitespace(inside)) {
+    digits += word;
+  }
+  auto value = ParseHex(digits);
+  if (!value || *value > 0xffffffffu) return std::nullopt;
+  return static_cast<uint32_t>(*value);
+}
+
+Status DescribeX86(const CollectContext& context, const std::string& map_dir, HostCpu& cpu) {
+  const CpuidSource* cpuid = context.probes.cpuid.get();
+  if (cpuid == nullptr || !cpuid->status().ok()) return Status();  // nothing to decode
+  cpu.tsc = FindTsc(context, *cpuid);
+  auto map = LoadX86CpuMap(map_dir);
+  if (!map) return Status::Error("CPU model unknown: " + map.error());
+  X86Data data = ReadX86HostData(*cpuid, context.probes.msr.get(), *map);
+  auto decoded = DecodeX86HostCpu(*map, std::move(data));
+  if (!decoded) return Status::Error("CPU model unknown: " + decoded.error());
+  cpu.libvirt_model = decoded->model;
+  cpu.libvirt_features = decoded->features;
+  if (!decoded->vendor.empty()) cpu.vendor = decoded->vendor;
+  return Status();
+}
+
+Status DescribeByIds(const std::string& map_dir, const Cpuinfo& cpuinfo, HostCpu& cpu) {
+  std::string map_arch = CpuMapArchFor(cpu.arch);
+  Expected<DecodedCpu> decoded = Status::Error("no identification in /proc/cpuinfo");
+  if (map_arch == "arm") {
+    auto implementer = ParseHex(cpuinfo.Get("CPU implementer"));
+    auto part = ParseHex(cpuinfo.Get("CPU part"));
+    if (!implementer || !part) return Status();  // nothing libvirt could decode either
+    auto map = LoadIdCpuMap(map_dir, map_arch);
+    if (!map) return Status::Error("CPU model unknown: " + map.error());
+    decoded = DecodeArmHostCpu(*map, static_cast<uint32_t>(*implementer & 0xff),
+                               static_cast<uint32_t>(*part & 0xfff));
+  } else {
+    auto pvr = PvrFromCpuinfo(cpuinfo);
+    if (!pvr) return Status();
+    auto map = LoadIdCpuMap(map_dir, map_arch);
+    if (!map) return Status::Error("CPU model unknown: " + map.error());
+    decoded = DecodePowerHostCpu(*map, *pvr);
+  }
+  // A CPU the map does not know gets no model, as in libvirt; that is not a failure.
+  if (!decoded) return Status();
+  cpu.libvirt_model = decoded->model;
+  if (!decoded->vendor.empty()) cpu.vendor = decoded->vendor;
+  return Status();
+}
+
+}  // namespace
+
+Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& guests) {
+  std::optional<Expected<X86CpuMap>> map;
+  for (Guest& guest : guests) {
+    if (guest.cpu_models.empty() || CpuMapArchFor(guest.arch) != "x86") continue;
+    if (!map) map = LoadX86CpuMap(cpu_map_dir);
+    if (!map->ok()) continue;
+    std::vector<GuestCpuModel> known;
+    for (GuestCpuModel& model : guest.cpu_models) {
+      for (const X86Model& candidate : (*map)->models) {
+        if (candidate.name != model.name) continue;
+        model.vendor = candidate.vendor.empty() ? "unknown" : candidate.vendor;
+        known.push_back(std::move(model));
+        break;
+      }
+    }
+    guest.cpu_models = std::move(known);
+  }
+  if (map && !map->ok()) return Status::Error("guest CPU models not named: " + map->error());
+  return Status();
+}
+
+Status DescribeCpuInLibvirtTerms(const CollectContext& context, const Cpuinfo& cpuinfo,
+                                 HostCpu& cpu) {
+  std::string map_dir = context.paths.Root(context.config.host.cpu_map_dir);
+  if (IsX86(cpu.arch)) return DescribeX86(context, map_dir, cpu);
+  std::string map_arch = CpuMapArchFor(cpu.arch);
+  if (map_arch.empty()) return Status();  // s390x and others: libvirt's map has no models
+  return DescribeByIds(map_dir, cpuinfo, cpu);
+}
+
+}  // namespace virtcaps

@@ -1,0 +1,98 @@
+// libvirt's domain capabilities document (domaincaps.rng), from the probed guests.
+// It says what the agent knows: the emulator, machine, vCPU limit and the CPU modes
+// with every named model and whether it is usable. The host-model's model and
+// features, firmware, devices and features sections are not probed yet and are left
+// out (the schema makes them optional) rather than guessed.
+#include <algorithm>
+
+#include "virtcaps/renderers.h"
+
+namespace virtcaps {
+
+namespace {
+
+const Guest* FindGuest(const HostCapabilities& caps, const DomainCapabilitiesQuery& query,
+                       const std::string& arch, Status& error) {
+  const Guest* by_arch = nullptr;
+  for (const Guest& guest : caps.guests) {
+    if (guest.hypervisor != "qemu" || guest.arch != arch) continue;
+    if (!query.emulator.empty() && guest.emulator != query.emulator) continue;
+    by_arch = &guest;
+    break;
+  }
+  if (by_arch == nullptr) {
+    error = Status::Error(query.emulator.empty() ? "no QEMU emulator for arch '" + arch + "'"
+                                                 : "emulator '" + query.emulator +
+                                                       "' does not run arch '" + arch + "'");
+  }
+  return by_arch;
+}
+
+const GuestMachine* FindMachine(const Guest& guest, const std::string& name) {
+  for (const GuestMachine& machine : guest.machines) {
+    if (name.empty() ? machine.is_default : machine.name == name) return &machine;
+  }
+  return name.empty() && !guest.machines.empty() ? &guest.machines.front() : nullptr;
+}
+
+void AddEnum(XmlElement& parent, const std::string& name, std::vector<std::string> values) {
+  XmlElement& element = parent.Add("enum");
+  element.SetAttribute("name", name);
+  for (std::string& value : values) element.Add("value", std::move(value));
+}
+
+}  // namespace
+
+Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
+                                                  const DomainCapabilitiesQuery& query) {
+  std::string arch = query.arch.empty() ? caps.cpu.arch : query.arch;
+  Status error;
+  const Guest* guest = FindGuest(caps, query, arch, error);
+  if (guest == nullptr) return error;
+  auto has_domain = [&](const std::string& type) {
+    return std::any_of(guest->domains.begin(), guest->domains.end(),
+                       [&](const GuestDomain& domain) { return domain.type == type; });
+  };
+  std::string virttype = query.virttype;
+  if (virttype.empty()) virttype = has_domain("kvm") ? "kvm" : "qemu";
+  if (!has_domain(virttype)) {
+    return Status::Error("virt type '" + virttype + "' is not available for " + guest->emulator);
+  }
+  const GuestMachine* machine = FindMachine(*guest, query.machine);
+  if (machine == nullptr) {
+    return Status::Error("machine '" + query.machine + "' is not offered by " + guest->emulator);
+  }
+
+  XmlElement root("domainCapabilities");
+  root.Add("path", guest->emulator);
+  root.Add("domain", virttype);
+  // An alias is reported by the machine it stands for, as libvirt does.
+  root.Add("machine", machine->canonical.empty() ? machine->name : machine->canonical);
+  root.Add("arch", arch);
+  if (machine->max_cpus) root.Add("vcpu").SetAttribute("max", std::to_string(*machine->max_cpus));
+
+  XmlElement& cpu = root.Add("cpu");
+  bool kvm = virttype == "kvm";
+  XmlElement& passthrough = cpu.Add("mode");
+  passthrough.SetAttribute("name", "host-passthrough")
+      .SetAttribute("supported", kvm ? "yes" : "no");
+  if (kvm) AddEnum(passthrough, "hostPassthroughMigratable", {"on", "off"});
+  XmlElement& maximum = cpu.Add("mode");
+  maximum.SetAttribute("name", "maximum").SetAttribute("supported", "yes");
+  AddEnum(maximum, "maximumMigratable", {"on", "off"});
+  // Supported with either accelerator; which model it expands to is not computed yet.
+  cpu.Add("mode").SetAttribute("name", "host-model").SetAttribute("supported", "yes");
+  XmlElement& custom = cpu.Add("mode");
+  custom.SetAttribute("name", "custom").SetAttribute("supported", "yes");
+  // Usability is known for the accelerator the probe ran with; for the other one the
+  // model exists but whether it is usable was not asked.
+  bool known = guest->cpu_models_virttype == virttype;
+  for (const GuestCpuModel& model : guest->cpu_models) {
+    custom.Add("model", model.name)
+        .SetAttribute("usable", known ? (model.usable ? "yes" : "no") : "unknown")
+        .SetAttribute("vendor", model.vendor.empty() ? "unknown" : model.vendor);
+  }
+  return WriteXml(root);
+}
+
+}  // namespace virtcaps
