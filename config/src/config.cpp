@@ -395,7 +395,7 @@ std::string ValidateTelemetryPath(const std::string& path) {
              "against the request path as sent)";
     }
   }
-  for (const char* taken : {"/capabilities", "/healthz"}) {
+  for (const char* taken : {"/capabilities", "/domcapabilities", "/healthz"}) {
     if (path == taken) return std::string("collides with the ") + taken + " endpoint";
   }
   return "";

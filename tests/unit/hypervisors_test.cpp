@@ -245,10 +245,16 @@ TEST_F(QemuDriverPartsTest, ConfiguredUserGroupNumericIdsAndSwitches) {
 
 TEST(DriverDocumentTest, GuestsSplitPerDriver) {
   HostCapabilities caps;
-  caps.guests.push_back(
-      Guest{"qemu", "hvm", "x86_64", 64, "/usr/bin/qemu-system-x86_64", "", {}, {}, {}});
-  caps.guests.push_back(
-      Guest{"lxc", "exe", "x86_64", 64, "/usr/lib/libvirt/libvirt_lxc", "", {}, {}, {}});
+  auto guest = [](std::string hypervisor, std::string os_type, std::string emulator) {
+    Guest made;
+    made.hypervisor = std::move(hypervisor);
+    made.os_type = std::move(os_type);
+    made.arch = "x86_64";
+    made.emulator = std::move(emulator);
+    return made;
+  };
+  caps.guests.push_back(guest("qemu", "hvm", "/usr/bin/qemu-system-x86_64"));
+  caps.guests.push_back(guest("lxc", "exe", "/usr/lib/libvirt/libvirt_lxc"));
   auto count = [](const std::string& xml) {
     size_t n = 0;
     for (size_t at = xml.find("<guest>"); at != std::string::npos; at = xml.find("<guest>", at + 1))

@@ -141,7 +141,8 @@ Expected<std::string> SelectDriver(std::string_view query) {
 }
 
 RequestCounters::RequestCounters(std::string telemetry_path)
-    : paths_{std::move(telemetry_path), "/", "/capabilities", "/healthz", "other"} {}
+    : paths_{std::move(telemetry_path), "/",        "/capabilities",
+             "/domcapabilities",        "/healthz", "other"} {}
 
 size_t RequestCounters::PathIndex(std::string_view path) const {
   for (size_t i = 0; i + 1 < kPathCount; ++i) {

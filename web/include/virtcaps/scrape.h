@@ -44,7 +44,8 @@ class RequestCounters {
   prometheus::MetricFamily Family() const;
 
   static constexpr std::array<int, 9> kCodes = {200, 304, 400, 401, 404, 405, 406, 500, 503};
-  static constexpr size_t kPathCount = 5;  // telemetry path, /, /capabilities, /healthz, other
+  // telemetry path, /, /capabilities, /domcapabilities, /healthz, other
+  static constexpr size_t kPathCount = 6;
 
  private:
   size_t PathIndex(std::string_view path) const;
