@@ -6,6 +6,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "virtcaps/json.h"
+
 namespace virtcaps {
 
 namespace {
@@ -15,12 +17,6 @@ std::atomic<int> g_format{static_cast<int>(LogConfig::Format::kLogfmt)};
 std::mutex g_write_mutex;
 
 bool IsControl(unsigned char c) { return c < 0x20 || c == 0x7f; }
-
-void AppendUnicodeEscape(std::string& out, unsigned char c) {
-  char buffer[8];
-  std::snprintf(buffer, sizeof(buffer), "\\u%04x", c);
-  out += buffer;
-}
 
 // logfmt: bare when the value has no space, quote, '=' or control character; otherwise
 // quoted, with \\, \", \n, \r, \t and \u00XX for every other control character, so one
@@ -35,65 +31,11 @@ void AppendLogfmtValue(std::string& out, std::string_view value) {
     out += value;
     return;
   }
-  out += '"';
-  for (char c : value) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (IsControl(static_cast<unsigned char>(c))) {
-          AppendUnicodeEscape(out, static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
+  out += QuoteJson(value);
 }
 
 // A JSON string (RFC 8259): quote, backslash and every control character escaped.
-void AppendJsonString(std::string& out, std::string_view value) {
-  out += '"';
-  for (char c : value) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          AppendUnicodeEscape(out, static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
+void AppendJsonString(std::string& out, std::string_view value) { out += QuoteJson(value); }
 
 void Write(LogConfig::Level level, const char* name, const std::string& message,
            const LogFields& fields) {

@@ -68,7 +68,8 @@ struct JsonLimits {
 // Errors read "offset N: what".
 Expected<JsonValue> ParseJson(std::string_view text, JsonLimits limits = {});
 
-// `text` as a JSON string literal, quotes included (for building QMP commands).
+// `text` as a JSON string literal, quotes included: quote, backslash and every control
+// character (DEL too) escaped, so it is also one safe line of logfmt or a JSON log.
 std::string QuoteJson(std::string_view text);
 
 }  // namespace virtcaps
