@@ -23,10 +23,7 @@ int RunOnce(const Config& config, const CommandLine& cli) {
   CommandLine::Format format = cli.once_format;
   auto start = std::chrono::steady_clock::now();
   HostCapabilities caps = ProbeHost(config);
-  for (const CollectorOutcome& outcome : caps.collectors) {
-    if (!outcome.success)
-      LogWarn("collector failed", {{"collector", outcome.name}, {"error", outcome.error}});
-  }
+  LogProbeProblems(caps);
   if (format == CommandLine::Format::kXml) {
     std::cout << RenderCapabilitiesXml(caps, cli.once_driver);
   } else if (format == CommandLine::Format::kDomainCapabilities) {

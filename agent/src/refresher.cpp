@@ -77,16 +77,28 @@ void Refresher::WebConfigReloaded(bool ok) {
   wake_.notify_all();
 }
 
-void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at,
-                            bool web_reload_ok) {
-  auto start = std::chrono::steady_clock::now();
-  HostCapabilities caps = ProbeHost(config, &cancel_, &qemu_memory_);
-  std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+void LogProbeProblems(const HostCapabilities& caps) {
   for (const CollectorOutcome& outcome : caps.collectors) {
     if (!outcome.success) {
       LogWarn("collector failed", {{"collector", outcome.name}, {"error", outcome.error}});
     }
   }
+  // A driver fails only when every emulator failed (its error says why, above); the
+  // reasons of a few failing emulators are in its detail and would be seen nowhere else.
+  for (const HypervisorStatus& status : caps.hypervisors) {
+    if (status.probes_failed == 0 || !status.available) continue;
+    LogWarn("emulator probes failed", {{"hypervisor", status.name},
+                                       {"failed", std::to_string(status.probes_failed)},
+                                       {"error", status.detail}});
+  }
+}
+
+void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at,
+                            bool web_reload_ok) {
+  auto start = std::chrono::steady_clock::now();
+  HostCapabilities caps = ProbeHost(config, &cancel_, &qemu_memory_);
+  std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  LogProbeProblems(caps);
   RefreshFacts facts;
   facts.duration_seconds = elapsed.count();
   facts.finished_at_seconds = Now();

@@ -102,6 +102,13 @@ TEST(BoundedInputsE2eTest, FloodingEmulatorsCostBoundedMemoryAndTheDocumentIsCom
   ASSERT_EQ(xml.exit_code, 0) << xml.err;
   EXPECT_EQ(xml.out, baseline.out) << "the flooding emulators must add nothing, lose nothing";
   EXPECT_LT(xml.max_rss_kb, kMaxAgentRssKb);
+  // The driver still works, so each failing emulator's reason is logged on its own.
+  EXPECT_NE(xml.err.find("emulator probes failed"), std::string::npos) << xml.err;
+  for (const Flood& flood : floods) {
+    EXPECT_NE(xml.err.find(std::string("qemu-system-") + flood.target), std::string::npos)
+        << flood.target << " is not named in the log:\n"
+        << xml.err;
+  }
   auto metrics = host.Once("prometheus");
   ASSERT_EQ(metrics.exit_code, 0) << metrics.err;
   EXPECT_LT(metrics.max_rss_kb, kMaxAgentRssKb);

@@ -18,6 +18,9 @@ namespace virtcaps {
 // `qemu_memory`, when given, keeps emulator probes and listings between calls.
 HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel = nullptr,
                            QemuProbeMemory* qemu_memory = nullptr);
+// Logs what went wrong in one probe: each failed collector, and the emulators whose
+// probe failed while their hypervisor driver as a whole succeeded (with their reasons).
+void LogProbeProblems(const HostCapabilities& caps);
 // How metrics pages are rendered under this configuration (collectors.cpu.flags_include).
 MetricsOptions MetricsOptionsFor(const Config& config);
 
