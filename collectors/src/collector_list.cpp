@@ -95,7 +95,10 @@ void RunTimed(Collector& collector, const CollectContext& context, HostCapabilit
   auto start = std::chrono::steady_clock::now();
   ListSizes before(caps);
   Status status = collector.Collect(context, caps);
-  if (Status capped = CapModelLists(caps, before); !capped.ok() && status.ok()) status = capped;
+  // Both are reported: a collector that failed for one reason may also have overflowed a list.
+  if (Status capped = CapModelLists(caps, before); !capped.ok()) {
+    status = status.ok() ? capped : Status::Error(status.message() + "; " + capped.message());
+  }
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   caps.collectors.push_back(
       {std::string(collector.name()), status.ok(), elapsed.count(), status.message()});

@@ -137,17 +137,17 @@ host=$(query 'ALERTS{alertname="VirtcapsKvmUnusable"}' | jq -r '.data.result[0].
 [[ "$host" == "nokvm" ]] || fail "KVM-unusable alert fired for host '$host'"
 echo "ok   VirtcapsKvmUnusable fires for nokvm only"
 
-# Placement (deploy/prometheus/virtcaps-placement.yml): the novmx fixture carries the
-# QMP replies of this machine's QEMU under KVM (pentium3 usable, EPYC-Rome not); the
-# vmx fixture has no emulator, so it offers no model at all.
-wait_for 'virtcaps_guest_cpu_model_usable{arch="x86_64",virttype="kvm",model="pentium3"} == 1' 1
-host=$(query 'virtcaps_guest_cpu_model_usable{arch="x86_64",virttype="kvm",model="pentium3"} == 1' | jq -r '.data.result[0].metric.host')
-[[ "$host" == "novmx" ]] || fail "pentium3 placement lists host '$host'"
+# Placement (deploy/prometheus/virtcaps-placement.yml): the pvm fixture (and its nokvm
+# variant) carries the QMP replies of this machine's QEMU under KVM (pentium3 usable,
+# EPYC-Rome not); the vmx fixture has no emulator, so it offers no model at all.
+wait_for 'virtcaps_guest_cpu_model_usable{arch="x86_64",virttype="kvm",model="pentium3"} == 1' 2
+hosts=$(query 'virtcaps_guest_cpu_model_usable{arch="x86_64",virttype="kvm",model="pentium3"} == 1' | jq -r '[.data.result[].metric.host] | sort | join(",")')
+[[ "$hosts" == "nokvm,pvm" ]] || fail "pentium3 placement lists hosts '$hosts'"
 wait_for 'virtcaps_guest_cpu_model_usable{arch="x86_64",virttype="kvm",model="EPYC-Rome"} == 1' 0
 wait_for 'virtcaps:guest_cpu_model_usable:hosts{arch="x86_64",virttype="kvm"}' 4
 pool=$(query 'virtcaps:guest_cpu_model_usable:hosts{arch="x86_64",virttype="kvm"} == on () group_left () scalar(count(count by (instance) (virtcaps_guest_cpu_model_usable)))' | jq -r '[.data.result[].metric.model] | sort | join(",")')
 [[ "$pool" == "486,pentium,pentium2,pentium3" ]] || fail "models common to the pool: '$pool'"
-echo "ok   placement: pentium3 on novmx only, EPYC-Rome nowhere, pool models $pool"
+echo "ok   placement: pentium3 on $hosts (not the emulator-less vmx host), EPYC-Rome nowhere, pool models $pool"
 
 # Every dashboard query runs without error.
 count=0

@@ -126,7 +126,9 @@ TEST(RequestCountersTest, CountsPerPathAndCodeWithBoundedLabels) {
   EXPECT_EQ((seen[{"other", "404"}]), 1);
   EXPECT_EQ((seen[{"/healthz", "other"}]), 1);
   EXPECT_EQ(seen.count({"/capabilities", "200"}), 1u);  // present from the start, as 0
-  EXPECT_EQ(seen.size(), 7u);
+  EXPECT_EQ(seen.count({"/domcapabilities", "200"}), 1u);
+  // 200 of the five known paths, plus /metrics 400, other 404 and /healthz other.
+  EXPECT_EQ(seen.size(), 8u);
 }
 
 TEST(ProcessStatsTest, ReadsThisProcess) {
