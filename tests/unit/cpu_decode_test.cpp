@@ -6,11 +6,14 @@
 #include <cstring>
 #include <filesystem>
 
+#include <unistd.h>
+
 #include "test_support.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/cpu_decode.h"
 #include "virtcaps/cpu_map.h"
 #include "virtcaps/files.h"
+#include "virtcaps/probes.h"
 #include "virtcaps/renderers.h"
 #include "virtcaps/strings.h"
 #include "virtcaps/xml.h"
@@ -222,6 +225,78 @@ TEST(X86DecodeRules, GatheringSkipsHypervisorLeavesAndFollowsSubleaves) {
   EXPECT_EQ(data.cpuid.count({0x40000001, 0}), 0u);  // kvmclock & co. are not host features
   EXPECT_EQ(data.cpuid.count({0xd, 1}), 1u);
   EXPECT_EQ(data.cpuid.count({0x80000008, 0}), 1u);
+}
+
+// IA32_ARCH_CAPABILITIES the way libvirt reads it: the msr device, else KVM_GET_MSRS
+// on the KVM system device.
+constexpr uint32_t kArchCapabilities = 0x10a;
+
+TEST(MsrFallback, FeatureMsrsFallBackRegistersDoNot) {
+  auto reader = MakeFallbackMsrReader(MakeFixedMsrReader({{0x3a, 0x5}, {kArchCapabilities, 0x1}}),
+                                      MakeFixedMsrReader({{kArchCapabilities, 0xff}, {0x48, 0x2}}));
+  EXPECT_EQ(reader->Read(0x3a), 0x5u);
+  EXPECT_EQ(reader->ReadFeature(kArchCapabilities), 0x1u);  // the hardware's value wins
+  EXPECT_EQ(reader->ReadFeature(0x48), 0x2u);               // else the fallback's
+  EXPECT_FALSE(reader->Read(0x48));                         // never for a register
+  EXPECT_FALSE(reader->ReadFeature(0x123));
+  auto no_device = MakeFallbackMsrReader(nullptr, MakeFixedMsrReader({{0x48, 0x2}}));
+  EXPECT_EQ(no_device->ReadFeature(0x48), 0x2u);
+  EXPECT_FALSE(no_device->Read(0x48));
+}
+
+TEST(MsrFallback, NeitherDeviceThereIsUnknownNotAnError) {
+  // A devfs without cpu/0/msr, then one whose "kvm" is a plain file (the ioctl fails).
+  std::string dev = testing::TempDir();
+  Config config;
+  config.paths.devfs = dev;
+  Probes probes = MakeProbes(config.probes, HostPaths::FromConfig(config.paths));
+  ASSERT_NE(probes.msr, nullptr);
+  EXPECT_FALSE(probes.msr->ReadFeature(kArchCapabilities));
+  testing::WriteTestFile(dev + "/kvm", "not a device\n");
+  EXPECT_FALSE(probes.msr->ReadFeature(kArchCapabilities));
+  EXPECT_FALSE(probes.msr->Read(0x3a));
+  EXPECT_FALSE(MakeKvmMsrReader(dev + "/kvm")->ReadFeature(kArchCapabilities));
+}
+
+TEST(MsrFallback, ArchCapabilitiesAddTheirFeatures) {
+  // This machine's dump announces arch-capabilities (CPUID 7.0:EDX[29]); 0xc00e16d is
+  // what KVM answered for MSR 0x10a here: RDCL_NO (bit 0), RSBA (2), SKIP_L1DFL_VMENTRY
+  // (3), MDS_NO (5), PSCHANGE_MC_NO (6), TAA_NO (8) among others.
+  auto cpuid = MakeDumpCpuid(DecodeFixture("this-machine-xeon-cpuid-r.txt"));
+  ASSERT_TRUE(cpuid->status().ok()) << cpuid->status().message();
+  X86Data without = ReadX86HostData(*cpuid, nullptr, Map());
+  ASSERT_TRUE(without.Contains(Map().FindFeature("arch-capabilities")->data));
+  auto kvm_like =
+      MakeFallbackMsrReader(nullptr, MakeFixedMsrReader({{kArchCapabilities, 0xc00e16d}}));
+  X86Data with = ReadX86HostData(*cpuid, kvm_like.get(), Map());
+  EXPECT_EQ(with.msr.at(kArchCapabilities), 0xc00e16du);
+  for (const char* name :
+       {"rdctl-no", "rsba", "skip-l1dfl-vmentry", "mds-no", "pschange-mc-no", "taa-no"}) {
+    EXPECT_TRUE(with.Contains(Map().FindFeature(name)->data)) << name;
+    EXPECT_FALSE(without.Contains(Map().FindFeature(name)->data)) << name;
+  }
+  auto decoded = DecodeX86HostCpu(Map(), with);
+  ASSERT_TRUE(decoded) << decoded.error();
+  EXPECT_EQ(decoded->features.back(), "taa-no");
+}
+
+// The real ioctl on this machine's /dev/kvm (root or group kvm).
+TEST(MsrFallback, KvmAnswersArchCapabilitiesLive) {
+  auto cpuid = MakeInstructionCpuid();
+  if (!cpuid) GTEST_SKIP() << "not x86";
+  if (::access("/dev/kvm", R_OK) != 0) GTEST_SKIP() << "/dev/kvm not readable here";
+  auto kvm = MakeKvmMsrReader("/dev/kvm");
+  // Never a register's hardware value, whatever KVM answers for it.
+  EXPECT_FALSE(kvm->Read(0x3a));
+  auto leaf7 = cpuid->Query(7, 0);
+  bool announced = leaf7 && ((leaf7->edx >> 29) & 1);
+  auto value = kvm->ReadFeature(kArchCapabilities);
+  // KVM offers IA32_ARCH_CAPABILITIES to guests whenever the host CPU has it.
+  if (announced) {
+    ASSERT_TRUE(value);
+    X86Data data = ReadX86HostData(*cpuid, kvm.get(), Map());
+    EXPECT_EQ(data.msr.at(kArchCapabilities), *value);
+  }
 }
 
 TEST(ArmPowerDecode, ModelsByMidrAndPvr) {
