@@ -104,6 +104,60 @@ TEST(HostCpuRecorded, FixtureOfTheRecordedMachinePrintsLibvirtsHostCpu) {
   ExpectSameCpu(*cpu, *expected);
 }
 
+// The decoder's expected answers (tests/fixtures/cpu_decode) against the real
+// libvirt here: `virsh cpu-baseline` of two host CPUs with the same features (the
+// expected <cpu>, and 486 plus that CPU's expanded feature list) makes libvirt decode
+// exactly that feature set with its own map and rules. It must name the same model
+// and the same features in the same order, less the ones baseline always omits.
+std::vector<std::string> FeatureNames(const XmlElement& cpu) {
+  std::vector<std::string> names;
+  for (const XmlElement* feature : cpu.ChildrenNamed("feature"))
+    names.push_back(*feature->Attribute("name"));
+  return names;
+}
+
+TEST(CpuDecodeOracle, LibvirtsBaselineDecodesEachExpectedCpuTheSameWay) {
+  LIBVIRT_REFERENCE_OR_SKIP(capabilities, "capabilities.xml");
+  const std::vector<std::string> omitted = {"osxsave", "ospke", "cmt", "mbm_total", "mbm_local"};
+  for (const char* name :
+       {"x86_64-cpuid-EPYC-7502-32-Core-host.xml", "x86_64-cpuid-EPYC-9334-32-Core-host-9.0.xml",
+        "x86_64-cpuid-Ice-Lake-Server-host-9.0.xml", "x86_64-cpuid-Xeon-Gold-6148-host-9.0.xml",
+        "x86_64-cpuid-Ryzen-9-3900X-12-Core-host-9.0.xml", "this-machine-libvirt-host-cpu.xml",
+        "build-machine-libvirt-host-cpu.xml"}) {
+    SCOPED_TRACE(name);
+    auto text = ReadFile(Recorded(name));
+    ASSERT_TRUE(text) << text.error();
+    auto expected = ParseXml(*text);
+    ASSERT_TRUE(expected) << expected.error();
+    std::string dir = testing::TempDir();
+    testing::WriteTestFile(dir + "/one.xml", *text);
+    auto expanded = testing::RunProcess(
+        {"/usr/bin/virsh", "-c", "qemu:///system", "cpu-baseline", "--features", dir + "/one.xml"});
+    ASSERT_EQ(expanded.exit_code, 0) << expanded.err;
+    auto expanded_doc = ParseXml(expanded.out);
+    ASSERT_TRUE(expanded_doc) << expanded_doc.error();
+    XmlElement other("cpu");
+    other.Add("arch", "x86_64");
+    other.Add("model", "486");
+    other.Add("vendor", expected->Child("vendor")->text);
+    for (const std::string& feature : FeatureNames(*expanded_doc))
+      other.Add("feature").SetAttribute("name", feature);
+    testing::WriteTestFile(dir + "/two.xml", *text + WriteXml(other));
+    auto baseline = testing::RunProcess(
+        {"/usr/bin/virsh", "-c", "qemu:///system", "cpu-baseline", dir + "/two.xml"});
+    ASSERT_EQ(baseline.exit_code, 0) << baseline.err;
+    auto result = ParseXml(baseline.out);
+    ASSERT_TRUE(result) << result.error();
+    ASSERT_NE(result->Child("model"), nullptr) << baseline.out;
+    EXPECT_EQ(result->Child("model")->text, expected->Child("model")->text);
+    std::vector<std::string> want;
+    for (const std::string& feature : FeatureNames(*expected))
+      if (std::find(omitted.begin(), omitted.end(), feature) == omitted.end())
+        want.push_back(feature);
+    EXPECT_EQ(FeatureNames(*result), want);
+  }
+}
+
 // The custom-mode models as "name usable vendor" (or "name vendor"), from a domain
 // capabilities document.
 std::vector<std::string> CustomModels(const XmlElement& doc, bool with_usable = true) {
