@@ -374,6 +374,61 @@ TEST(ArmPowerDecode, ModelsByMidrAndPvr) {
   EXPECT_FALSE(DecodePowerHostCpu(*ppc, 0x12345678));
 }
 
+// libvirt's recorded /proc/cpuinfo of real Arm and POWER hosts (tests/virhostcpudata),
+// through the whole cpu collector: a fixture tree of that architecture with the
+// recorded cpuinfo in place of its own.
+struct IdHostCase {
+  const char* profile;
+  const char* cpuinfo;
+  const char* model;   // "" when libvirt 9.0's map knows no model for it
+  const char* vendor;  // what <vendor> says then
+};
+
+class RecordedIdHostTest : public ::testing::TestWithParam<IdHostCase> {};
+
+TEST_P(RecordedIdHostTest, DecodesAsLibvirt90) {
+  const IdHostCase& param = GetParam();
+  std::string root = testing::TempDir();
+  std::filesystem::copy(testing::FixtureHost(param.profile), root,
+                        std::filesystem::copy_options::recursive);
+  auto cpuinfo = ReadFile(DecodeFixture(param.cpuinfo));
+  ASSERT_TRUE(cpuinfo) << cpuinfo.error();
+  std::filesystem::remove(root + "/proc/cpuinfo");
+  testing::WriteTestFile(root + "/proc/cpuinfo", *cpuinfo);
+  Config config = testing::FixtureConfig(param.profile);
+  config.paths.rootfs = root;
+  HostPaths paths = HostPaths::FromConfig(config.paths);
+  Probes probes = MakeProbes(config.probes, paths);
+  CollectContext context{paths, probes, config};
+  HostCapabilities caps;
+  caps.cpu.arch = HostArch(paths);
+  Status status = MakeCpuCollector()->Collect(context, caps);
+  EXPECT_EQ(caps.cpu.libvirt_model, param.model) << status.message();
+  if (*param.vendor) {
+    EXPECT_EQ(caps.cpu.vendor, param.vendor);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    LibvirtHosts, RecordedIdHostTest,
+    ::testing::Values(
+        // Cavium ThunderX2 (implementer 0x43, part 0x0af): arm_ThunderX299xx.xml, whose
+        // model is named "ThunderX2 99xx".
+        IdHostCase{"aarch64-server", "linux-aarch64-with-clusters.cpuinfo", "ThunderX2 99xx",
+                   "Cavium"},
+        // APM X-Gene (0x50, part 0x000): 9.0 knows the vendor but no model, so libvirt
+        // prints no model.
+        IdHostCase{"aarch64-server", "linux-aarch64-f21-mustang.cpuinfo", "", ""},
+        // POWER8E, PVR 0x004b0201: ppc64_POWER8.xml matches 0x004b0000/0xffff0000.
+        IdHostCase{"ppc64le-power9", "linux-ppc64-subcores2.cpuinfo", "POWER8", "IBM"}),
+    [](const auto& case_info) {
+      std::string name = case_info.param.cpuinfo;
+      name = name.substr(0, name.find('.'));
+      for (char& c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      return name;
+    });
+
 // The cpu collector on the build machine's fixture tree without a readable map.
 class CpuMapFailureTest : public ::testing::Test {
  protected:
