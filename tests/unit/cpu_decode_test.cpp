@@ -182,6 +182,7 @@ INSTANTIATE_TEST_SUITE_P(RealCpus, X86DecodeTest,
                                            "x86_64-cpuid-EPYC-9334-32-Core",       // Genoa
                                            "x86_64-cpuid-Ice-Lake-Server",         // Icelake
                                            "x86_64-cpuid-Xeon-Gold-6148",          // Skylake-SP
+                                           "x86_64-cpuid-Xeon-Platinum-8268",      // Cascade Lake
                                            "x86_64-cpuid-Ryzen-9-3900X-12-Core"),  // desktop
                          [](const auto& param_info) {
                            std::string name = param_info.param.substr(std::strlen("x86_64-cpuid-"));
