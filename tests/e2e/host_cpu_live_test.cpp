@@ -4,7 +4,10 @@
 // capabilities` prints, and the domain capabilities' named models must be virsh's.
 // The machine libvirt 9.0 was recorded on last (an AMD EPYC guest) stays as a fixture
 // test: its fixture tree against that recording.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -30,9 +33,13 @@ const LibvirtReference& Reference() {
   static const LibvirtReference reference = [] {
     LibvirtReference result;
     result.dir = testing::TempDir();
+    // Test programs run in parallel (ctest -j): one at a time may start a libvirtd.
+    int lock = ::open("/tmp/virtcaps-libvirt-reference.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock >= 0) ::flock(lock, LOCK_EX);
     auto run = testing::RunProcess(
         {"/bin/bash", testing::SourceDir() + "/tests/support/libvirt-reference.sh", result.dir},
         400);
+    if (lock >= 0) ::close(lock);  // releases the lock
     result.exit_code = run.exit_code;
     result.log = run.out + run.err;
     return result;
