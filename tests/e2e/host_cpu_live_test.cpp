@@ -129,7 +129,7 @@ TEST(CpuDecodeOracle, LibvirtsBaselineDecodesEachExpectedCpuTheSameWay) {
   for (const char* name :
        {"x86_64-cpuid-EPYC-7502-32-Core-host.xml", "x86_64-cpuid-EPYC-9334-32-Core-host-9.0.xml",
         "x86_64-cpuid-Ice-Lake-Server-host-9.0.xml", "x86_64-cpuid-Xeon-Gold-6148-host-9.0.xml",
-        "x86_64-cpuid-Xeon-Platinum-8268-host-9.0.xml",
+        "x86_64-cpuid-Xeon-Platinum-8268-host-9.0.xml", "x86_64-cpuid-Core-i7-8700-host-9.0.xml",
         "x86_64-cpuid-Ryzen-9-3900X-12-Core-host-9.0.xml", "this-machine-libvirt-host-cpu.xml",
         "build-machine-libvirt-host-cpu.xml"}) {
     SCOPED_TRACE(name);

@@ -183,6 +183,7 @@ INSTANTIATE_TEST_SUITE_P(RealCpus, X86DecodeTest,
                                            "x86_64-cpuid-Ice-Lake-Server",         // Icelake
                                            "x86_64-cpuid-Xeon-Gold-6148",          // Skylake-SP
                                            "x86_64-cpuid-Xeon-Platinum-8268",      // Cascade Lake
+                                           "x86_64-cpuid-Core-i7-8700",            // desktop
                                            "x86_64-cpuid-Ryzen-9-3900X-12-Core"),  // desktop
                          [](const auto& param_info) {
                            std::string name = param_info.param.substr(std::strlen("x86_64-cpuid-"));
@@ -224,15 +225,19 @@ TEST(X86DecodeThisMachine, DumpDecodesAsLibvirtDid) {
 // flush-l1d (CPUID 7.0:EDX[28]); 9.0's map has no such feature, and that is the only
 // difference. Its intel-pt is an extra feature because 9.0's Icelake-Server marks
 // intel-pt removed='yes' (not part of the model's data).
-TEST(X86DecodeRules, IcelakeDiffersFromTheRecordingOnlyByTheMapsFeatures) {
-  Expected recorded = ReadExpected(DecodeFixture("x86_64-cpuid-Ice-Lake-Server-host.xml"));
-  Expected ours = ReadExpected(DecodeFixture("x86_64-cpuid-Ice-Lake-Server-host-9.0.xml"));
+// The same holds for the Core i7-8700 recording of that commit.
+TEST(X86DecodeRules, RecordingsOf877f609bDifferOnlyByTheMapsFeatures) {
   EXPECT_EQ(Map().FindFeature("flush-l1d"), nullptr);
-  std::vector<std::string> without = recorded.features;
-  without.erase(std::remove(without.begin(), without.end(), "flush-l1d"), without.end());
-  EXPECT_EQ(without.size() + 1, recorded.features.size());
-  EXPECT_EQ(ours.model, recorded.model);
-  EXPECT_EQ(ours.features, without);
+  for (std::string name : {"x86_64-cpuid-Ice-Lake-Server", "x86_64-cpuid-Core-i7-8700"}) {
+    SCOPED_TRACE(name);
+    Expected recorded = ReadExpected(DecodeFixture(name + "-host.xml"));
+    Expected ours = ReadExpected(DecodeFixture(name + "-host-9.0.xml"));
+    std::vector<std::string> without = recorded.features;
+    without.erase(std::remove(without.begin(), without.end(), "flush-l1d"), without.end());
+    EXPECT_EQ(without.size() + 1, recorded.features.size());
+    EXPECT_EQ(ours.model, recorded.model);
+    EXPECT_EQ(ours.features, without);
+  }
 }
 
 TEST(CpuMapTest, RemovedFeaturesAreNotPartOfTheModel) {
