@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh [build|test]   (test adds the test-only tools)
 set -euo pipefail
 
-build_packages=(cmake g++ make pkg-config prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev
+build_packages=(cmake g++ make pkg-config dpkg-dev prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev
                 libexpat1-dev zlib1g-dev libcrypt-dev libssl-dev)
 test_packages=(libgtest-dev libgmock-dev libvirt0 libxml2-utils prometheus cpuid curl
                python3-prometheus-client
