@@ -271,7 +271,7 @@ check("allowPrivilegeEscalation: true, for the image's file capability cap_sys_c
       sc.get("allowPrivilegeEscalation") is True
       and "setcap cap_sys_chroot+p /usr/bin/virtcaps-agent" in runtime_runs
       and "-perm /6000 -exec chmod ug-s" in runtime_runs
-      and "/etc/ld.so.conf.d/virtcaps.conf && ldconfig" in runtime_runs,
+      and "/etc/ld.so.conf.d/00-virtcaps.conf && ldconfig" in runtime_runs,
       sc.get("allowPrivilegeEscalation"))
 # User, port, entrypoint.
 users = [rest for word, rest, s in instructions if word == "USER" and s == 1]

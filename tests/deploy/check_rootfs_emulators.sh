@@ -11,16 +11,21 @@
 #     test checks first;
 #   - the agent runs with --path.rootfs=$work/host and must list the QEMU guests with
 #     the same machines, and the same whole document, as the agent on the live root;
-#   - as in the container image: an unprivileged user (nobody) runs a copy of the agent
-#     with the file capability cap_sys_chroot+p, under an empty bounding set but for
-#     CAP_SYS_CHROOT (the DaemonSet's drop ALL, add SYS_CHROOT), and gets the same QEMU
-#     guests; a copy without the file capability gets the error that names
-#     CAP_SYS_CHROOT, and the rest of its document.
+#   - as in the container image (deploy/container/Containerfile): the agent installed
+#     as the build stage installs it (`cmake --install --component Unspecified`,
+#     RUNPATH $ORIGIN/../lib/virtcaps), with the file capability cap_sys_chroot+p, and
+#     a loader cache that lists the shims' directory first (the image's
+#     /etc/ld.so.conf.d/00-virtcaps.conf: secure-mode loading ignores $ORIGIN), run by
+#     an unprivileged user (nobody) under a bounding set of CAP_SYS_CHROOT alone (the
+#     DaemonSet's drop ALL, add SYS_CHROOT), gets the QEMU guests nobody gets on the
+#     live root; the same install without the file capability gets the error that
+#     names CAP_SYS_CHROOT, and the rest of its document.
 # Needs root (unshare -m, chroot).
-# Usage: check_rootfs_emulators.sh AGENT_BINARY SOURCE_DIR
+# Usage: check_rootfs_emulators.sh AGENT_BINARY SOURCE_DIR BUILD_DIR
 set -euo pipefail
 agent=$(realpath "$1")
 source_dir=$(realpath "$2")
+build_dir=$(realpath "$3")
 here=$(dirname "$(realpath "$0")")
 source "$here/lib.sh"
 [[ $(id -u) -eq 0 ]] || fail "must run as root (unshare -m, chroot)"
@@ -64,13 +69,19 @@ config fcap
 config nocap
 chown nobody:nogroup "$work/cache-fcap" "$work/cache-nocap"
 chmod 0755 "$work"
-# Copies of the agent, in a directory of their own (the build tree's RUNPATH is
-# absolute, so secure-mode loading finds the shims).
-mkdir -m 0755 "$work/bin"
-cp "$agent" "$work/bin/agent-fcap"
-cp "$agent" "$work/bin/agent-nocap"
-setcap cap_sys_chroot+p "$work/bin/agent-fcap"
-[[ $(getcap "$work/bin/agent-fcap") == *cap_sys_chroot=p* ]] || fail "setcap: $(getcap "$work/bin/agent-fcap")"
+# The image's layout, twice: with and without the file capability.
+for copy in fcap nocap; do
+  DESTDIR="$work/image-$copy" cmake --install "$build_dir" --prefix /usr --component Unspecified \
+    >"$work/install.log" 2>&1 || fail "cmake --install: $(cat "$work/install.log")"
+  chmod -R a+rX "$work/image-$copy"
+done
+setcap cap_sys_chroot+p "$work/image-fcap/usr/bin/virtcaps-agent"
+[[ $(getcap "$work/image-fcap/usr/bin/virtcaps-agent") == *cap_sys_chroot=p* ]] \
+  || fail "setcap: $(getcap "$work/image-fcap/usr/bin/virtcaps-agent")"
+# The loader cache the image's ldconfig makes: the shims' directory first.
+printf '%s\n%s\ninclude /etc/ld.so.conf.d/*.conf\n' "$work/image-fcap/usr/lib/virtcaps" \
+  "$work/image-nocap/usr/lib/virtcaps" >"$work/ld.so.conf"
+ldconfig -f "$work/ld.so.conf" -C "$work/ld.so.cache" 2>"$work/ldconfig.log" || fail "ldconfig: $(cat "$work/ldconfig.log")"
 unshare --mount --propagation private -- /bin/bash -euo pipefail -c '
   work=$1 agent=$2 emulator=$3
   host=$work/host
@@ -94,11 +105,14 @@ unshare --mount --propagation private -- /bin/bash -euo pipefail -c '
     >"$work/rootfs.xml" 2>"$work/rootfs.err"
   "$agent" --config.file="$work/rootfs.yaml" --path.rootfs="$host" --once --format prometheus \
     >"$work/rootfs.prom" 2>>"$work/rootfs.err"
-  # The container case: unprivileged, CAP_SYS_CHROOT only from the file capability.
+  # The container case: unprivileged, CAP_SYS_CHROOT only from the file capability,
+  # the shims through the loader cache.
+  mount --bind "$work/ld.so.cache" /etc/ld.so.cache
   for copy in fcap nocap; do
     (cd / && setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
-       --bounding-set=-all,+sys_chroot -- "$work/bin/agent-$copy" --config.file="$work/$copy.yaml" \
-       --path.rootfs="$host" --once --format xml >"$work/$copy.xml" 2>"$work/$copy.err")
+       --bounding-set=-all,+sys_chroot -- "$work/image-$copy/usr/bin/virtcaps-agent" \
+       --config.file="$work/$copy.yaml" --path.rootfs="$host" --once --format xml \
+       >"$work/$copy.xml" 2>"$work/$copy.err") || true
   done
 ' rootfs "$work" "$agent" "$emulator" || fail "the run with --path.rootfs: $(tail -5 "$work/rootfs.err" 2>/dev/null)"
 
@@ -118,10 +132,10 @@ diff -u "$work/live.xml" "$work/rootfs.xml" >"$work/whole.diff" \
 ok "--path.rootfs=$work/host: the whole capabilities document as on the live root"
 diff -u <(guests "$work/live-nobody.xml") <(guests "$work/fcap.xml") >"$work/fcap.diff" \
   || fail "as nobody with cap_sys_chroot+p the QEMU guests differ: $(head -20 "$work/fcap.diff"; tail -3 "$work/fcap.err")"
-ok "as nobody with the file capability cap_sys_chroot+p (bounding set: CAP_SYS_CHROOT only): the QEMU guests nobody gets on the live root"
+ok "the image's layout as nobody, with cap_sys_chroot+p, the shims from the loader cache, CAP_SYS_CHROOT alone in the bounding set: the QEMU guests nobody gets on the live root"
 ! grep -q '<emulator>/usr/bin/qemu-system-' "$work/nocap.xml" || fail "without CAP_SYS_CHROOT the QEMU guests appeared"
 grep -q "<arch>" "$work/nocap.xml" || fail "without CAP_SYS_CHROOT the document lost its host part"
 grep -q 'chroot: Operation not permitted (the agent needs CAP_SYS_CHROOT)' "$work/nocap.err" \
   || fail "without CAP_SYS_CHROOT, no error naming it: $(tail -3 "$work/nocap.err")"
-ok "as nobody without the file capability: the host part, and the error 'chroot: Operation not permitted (the agent needs CAP_SYS_CHROOT)'"
+ok "the same without the file capability: the host part, and the error 'chroot: Operation not permitted (the agent needs CAP_SYS_CHROOT)'"
 echo "check_rootfs_emulators: passed"
