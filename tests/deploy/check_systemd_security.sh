@@ -6,6 +6,8 @@
 #  (2) The agent, and with it the real qemu-system-* emulators it probes, runs under
 #      virtcaps-agent.service's restrictions, and its `--once --format xml` and
 #      `--format prometheus` output are those of a run without them.
+#  (3) virtcaps-textfile.sh (the agent --once, QEMU) under virtcaps-textfile.service's
+#      restrictions writes the virtcaps.prom it writes without them.
 #
 # The issue asked for `systemd-run` with the unit's properties. systemd is installed
 # here but is not PID 1, so there is no manager to run a transient unit; (2) rebuilds
@@ -23,6 +25,8 @@
 #     RestrictNamespaces=, RestrictAddressFamilies=, LockPersonality=,
 #     RestrictRealtime=                    seccomp, from the unit (unit_seccomp.py)
 #     PrivateMounts=, ProtectHostname=     unshare --mount --uts
+#     PrivateNetwork= (textfile)           unshare --net
+#     ReadWritePaths= (textfile)           a test directory kept writable
 #     ProtectSystem=strict                 every mount remounted read-only, but the
 #                                          cache (CacheDirectory=) and /dev, /proc, /sys
 #     ProtectHome=, PrivateTmp=            tmpfs over /home, /root, /run/user, /tmp, /var/tmp
@@ -188,4 +192,38 @@ strip_timings() { grep -v -E '^(virtcaps_(scrape_collector_duration_seconds|last
 diff -u <(strip_timings "$work/prom-plain.out") <(strip_timings "$work/prom-sandboxed.out") >"$work/prom.diff" \
   || fail "--once --format prometheus differs under the sandbox: $(head -40 "$work/prom.diff")"
 ok "--once --format prometheus under the sandbox: $(grep -c '^virtcaps_' "$work/prom-sandboxed.out") samples, $spawned emulator(s) started, the same as without it (but for timings)"
+# --- (3) the textfile script under virtcaps-textfile.service's sandbox: root with
+# CAP_SYS_RAWIO alone (its CapabilityBoundingSet=), no network (PrivateNetwork=: a
+# network namespace of its own), the textfile directory writable (ReadWritePaths=,
+# here a directory of the test's), the unit's system call filter; against the same
+# script run as root without the sandbox.
+textfile_run() {  # name, sandboxed|plain
+  local name=$1 how=$2
+  mkdir -m 0700 "$work/cache-$name"
+  mkdir -m 0755 "$work/textfile-$name"
+  sed "s|^    cache_dir: /var/cache/virtcaps\$|    cache_dir: $work/cache-$name|" \
+    "$source_dir/config/virtcaps.yaml" >"$work/$name.yaml"
+  local command=(/usr/bin/env "TEXTFILE_DIR=$work/textfile-$name" "VIRTCAPS_AGENT=$agent"
+                 "VIRTCAPS_AGENT_ARGS=--config.file=$work/$name.yaml"
+                 /bin/sh "$source_dir/deploy/textfile/virtcaps-textfile.sh")
+  if [[ $how == sandboxed ]]; then
+    unshare --mount --uts --net --propagation private -- "$here/unit_sandbox.sh" "$textfile_unit" \
+      "$work/cache-$name:$work/textfile-$name" root "$kvm_gid" "${command[@]}"
+  else
+    (cd / && "${command[@]}")
+  fi >"$work/$name.out" 2>"$work/$name.err" || fail "textfile $name run: $(tail -5 "$work/$name.err")"
+  [[ -f $work/textfile-$name/virtcaps.prom ]] || fail "textfile $name run wrote no virtcaps.prom"
+}
+grep -q '^CapabilityBoundingSet=CAP_SYS_RAWIO$' "$textfile_unit" \
+  || fail "virtcaps-textfile.service's bounding set is not CAP_SYS_RAWIO (update this test)"
+textfile_run textfile-sandboxed sandboxed
+textfile_run textfile-plain plain
+[[ $(stat -c %a "$work/textfile-textfile-sandboxed/virtcaps.prom") == 644 ]] \
+  || fail "the sandboxed virtcaps.prom has mode $(stat -c %a "$work/textfile-textfile-sandboxed/virtcaps.prom")"
+grep -q '^virtcaps_scrape_collector_success{collector="qemu"} 1$' "$work/textfile-textfile-sandboxed/virtcaps.prom" \
+  || fail "the qemu collector failed under the textfile sandbox: $(cat "$work/textfile-sandboxed.err")"
+diff -u <(strip_timings "$work/textfile-textfile-plain/virtcaps.prom") \
+        <(strip_timings "$work/textfile-textfile-sandboxed/virtcaps.prom") >"$work/textfile.diff" \
+  || fail "virtcaps.prom differs under the textfile sandbox: $(head -40 "$work/textfile.diff")"
+ok "virtcaps-textfile.sh under virtcaps-textfile.service's sandbox (root, CAP_SYS_RAWIO only, no network): virtcaps.prom 0644, the same as without it (but for timings)"
 echo "check_systemd_security: passed"

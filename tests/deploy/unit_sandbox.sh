@@ -3,19 +3,23 @@
 # lists what is reproduced and what not), then the identity and capability half
 # (setpriv) and the system call half (unit_seccomp.py). Run it as root inside
 # `unshare --mount --uts --propagation private`: the mounts below stay in there.
-# Usage: unit_sandbox.sh UNIT_FILE CACHE_DIR nobody|root KVM_GID|- PROGRAM [ARG...]
-# (root: uid 0 without any capability, see check_systemd_security.sh)
+# Usage: unit_sandbox.sh UNIT_FILE WRITABLE_DIR[:WRITABLE_DIR...] nobody|root KVM_GID|- PROGRAM [ARG...]
+# The writable directories stand for CacheDirectory= and ReadWritePaths=. root: uid 0
+# with the unit's CapabilityBoundingSet= as its bounding set (see
+# check_systemd_security.sh).
 set -euo pipefail
-unit=$1 cache=$2 user=$3 kvm_gid=$4
+unit=$1 writable=$2 user=$3 kvm_gid=$4
 shift 4
+IFS=: read -r -a writable_dirs <<<"$writable"
 here=$(dirname "$(realpath "$0")")
 [[ $(readlink /proc/self/ns/mnt) != $(readlink /proc/1/ns/mnt) ]] \
   || { echo "unit_sandbox: not in a mount namespace of its own" >&2; exit 1; }
 
 # ProtectProc=invisible: a procfs of its own, showing only this user's processes.
 mount -t proc -o nosuid,nodev,noexec,hidepid=invisible proc /proc
-# CacheDirectory=: a mount of its own, so that it stays writable below.
-mount --bind "$cache" "$cache"
+# CacheDirectory=, ReadWritePaths=: mounts of their own, so that they stay writable below.
+for dir in "${writable_dirs[@]}"; do mount --bind "$dir" "$dir"; done
+is_writable() { local dir; for dir in "${writable_dirs[@]}"; do [[ $1 == "$dir" ]] && return 0; done; return 1; }
 # ProtectSystem=strict: every mount read-only, keeping its other options. /dev, /proc
 # and /sys are left to the options after, as systemd leaves them.
 remount_read_only() {  # mount point, its per-mount options
@@ -24,7 +28,8 @@ remount_read_only() {  # mount point, its per-mount options
   mount -o "remount,bind,ro${options:+,$options}" "$1"
 }
 while read -r _ _ _ _ point options _; do
-  case $point in /dev | /dev/* | /proc | /proc/* | /sys | /sys/* | "$cache") continue ;; esac
+  case $point in /dev | /dev/* | /proc | /proc/* | /sys | /sys/*) continue ;; esac
+  is_writable "$point" && continue
   [[ $point == *\\* ]] && continue  # an escaped name (\040): none on a test machine
   remount_read_only "$point" "$options"
 done < <(awk '!seen[$5]++' /proc/self/mountinfo)
@@ -57,6 +62,14 @@ umask 0077
 groups=--clear-groups
 [[ $kvm_gid != - ]] && groups=--groups=$kvm_gid
 identity=(--reuid=nobody --regid=nogroup "$groups")
-[[ $user == root ]] && identity=(--reuid=0 --regid=0 --clear-groups)
-exec setpriv "${identity[@]}" --bounding-set=-all --inh-caps=-all \
+bounding=-all
+if [[ $user == root ]]; then
+  identity=(--reuid=0 --regid=0 --clear-groups)
+  # CapabilityBoundingSet=CAP_A CAP_B -> -all,+a,+b (empty: -all).
+  for cap in $(sed -n 's/^CapabilityBoundingSet=//p' "$unit"); do
+    cap=${cap#CAP_}
+    bounding+=",+${cap,,}"
+  done
+fi
+exec setpriv "${identity[@]}" --bounding-set="$bounding" --inh-caps=-all \
   --ambient-caps=-all --no-new-privs -- "$here/unit_seccomp.py" "$unit" "$@"
