@@ -137,9 +137,14 @@ bool RaiseChrootCapability() {
 }
 
 bool EnterRoot(const char* root) {
-  int status = ::chroot(root);
-  if (status != 0 && errno == EPERM && RaiseChrootCapability()) status = ::chroot(root);
-  return status == 0 && ::chdir("/") == 0;
+  if (::chroot(root) != 0) {
+    int error = errno;
+    if (error != EPERM || !RaiseChrootCapability() || ::chroot(root) != 0) {
+      errno = error;  // chroot's reason, not capset's
+      return false;
+    }
+  }
+  return ::chdir("/") == 0;
 }
 
 [[noreturn]] void RunChild(const ChildSetup& setup) {
@@ -190,8 +195,7 @@ pid_t CloneChild(unsigned long flags) {
 
 // Opens `path` (absolute, as seen inside the directory root_fd names) read-only,
 // resolving every component and symlink inside that directory; -1 if that fails.
-int OpenInside(int root_fd, const std::string& path) {
-  const int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+int OpenInside(int root_fd, const std::string& path, int flags) {
 #ifdef SYS_openat2
   struct open_how how;
   std::memset(&how, 0, sizeof(how));
@@ -208,8 +212,10 @@ int OpenInside(int root_fd, const std::string& path) {
   return ::openat(root_fd, start == std::string::npos ? "." : path.c_str() + start, flags);
 }
 
+// O_PATH: nothing is opened for reading (a device node named as an interpreter is
+// never opened).
 bool IsRegularFileInside(int root_fd, const std::string& path) {
-  int fd = OpenInside(root_fd, path);
+  int fd = OpenInside(root_fd, path, O_PATH | O_CLOEXEC);
   if (fd < 0) return false;
   struct stat st;
   bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
@@ -258,7 +264,7 @@ bool RunnableInside(const std::string& root, const std::string& program) {
   int root_fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return false;
   bool runnable = false;
-  int fd = OpenInside(root_fd, program);
+  int fd = OpenInside(root_fd, program, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   struct stat st;
   unsigned char start[EI_NIDENT] = {};
   if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
