@@ -3,12 +3,13 @@
 # Usage: scripts/install-deps.sh [build|test]   (test adds the test-only tools)
 set -euo pipefail
 
-build_packages=(cmake g++ make pkg-config prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev
+build_packages=(cmake g++ make pkg-config dpkg-dev prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev
                 libexpat1-dev zlib1g-dev libcrypt-dev libssl-dev)
 test_packages=(libgtest-dev libgmock-dev libvirt0 libxml2-utils prometheus cpuid curl
                python3-prometheus-client
                qemu-system-x86 clang-format locales jq openssl
-               libvirt-daemon-system libvirt-clients)
+               libvirt-daemon-system libvirt-clients
+               python3-seccomp lintian devscripts)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-build}" == "test" ]]; then wanted+=("${test_packages[@]}"); fi

@@ -650,14 +650,27 @@ Expected<Guest> ProbeQemuEmulator(const std::string& emulator, const std::string
   limits.max_line_bytes = static_cast<size_t>(options.max_reply_bytes);
   limits.max_output_bytes = static_cast<size_t>(options.max_output_bytes);
   limits.cancel = cancel;
+  // Under a --path.rootfs other than "/" (a container seeing the host at /host) the
+  // emulator runs inside that root, chrooted in the child: then it loads the host's
+  // libraries, its accelerator and device modules, and opens the host's /dev/kvm, as
+  // it would on the host. Only when its interpreter is there (RunnableInside): a test
+  // tree of fake emulators has none, and those run as they are.
+  std::string program = exec_path;
+  if (exec_path.size() > emulator.size() && exec_path.ends_with(emulator)) {
+    std::string root = exec_path.substr(0, exec_path.size() - emulator.size());
+    if (RunnableInside(root, emulator)) {
+      limits.root_directory = root;
+      program = emulator;
+    }
+  }
   // Like libvirt: no user config, no default devices, no display, the empty machine,
   // KVM if it comes up (else TCG), and QMP on stdin/stdout.
   auto started =
-      Subprocess::Start({exec_path, "-S", "-no-user-config", "-nodefaults", "-nographic",
-                         "-display", "none", "-machine", "none,accel=kvm:tcg", "-qmp", "stdio"},
+      Subprocess::Start({program, "-S", "-no-user-config", "-nodefaults", "-nographic", "-display",
+                         "none", "-machine", "none,accel=kvm:tcg", "-qmp", "stdio"},
                         limits);
-  if (!started) {  // the error names exec_path; say which emulator that is, if it differs
-    if (exec_path == emulator) return started.status();
+  if (!started) {  // the error names the program; say which emulator that is, if it differs
+    if (program == emulator) return started.status();
     return Status::Error(emulator + ": " + started.error());
   }
   Subprocess& process = **started;

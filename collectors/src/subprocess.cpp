@@ -1,12 +1,16 @@
 #include "virtcaps/subprocess.h"
 
+#include <elf.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +19,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 
 #include "virtcaps/strings.h"
 
@@ -85,9 +90,17 @@ struct ChildSetup {
   const char* program;
   char* const* argv;
   int stdin_fd, stdout_fd, stderr_fd;
-  int status_fd;  // close-on-exec; gets errno if the exec fails
+  int status_fd;  // close-on-exec; gets a ChildFailure if the exec fails
   pid_t parent;
   bool in_pid_namespace;
+  const char* root;  // nullptr, or the directory to chroot into before the exec
+};
+
+// What the child writes to the status pipe when it cannot exec (one write, smaller
+// than PIPE_BUF, so the parent reads it whole).
+struct ChildFailure {
+  enum Step : int { kExec = 0, kChroot = 1 } step;
+  int error;
 };
 
 void MoveTo(int fd, int target) {
@@ -106,6 +119,32 @@ void CloseFrom(int first, int last) {
   }
   long max = ::sysconf(_SC_OPEN_MAX);
   for (long fd = first; fd <= std::min<long>(last, max); ++fd) ::close(static_cast<int>(fd));
+}
+
+// Makes CAP_SYS_CHROOT effective if it is permitted but not effective: the container
+// image gives the agent the file capability cap_sys_chroot+p (permitted only, so the
+// binary still starts where the runtime does not grant it), and only the child that
+// is about to chroot raises it. The exec that follows drops it again (the emulator has
+// no file capabilities). System calls only: this runs in the child.
+bool RaiseChrootCapability() {
+  __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::syscall(SYS_capget, &header, data) != 0) return false;
+  const uint32_t bit = 1u << CAP_SYS_CHROOT;  // CAP_SYS_CHROOT < 32: the first word
+  if ((data[0].permitted & bit) == 0 || (data[0].effective & bit) != 0) return false;
+  data[0].effective |= bit;
+  return ::syscall(SYS_capset, &header, data) == 0;
+}
+
+bool EnterRoot(const char* root) {
+  if (::chroot(root) != 0) {
+    int error = errno;
+    if (error != EPERM || !RaiseChrootCapability() || ::chroot(root) != 0) {
+      errno = error;  // chroot's reason, not capset's
+      return false;
+    }
+  }
+  return ::chdir("/") == 0;
 }
 
 [[noreturn]] void RunChild(const ChildSetup& setup) {
@@ -137,9 +176,14 @@ void CloseFrom(int first, int last) {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::execve(setup.program, setup.argv, environ);
-  int error = errno;
-  ssize_t ignored = ::write(setup.status_fd, &error, sizeof(error));
+  ChildFailure failure{ChildFailure::kExec, 0};
+  if (setup.root != nullptr && !EnterRoot(setup.root)) {
+    failure = {ChildFailure::kChroot, errno};
+  } else {
+    ::execve(setup.program, setup.argv, environ);
+    failure.error = errno;
+  }
+  ssize_t ignored = ::write(setup.status_fd, &failure, sizeof(failure));
   (void)ignored;
   ::_exit(127);
 }
@@ -149,7 +193,108 @@ pid_t CloneChild(unsigned long flags) {
   return static_cast<pid_t>(::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, 0));
 }
 
+// Opens `path` (absolute, as seen inside the directory root_fd names) read-only,
+// resolving every component and symlink inside that directory; -1 if that fails.
+int OpenInside(int root_fd, const std::string& path, int flags) {
+#ifdef SYS_openat2
+  struct open_how how;
+  std::memset(&how, 0, sizeof(how));
+  how.flags = flags;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  long fd = ::syscall(SYS_openat2, root_fd, path.c_str(), &how, sizeof(how));
+  if (fd >= 0) return static_cast<int>(fd);
+  if (errno != ENOSYS) return -1;
+#endif
+  // A kernel without openat2 (before 5.6): relative to the root, where an absolute
+  // symlink resolves outside it. Only a looser answer: what runs the program inside the
+  // root is the child's chroot, not this check.
+  size_t start = path.find_first_not_of('/');
+  return ::openat(root_fd, start == std::string::npos ? "." : path.c_str() + start, flags);
+}
+
+// O_PATH: nothing is opened for reading (a device node named as an interpreter is
+// never opened).
+bool IsRegularFileInside(int root_fd, const std::string& path) {
+  int fd = OpenInside(root_fd, path, O_PATH | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st;
+  bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  ::close(fd);
+  return regular;
+}
+
+bool ReadAt(int fd, void* data, size_t size, uint64_t offset) {
+  if (offset > static_cast<uint64_t>(INT64_MAX)) return false;
+  ssize_t n = ::pread(fd, data, size, static_cast<off_t>(offset));
+  return n >= 0 && static_cast<size_t>(n) == size;
+}
+
+// The ELF program interpreter of the file open as fd: "" for a static executable,
+// nullopt when it is no ELF executable of this byte order (or a malformed one).
+template <typename Ehdr, typename Phdr>
+std::optional<std::string> ElfInterpreter(int fd) {
+  Ehdr header;
+  if (!ReadAt(fd, &header, sizeof(header), 0)) return std::nullopt;
+  if (header.e_type != ET_EXEC && header.e_type != ET_DYN) return std::nullopt;
+  if (header.e_phentsize != sizeof(Phdr) || header.e_phnum == 0 || header.e_phnum > 4096) {
+    return std::nullopt;
+  }
+  for (uint64_t i = 0; i < header.e_phnum; ++i) {
+    Phdr segment;
+    if (!ReadAt(fd, &segment, sizeof(segment), header.e_phoff + i * sizeof(Phdr))) {
+      return std::nullopt;
+    }
+    if (segment.p_type != PT_INTERP) continue;
+    if (segment.p_filesz < 2 || segment.p_filesz > PATH_MAX) return std::nullopt;
+    std::string interpreter(static_cast<size_t>(segment.p_filesz), '\0');
+    if (!ReadAt(fd, interpreter.data(), interpreter.size(), segment.p_offset)) {
+      return std::nullopt;
+    }
+    interpreter.resize(std::strlen(interpreter.c_str()));  // drop the NUL
+    if (interpreter.empty() || interpreter[0] != '/') return std::nullopt;
+    return interpreter;
+  }
+  return std::string();
+}
+
 }  // namespace
+
+bool RunnableInside(const std::string& root, const std::string& program) {
+  if (root.empty() || program.empty() || program[0] != '/') return false;
+  int root_fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) return false;
+  bool runnable = false;
+  int fd = OpenInside(root_fd, program, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  struct stat st;
+  unsigned char start[EI_NIDENT] = {};
+  if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      ReadAt(fd, start, sizeof(start), 0)) {
+    std::optional<std::string> interpreter;
+    if (start[0] == '#' && start[1] == '!') {
+      char line[256] = {};
+      ssize_t n = ::pread(fd, line, sizeof(line) - 1, 2);
+      std::string_view rest(line, n > 0 ? static_cast<size_t>(n) : 0);
+      size_t begin = rest.find_first_not_of(" \t");
+      if (begin != std::string_view::npos && rest[begin] == '/') {
+        size_t end = rest.find_first_of(" \t\n", begin);
+        if (end != std::string_view::npos)
+          interpreter = std::string(rest.substr(begin, end - begin));
+      }
+    } else if (std::memcmp(start, ELFMAG, SELFMAG) == 0) {
+      const unsigned char native =
+          __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB;
+      if (start[EI_DATA] == native && start[EI_CLASS] == ELFCLASS64) {
+        interpreter = ElfInterpreter<Elf64_Ehdr, Elf64_Phdr>(fd);
+      } else if (start[EI_DATA] == native && start[EI_CLASS] == ELFCLASS32) {
+        interpreter = ElfInterpreter<Elf32_Ehdr, Elf32_Phdr>(fd);
+      }
+    }
+    if (interpreter) runnable = interpreter->empty() || IsRegularFileInside(root_fd, *interpreter);
+  }
+  if (fd >= 0) ::close(fd);
+  ::close(root_fd);
+  return runnable;
+}
 
 Cancellation::Cancellation() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
@@ -184,8 +329,9 @@ Expected<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::s
   args.reserve(argv.size() + 1);
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
-  ChildSetup setup{program.c_str(), args.data(), in[0],      out[1],
-                   err[1],          status[1],   ::getpid(), false};
+  const char* root = options.root_directory.empty() ? nullptr : options.root_directory.c_str();
+  ChildSetup setup{program.c_str(), args.data(), in[0], out[1], err[1],
+                   status[1],       ::getpid(),  false, root};
 
   // No signal handler may run in the child before it resets them all.
   sigset_t all, old_mask;
@@ -210,18 +356,25 @@ Expected<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::s
     ::close(in[1]), ::close(out[0]), ::close(err[0]), ::close(status[0]);
     return Status::Error(program + ": cannot start: " + ErrnoText(clone_error));
   }
-  // EOF: the exec happened (the pipe closed with it); an int: why it did not.
-  int exec_error = 0;
+  // EOF: the exec happened (the pipe closed with it); a ChildFailure: why it did not.
+  ChildFailure failure{ChildFailure::kExec, 0};
   ssize_t got;
   do {
-    got = ::read(status[0], &exec_error, sizeof(exec_error));
+    got = ::read(status[0], &failure, sizeof(failure));
   } while (got < 0 && errno == EINTR);
   ::close(status[0]);
   if (got > 0) {
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
     ::close(in[1]), ::close(out[0]), ::close(err[0]);
-    return Status::Error(program + ": cannot start: " + ErrnoText(exec_error));
+    if (failure.step == ChildFailure::kChroot) {
+      std::string message = program + ": cannot start inside " + options.root_directory +
+                            ": chroot: " + ErrnoText(failure.error);
+      if (failure.error == EPERM) message += " (the agent needs CAP_SYS_CHROOT)";
+      return Status::Error(message);
+    }
+    std::string where = root == nullptr ? "" : " inside " + options.root_directory;
+    return Status::Error(program + ": cannot start" + where + ": " + ErrnoText(failure.error));
   }
 
   std::unique_ptr<Subprocess> process(new Subprocess());

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The Debian package end to end: `cpack -G DEB` in the build tree, `dpkg -i` (root), the
+# The Debian package end to end: `cpack -G DEB` in the build tree, lintian (no errors or
+# warnings), hardening-check on the packaged binary, `dpkg -i` (root), the
 # installed files, conffile, user and cache directory, the installed agent (--check-config
 # with /etc/virtcaps/virtcaps.yaml, --once XML against libvirt's schema, as the virtcaps
-# user), the installed unit with systemd-analyze, the man page, `dpkg -s` metadata, then
+# user), the unit enabled by deb-systemd-helper, the installed unit with systemd-analyze,
+# the man page, `dpkg -s` metadata, then
 # `dpkg -r` (the configuration stays) and `dpkg --purge` (nothing stays). The machine is
 # left as it was: the virtcaps user is deleted again if this test created it.
 # Exits 77 (skipped) if virtcaps-agent is already installed: it is not this test's to remove.
@@ -12,8 +14,9 @@ build_dir=$(realpath "$1")
 here=$(dirname "$(realpath "$0")")
 source "$here/lib.sh"
 [[ $(id -u) -eq 0 ]] || fail "must run as root (dpkg -i)"
-# dpkg-dev and file for CPack's dpkg-shlibdeps, libvirt0 for capability.rng.
-need_packages dpkg-dev file libxml2-utils libvirt0 adduser man-db
+# dpkg-dev and file for CPack's dpkg-shlibdeps, libvirt0 for capability.rng, lintian
+# and devscripts (hardening-check) for the package's own checks.
+need_packages dpkg-dev file libxml2-utils libvirt0 adduser man-db lintian devscripts init-system-helpers
 # systemd-analyze, if systemd installs here (it does not take over a machine booted
 # without it; systemd-sysv would).
 (need_packages systemd) || true
@@ -48,7 +51,12 @@ ok() { echo "ok   $*"; }
 debs=("$build_dir/${package}"_*.deb)
 [[ ${#debs[@]} == 1 && -f ${debs[0]} ]] || fail "expected one ${package}_*.deb, got ${debs[*]}"
 deb=${debs[0]}
-version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build_dir/CMakeCache.txt")
+# The package version is the upstream version plus the Debian revision, and the
+# latest entry of deploy/debian/changelog names exactly it.
+upstream_version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build_dir/CMakeCache.txt")
+version=$(dpkg-parsechangelog -l "$source_dir/deploy/debian/changelog" -S Version)
+[[ $version == "$upstream_version"-[0-9]* ]] \
+  || fail "deploy/debian/changelog's version $version is not $upstream_version-REVISION"
 arch=$(dpkg --print-architecture)
 [[ $(basename "$deb") == "${package}_${version}_${arch}.deb" ]] \
   || fail "package file $(basename "$deb"), want ${package}_${version}_${arch}.deb"
@@ -58,6 +66,36 @@ if awk '{print $2}' "$work/contents" | grep -qv '^root/root$'; then
   fail "files not owned by root/root in the package: $(awk '$2 != "root/root"' "$work/contents")"
 fi
 ok "every file in the package belongs to root/root"
+
+# --- lintian (Debian 12's): no error and no warning. Info and pedantic tags are shown;
+# README ("Debian package") lists those that stay and why, and every override in
+# /usr/share/lintian/overrides/virtcaps-agent carries its reason.
+# As nobody: lintian warns against running as root, and needs no privilege.
+chmod 0755 "$work"
+cp "$deb" "$work/lintian.deb" && chmod 0644 "$work/lintian.deb"
+(cd / && setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME=/nonexistent TMPDIR=/tmp \
+   lintian --pedantic --display-info --tag-display-limit 0 --fail-on error,warning "$work/lintian.deb") \
+  >"$work/lintian.log" 2>&1 || fail "lintian: $(cat "$work/lintian.log")"
+grep -E '^[EW]: ' "$work/lintian.log" && fail "lintian reported errors or warnings"
+ok "lintian: no errors, no warnings$( [[ -s $work/lintian.log ]] && printf '; shown: %s' "$(cut -d' ' -f3 "$work/lintian.log" | sort | uniq -c | awk '{printf "%s%s (%s)", sep, $2, $1; sep=", "}')")"
+
+# --- Debian's hardening flags in the packaged binary (and the TLS shims). Not asked
+# for: control-flow protection (-fcf-protection), which Debian 12's dpkg-buildflags
+# does not add (later releases do, with hardening=+branch); and the shims, whose few
+# small functions have no local arrays, get no stack canary from
+# -fstack-protector-strong, so that check is off for them alone.
+dpkg-deb -x "$deb" "$work/hardening"
+hardening-check --nocfprotection "$work/hardening/usr/bin/virtcaps-agent" >"$work/hardening.log" 2>&1 \
+  || fail "hardening-check /usr/bin/virtcaps-agent: $(cat "$work/hardening.log")"
+for property in "Position Independent Executable: yes" "Stack protected: yes" \
+                "Fortify Source functions: yes" "Read-only relocations: yes" "Immediate binding: yes"; do
+  grep -qF "$property" "$work/hardening.log" || fail "hardening-check: not '$property': $(cat "$work/hardening.log")"
+done
+for shim in usr/lib/virtcaps/libssl.so usr/lib/virtcaps/libcrypto.so; do
+  hardening-check --nocfprotection --nostackprotector "$work/hardening/$shim" >"$work/hardening.log" 2>&1 \
+    || fail "hardening-check /$shim: $(cat "$work/hardening.log")"
+done
+ok "hardening-check: PIE, stack protector, FORTIFY, RELRO, BIND_NOW in /usr/bin/virtcaps-agent (and the shims pass)"
 
 # --- install
 dpkg -i "$deb" >"$work/dpkg-i.log" 2>&1 || fail "dpkg -i: $(cat "$work/dpkg-i.log")"
@@ -85,12 +123,16 @@ expect_file /usr/share/virtcaps/textfile/virtcaps-textfile.sh 755 "$source_dir/d
 # install /usr/share/doc and /usr/share/man (path-exclude).
 dpkg-deb -x "$deb" "$work/extract"
 for file in usr/share/man/man1/virtcaps-agent.1.gz usr/share/doc/$package/README.md \
-            usr/share/doc/$package/metrics.md; do
+            usr/share/doc/$package/metrics.md usr/share/doc/$package/copyright \
+            usr/share/doc/$package/changelog.Debian.gz usr/share/lintian/overrides/$package; do
   grep -q " \./$file\$" "$work/contents" || fail "the package lacks /$file"
   [[ $(stat -c %a "$work/extract/$file") == 644 ]] || fail "/$file has mode $(stat -c %a "$work/extract/$file")"
 done
 cmp -s "$work/extract/usr/share/doc/$package/README.md" "$source_dir/README.md" || fail "README.md differs"
 cmp -s "$work/extract/usr/share/doc/$package/metrics.md" "$source_dir/docs/metrics.md" || fail "metrics.md differs"
+cmp -s "$work/extract/usr/share/doc/$package/copyright" "$source_dir/deploy/debian/copyright" || fail "copyright differs"
+zcat "$work/extract/usr/share/doc/$package/changelog.Debian.gz" | cmp -s - "$source_dir/deploy/debian/changelog" \
+  || fail "changelog.Debian.gz is not deploy/debian/changelog"
 ok "$(dpkg -L "$package" | while read -r f; do [[ -f $f ]] && echo; done | wc -l) files in place with their modes and contents"
 
 conffiles=$(dpkg-query -W -f='${Conffiles}' "$package")
@@ -112,6 +154,14 @@ fi
   || fail "/var/cache/virtcaps is $(stat -c '%U:%G %a' /var/cache/virtcaps 2>&1)"
 ok "/var/cache/virtcaps belongs to virtcaps, mode 750"
 
+# --- the unit's enable state, kept by deb-systemd-helper (systemd need not run)
+wants=/etc/systemd/system/multi-user.target.wants/virtcaps-agent.service
+dsh_state=/var/lib/systemd/deb-systemd-helper-enabled/virtcaps-agent.service.dsh-also
+[[ $(readlink "$wants") == /lib/systemd/system/virtcaps-agent.service ]] \
+  || fail "postinst did not enable the unit: $wants is '$(readlink "$wants" 2>&1)'"
+[[ -f $dsh_state ]] || fail "no deb-systemd-helper state $dsh_state"
+ok "postinst enabled virtcaps-agent.service through deb-systemd-helper ($wants)"
+
 # --- the installed agent
 ldd /usr/bin/virtcaps-agent >"$work/ldd"
 ! grep -q 'not found' "$work/ldd" || fail "unresolved libraries: $(grep 'not found' "$work/ldd")"
@@ -119,7 +169,7 @@ grep -q '^\s*libssl.so => /usr/bin/../lib/virtcaps/libssl.so ' "$work/ldd" \
   || grep -q '^\s*libssl.so => /usr/lib/virtcaps/libssl.so ' "$work/ldd" \
   || fail "the TLS shim is not loaded from /usr/lib/virtcaps: $(grep libssl "$work/ldd")"
 ok "the installed agent resolves every library, the TLS shims from /usr/lib/virtcaps"
-/usr/bin/virtcaps-agent --version | grep -q "^virtcaps-agent $version " || fail "--version: $(/usr/bin/virtcaps-agent --version)"
+/usr/bin/virtcaps-agent --version | grep -q "^virtcaps-agent $upstream_version " || fail "--version: $(/usr/bin/virtcaps-agent --version)"
 /usr/bin/virtcaps-agent --check-config --config.file=/etc/virtcaps/virtcaps.yaml >"$work/check.log" 2>&1 \
   || fail "--check-config: $(cat "$work/check.log")"
 ok "virtcaps-agent --check-config --config.file=/etc/virtcaps/virtcaps.yaml"
@@ -201,14 +251,29 @@ echo "# changed by check_deb.sh" >>/etc/virtcaps/virtcaps.yaml
 dpkg -i "$deb" </dev/null >"$work/dpkg-i2.log" 2>&1 || fail "reinstall: $(cat "$work/dpkg-i2.log")"
 tail -1 /etc/virtcaps/virtcaps.yaml | grep -q 'changed by check_deb.sh' || fail "reinstall replaced the changed configuration"
 ok "reinstalling keeps a changed /etc/virtcaps/virtcaps.yaml, without a prompt"
+# An administrator's "disabled" survives an upgrade (was-enabled), and "enabled" comes back.
+# (systemctl enable/disable work on the unit files without a running systemd.)
+systemctl disable virtcaps-agent.service >/dev/null 2>&1 || fail "systemctl disable failed"
+[[ ! -e $wants && ! -L $wants ]] || fail "systemctl disable left $wants"
+dpkg -i "$deb" </dev/null >"$work/dpkg-i3.log" 2>&1 || fail "reinstall: $(cat "$work/dpkg-i3.log")"
+[[ ! -e $wants && ! -L $wants ]] || fail "reinstalling enabled the unit the administrator had disabled"
+systemctl enable virtcaps-agent.service >/dev/null 2>&1 || fail "systemctl enable failed"
+[[ -L $wants ]] || fail "systemctl enable made no $wants"
+ok "reinstalling keeps the unit disabled when the administrator disabled it"
 dpkg -r "$package" >"$work/dpkg-r.log" 2>&1 || fail "dpkg -r: $(cat "$work/dpkg-r.log")"
+[[ $(readlink /etc/systemd/system/virtcaps-agent.service) == /dev/null ]] \
+  || fail "postrm remove did not mask the unit (its configuration stays, its binary is gone)"
 [[ ! -e /usr/bin/virtcaps-agent && ! -e /usr/lib/virtcaps && ! -e /usr/share/virtcaps ]] \
   || fail "dpkg -r left files behind"
 [[ -f /etc/virtcaps/virtcaps.yaml ]] || fail "dpkg -r removed the conffile"
 [[ $(dpkg-query -W -f='${Status}' "$package") == "deinstall ok config-files" ]] || fail "status after dpkg -r"
-ok "dpkg -r removes the files and keeps /etc/virtcaps/virtcaps.yaml"
+ok "dpkg -r removes the files, keeps /etc/virtcaps/virtcaps.yaml, masks the unit"
 dpkg --purge "$package" >"$work/dpkg-purge.log" 2>&1 || fail "dpkg --purge: $(cat "$work/dpkg-purge.log")"
 [[ ! -e /etc/virtcaps && ! -e /var/cache/virtcaps ]] || fail "dpkg --purge left /etc/virtcaps or /var/cache/virtcaps"
+[[ ! -L $wants && ! -L /etc/systemd/system/virtcaps-agent.service && ! -e $dsh_state ]] \
+  || fail "dpkg --purge left the unit's links or deb-systemd-helper state behind"
+[[ -z $(find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked \
+         -name 'virtcaps-agent.service*' 2>/dev/null) ]] || fail "deb-systemd-helper state left after purge"
 dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -qv "not-installed" && fail "still known to dpkg after purge"
-ok "dpkg --purge removes the configuration and the cache"
+ok "dpkg --purge removes the configuration, the cache, the unit's links and their state"
 echo "check_deb: passed"

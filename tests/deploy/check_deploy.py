@@ -118,9 +118,14 @@ check("runAsNonRoot: true with a non-zero runAsUser",
       and (sc.get("runAsUser") or pod_sc.get("runAsUser") or 0) > 0)
 check("supplementalGroups names the kvm group by number",
       all(isinstance(g, int) for g in pod_sc.get("supplementalGroups", [None])))
-check("allowPrivilegeEscalation: false, capabilities drop ALL, not privileged",
-      sc.get("allowPrivilegeEscalation") is False and sc.get("capabilities", {}).get("drop") == ["ALL"]
-      and not sc.get("privileged"))
+# The one capability: CAP_SYS_CHROOT, which the image's agent has as a file capability
+# (permitted only) to run the host's emulators inside /host. Gaining a file capability
+# is "privilege escalation" to Kubernetes (no_new_privs would block it), so that is
+# allowed, and the bounding set (drop ALL, add SYS_CHROOT) is what it can gain.
+check("capabilities drop ALL and add only SYS_CHROOT, not privileged",
+      sc.get("capabilities", {}).get("drop") == ["ALL"]
+      and sc.get("capabilities", {}).get("add") == ["SYS_CHROOT"] and not sc.get("privileged"),
+      sc.get("capabilities"))
 check("no hostNetwork, hostPID or hostIPC",
       not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC"))
 tolerations = pod.get("tolerations", [])
@@ -219,6 +224,12 @@ for word, rest, s in instructions:
 runtime_runs = " ".join(rest for word, rest, s in instructions if word == "RUN" and s == 1)
 match = re.search(r"apt-get install -y --no-install-recommends ([^&]+)", runtime_runs)
 runtime_packages = set(match.group(1).split()) if match else set()
+# setcap's package is a tool of the stage, purged once the file capability is set.
+tool_packages = {"libcap2-bin"}
+check("the runtime stage purges the packages it only needed as tools",
+      all(re.search(rf"apt-get purge -y [^&]*\b{re.escape(t)}\b", runtime_runs) for t in tool_packages),
+      runtime_runs)
+runtime_packages -= tool_packages
 staging = os.path.join(work, "staging")
 # The build stage's install step, on this build tree.
 install = run(["cmake", "--install", build_dir, "--prefix", "/usr", "--component", "Unspecified"],
@@ -255,6 +266,13 @@ check("the runtime stage installs the package of every library the agent links",
 check("the runtime stage installs only those packages",
       runtime_packages <= owners, f"not needed: {sorted(runtime_packages - owners)}")
 
+check("allowPrivilegeEscalation: true, for the image's file capability cap_sys_chroot+p on "
+      "the agent, in an image without setuid/setgid files and with the shims in the loader's cache",
+      sc.get("allowPrivilegeEscalation") is True
+      and "setcap cap_sys_chroot+p /usr/bin/virtcaps-agent" in runtime_runs
+      and "-perm /6000 -exec chmod ug-s" in runtime_runs
+      and "/etc/ld.so.conf.d/00-virtcaps.conf && ldconfig" in runtime_runs,
+      sc.get("allowPrivilegeEscalation"))
 # User, port, entrypoint.
 users = [rest for word, rest, s in instructions if word == "USER" and s == 1]
 uid = users[-1].split(":")[0] if users else "0"

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,8 @@
 #include <string>
 #include <thread>
 
+#include "test_support.h"
+#include "virtcaps/files.h"
 #include "virtcaps/strings.h"
 
 namespace virtcaps {
@@ -383,6 +386,111 @@ TEST(SubprocessTest, OverlongLineIsAnError) {
   auto line = (*process)->ReadLine(In(seconds(10)));
   ASSERT_FALSE(line);
   EXPECT_NE(line.error().find("longer than 1000 bytes"), std::string::npos) << line.error();
+}
+
+// A tree of its own: /bin/sh (a copy of the real dash, an ELF whose interpreter is
+// /lib64/ld-linux-x86-64.so.2) with or without what it needs.
+class SubprocessRootTest : public ::testing::Test {
+ protected:
+  void SetUp() override { root_ = testing::TempDir() + "/root"; }
+  void Copy(const std::string& from, const std::string& to) {
+    auto content = ReadFile(from, 64u << 20);
+    ASSERT_TRUE(content) << content.error();
+    testing::WriteTestFile(root_ + to, *content);
+    ASSERT_EQ(::chmod((root_ + to).c_str(), 0755), 0);
+  }
+  void Link(const std::string& target, const std::string& name) {
+    testing::WriteTestFile(root_ + name, "");
+    ASSERT_EQ(::unlink((root_ + name).c_str()), 0);
+    ASSERT_EQ(::symlink(target.c_str(), (root_ + name).c_str()), 0);
+  }
+  // The real /bin/sh and the libraries it loads, at the same paths, as a host has them.
+  void InstallShell() {
+    Copy("/bin/sh", "/bin/sh");
+    Copy("/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6");
+    Copy("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+         "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+    Link("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2");
+  }
+  std::string root_;
+};
+
+TEST_F(SubprocessRootTest, RunnableInsideWantsTheInterpreterInsideTheRoot) {
+  if (!PathExists("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")) {
+    GTEST_SKIP() << "not an x86_64 Debian layout";
+  }
+  EXPECT_TRUE(RunnableInside("/", "/bin/sh"));
+  Copy("/bin/sh", "/bin/sh");
+  EXPECT_FALSE(RunnableInside(root_, "/bin/sh"));  // no interpreter in the tree
+  // The interpreter's absolute symlink resolves inside the tree, not on this machine
+  // (which has the target).
+  Link("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2");
+  EXPECT_FALSE(RunnableInside(root_, "/bin/sh"));
+  Copy("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+  EXPECT_TRUE(RunnableInside(root_, "/bin/sh"));
+  // Scripts: their "#!" interpreter, inside the tree.
+  testing::WriteTestFile(root_ + "/usr/bin/fake", "#!/bin/sh\nexit 0\n");
+  testing::WriteTestFile(root_ + "/usr/bin/other", "#! /usr/bin/python3 -u\n");
+  EXPECT_TRUE(RunnableInside(root_, "/usr/bin/fake"));
+  EXPECT_FALSE(RunnableInside(root_, "/usr/bin/other"));
+  // Neither a script nor an ELF executable, a truncated ELF, a directory, nothing.
+  testing::WriteTestFile(root_ + "/usr/bin/text", "just text\n");
+  testing::WriteTestFile(root_ + "/usr/bin/short",
+                         "\x7f"
+                         "ELF\x02\x01\x01");
+  EXPECT_FALSE(RunnableInside(root_, "/usr/bin/text"));
+  EXPECT_FALSE(RunnableInside(root_, "/usr/bin/short"));
+  EXPECT_FALSE(RunnableInside(root_, "/usr/bin"));
+  EXPECT_FALSE(RunnableInside(root_, "/usr/bin/missing"));
+  EXPECT_FALSE(RunnableInside(root_, "usr/bin/fake"));  // not absolute
+  EXPECT_FALSE(RunnableInside(root_ + "/no/such/root", "/bin/sh"));
+}
+
+// root_directory: the child runs chrooted, with "/" as its working directory. Root
+// (CAP_SYS_CHROOT) runs it there; anyone else gets an error that names the capability.
+TEST_F(SubprocessRootTest, RunsTheProgramInsideTheRootDirectory) {
+  if (!PathExists("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")) {
+    GTEST_SKIP() << "not an x86_64 Debian layout";
+  }
+  InstallShell();
+  testing::WriteTestFile(root_ + "/marker", "inside\n");
+  SubprocessOptions options;
+  options.root_directory = root_;
+  auto process = Subprocess::Start(
+      {"/bin/sh", "-c",
+       "read line </marker; echo \"$line $(pwd)\"; test -e " + root_ + " || echo sealed"},
+      options);
+  if (::geteuid() != 0) {
+    ASSERT_FALSE(process);
+    EXPECT_EQ(process.error(),
+              "/bin/sh: cannot start inside " + root_ +
+                  ": chroot: Operation not permitted (the agent needs CAP_SYS_CHROOT)");
+    return;
+  }
+  ASSERT_TRUE(process) << process.error();
+  auto line = (*process)->ReadLine(In(seconds(10)));
+  ASSERT_TRUE(line) << line.error() << (*process)->stderr_text();
+  EXPECT_EQ(*line, "inside /");
+  line = (*process)->ReadLine(In(seconds(10)));
+  ASSERT_TRUE(line) << line.error();
+  EXPECT_EQ(*line, "sealed");  // the tree's own path does not exist inside it
+  auto how = (*process)->Finish(In(seconds(10)));
+  ASSERT_TRUE(how) << how.error();
+  EXPECT_EQ(*how, "exited with status 0");
+}
+
+TEST_F(SubprocessRootTest, AProgramMissingInsideTheRootIsAStartError) {
+  InstallShell();
+  SubprocessOptions options;
+  options.root_directory = root_;
+  auto process = Subprocess::Start({"/usr/bin/qemu-system-x86_64"}, options);
+  ASSERT_FALSE(process);
+  if (::geteuid() == 0) {
+    EXPECT_EQ(process.error(), "/usr/bin/qemu-system-x86_64: cannot start inside " + root_ +
+                                   ": No such file or directory");
+  } else {
+    EXPECT_NE(process.error().find("needs CAP_SYS_CHROOT"), std::string::npos) << process.error();
+  }
 }
 
 }  // namespace

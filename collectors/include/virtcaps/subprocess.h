@@ -7,7 +7,8 @@
 // descendant that left the group survives; README's security section says so). The
 // child also gets SIGKILL when the thread that started it dies (PR_SET_PDEATHSIG), so a
 // SIGKILLed agent leaves no emulator behind. Whatever happens, the child is killed and
-// reaped before the Subprocess is gone.
+// reaped before the Subprocess is gone. It may run inside another root directory
+// (SubprocessOptions::root_directory).
 #pragma once
 
 #include <sys/types.h>
@@ -49,7 +50,21 @@ struct SubprocessOptions {
   size_t max_output_bytes = 4u << 20;    // more stdout than this in all is an error
   bool new_pid_namespace = true;         // try one (falls back silently without privilege)
   const Cancellation* cancel = nullptr;  // when set and cancelled, every wait ends at once
+  // When not empty, the child chroot()s into this directory (and chdir()s to its "/")
+  // just before the exec, and argv[0] names the program as seen inside it. That is how
+  // a host's emulator runs against the host's own libraries, modules and data files
+  // when the agent sees the host under --path.rootfs (a container). It needs
+  // CAP_SYS_CHROOT; without it Start fails and says so.
+  std::string root_directory;
 };
+
+// Whether `program` (an absolute path as seen inside `root`) can run with `root` as its
+// root directory: a script whose "#!" interpreter is in `root`, an ELF executable of
+// this machine's byte order whose program interpreter (PT_INTERP) is in `root`, or a
+// static one. Paths resolve inside `root` (symlinks included, RESOLVE_IN_ROOT where the
+// kernel has openat2). False for anything else, e.g. a test tree without an
+// interpreter, whose scripts must then run as they are.
+bool RunnableInside(const std::string& root, const std::string& program);
 
 class Subprocess {
  public:
