@@ -8,7 +8,8 @@ build_packages=(cmake g++ make pkg-config prometheus-cpp-dev libcivetweb-dev lib
 test_packages=(libgtest-dev libgmock-dev libvirt0 libxml2-utils prometheus cpuid curl
                python3-prometheus-client
                qemu-system-x86 clang-format locales jq openssl
-               libvirt-daemon-system libvirt-clients)
+               libvirt-daemon-system libvirt-clients
+               virtinst python3-lxml)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-build}" == "test" ]]; then wanted+=("${test_packages[@]}"); fi
