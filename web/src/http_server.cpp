@@ -240,6 +240,8 @@ int BeginRequest(struct mg_connection* connection) {
 // A request head larger than max_request_header_bytes is 431 (RFC 6585), where
 // CivetWeb says 413; the rest keep CivetWeb's answer, with the connection closed.
 int HttpError(struct mg_connection* connection, int status, const char* message) {
+  // Answered here either way: AnswerDroppedRequest must not answer it a second time.
+  mg_set_user_connection_data(connection, nullptr);
   if (status == 413 && message != nullptr && std::string_view(message) == "Message too large") {
     Refuse(connection, 431, "431 request header fields too large\n");
     return 0;
