@@ -1,6 +1,7 @@
 // virtcaps-agent: probes what this host can run and serves it over HTTP.
 #include <signal.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -102,7 +103,11 @@ int Serve(const CommandLine& cli, Config config) {
                        {"refresh_interval", FormatDuration(config.refresh_interval)}});
   // Type=notify: ready once every path answers (the first snapshot), not when the
   // port opens; systemd orders the units that need the agent after that.
-  refresher.OnFirstSnapshot([&systemd] { systemd.Ready("serving"); });
+  std::atomic<bool> serving{false};
+  refresher.OnFirstSnapshot([&systemd, &serving] {
+    serving = true;
+    systemd.Ready("serving");
+  });
   refresher.Start();
 
   // With WatchdogSec= the service manager wants a ping every watchdog_interval: the
@@ -129,7 +134,8 @@ int Serve(const CommandLine& cli, Config config) {
       if (!reloaded) {
         LogError("reload failed; keeping the running configuration", {{"error", reloaded.error()}});
         refresher.ReloadFailed();
-        systemd.Ready("serving; the last reload failed");
+        // Before the first snapshot, its READY=1 ends the reload too.
+        if (serving) systemd.Ready("serving; the last reload failed");
         continue;
       }
       if (reloaded->web.listen_addresses != config.web.listen_addresses ||
@@ -141,7 +147,7 @@ int Serve(const CommandLine& cli, Config config) {
       config = *reloaded;
       refresher.Reconfigure(config);
       LogInfo("configuration reloaded", {{"config", config.source}});
-      systemd.Ready("serving");
+      if (serving) systemd.Ready("serving");
       continue;
     }
     systemd.Stopping();
