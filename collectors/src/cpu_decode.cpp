@@ -149,7 +149,8 @@ X86Data ReadX86HostData(const CpuidSource& cpuid, const MsrReader* msr, const X8
   ReadRange(cpuid, 0x80000000u, data);
   const X86Feature* arch_capabilities = map.FindFeature("arch-capabilities");
   if (msr && arch_capabilities && data.Contains(arch_capabilities->data)) {
-    if (auto value = msr->Read(kArchCapabilitiesMsr)) data.msr[kArchCapabilitiesMsr] = *value;
+    if (auto value = msr->ReadFeature(kArchCapabilitiesMsr))
+      data.msr[kArchCapabilitiesMsr] = *value;
   }
   return data;
 }

@@ -203,6 +203,14 @@ Status ParseX86Model(const std::string& file, const XmlElement& element, X86CpuM
     } else if (child.name == "feature") {
       const X86Feature* feature = map.FindFeature(NameOf(child));
       if (feature == nullptr) return where("unknown feature '" + NameOf(child) + "'");
+      // removed='yes': QEMU dropped it from its model; libvirt keeps the name (a guest
+      // CPU of this model lists it disabled) but it is not part of the model's data,
+      // so a host that has it lists it as an extra feature. Not inherited.
+      const std::string* removed = child.Attribute("removed");
+      if (removed && *removed == "yes") {
+        model.removed_features.push_back(feature->name);
+        continue;
+      }
       model.data.Add(feature->data);
     }
   }

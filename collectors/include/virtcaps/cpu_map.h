@@ -51,6 +51,8 @@ struct X86Model {
   bool decode_guest = true;
   std::vector<X86Signature> signatures;
   X86Data data;  // the union of its features, inherited ones included
+  // Its own features marked removed='yes' (not in `data`), in map order.
+  std::vector<std::string> removed_features;
 };
 
 struct X86CpuMap {
