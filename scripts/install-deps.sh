@@ -4,12 +4,13 @@
 set -euo pipefail
 
 build_packages=(cmake g++ make pkg-config dpkg-dev prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev
-                libexpat1-dev zlib1g-dev libcrypt-dev libssl-dev)
+                libexpat1-dev zlib1g-dev libcrypt-dev libssl-dev libsystemd-dev)
 test_packages=(libgtest-dev libgmock-dev libvirt0 libxml2-utils prometheus cpuid curl
                python3-prometheus-client
                qemu-system-x86 clang-format locales jq openssl
                libvirt-daemon-system libvirt-clients
-               python3-seccomp lintian devscripts)
+               python3-seccomp lintian devscripts
+               virtinst python3-lxml systemd)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-build}" == "test" ]]; then wanted+=("${test_packages[@]}"); fi

@@ -104,6 +104,8 @@ Expected<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
         return Status::Error(name + ": " + error);
       }
       cli.cpu_flags_include = *value;
+    } else if (arg == "--web.systemd-socket") {
+      cli.systemd_socket = true;
     } else if (arg == "--collector.disable-defaults") {
       cli.collectors_disable_defaults = true;
     } else if (name == "--format") {
@@ -160,6 +162,9 @@ std::string UsageText(const std::vector<CollectorDefault>& collectors) {
       "Flags:\n"
       "  --config.file=FILE          YAML configuration (default: the embedded defaults)\n"
       "  --web.listen-address=ADDR   host:port to listen on; repeatable (default 127.0.0.1:9977)\n"
+      "  --web.systemd-socket        serve the listening sockets systemd passes (socket\n"
+      "                              activation, a .socket unit) instead of binding\n"
+      "                              --web.listen-address; IPv4 sockets only\n"
       "  --web.telemetry-path=PATH   path of the metrics (default /metrics)\n"
       "  --web.config.file=FILE      TLS, basic auth and response headers, in the Prometheus\n"
       "                              exporter-toolkit's web config format; re-read when it\n"

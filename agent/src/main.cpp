@@ -1,8 +1,11 @@
 // virtcaps-agent: probes what this host can run and serves it over HTTP.
 #include <signal.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -14,6 +17,7 @@
 #include "virtcaps/log.h"
 #include "virtcaps/refresher.h"
 #include "virtcaps/renderers.h"
+#include "virtcaps/systemd.h"
 #include "virtcaps/web_settings.h"
 
 namespace virtcaps {
@@ -61,9 +65,18 @@ int Serve(const CommandLine& cli, Config config) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  SystemdNotifier systemd;
   SnapshotStore store;
   HttpServerOptions options;
   options.listen_addresses = config.web.listen_addresses;
+  if (cli.systemd_socket) {
+    auto sockets = SystemdListeningSockets();
+    if (!sockets) {
+      LogError("--web.systemd-socket", {{"error", sockets.error()}});
+      return 1;
+    }
+    options.inherited_listeners = *sockets;
+  }
   options.telemetry_path = config.web.telemetry_path;
   options.worker_threads = config.web.max_connections;
   options.max_connections_per_client = config.web.max_connections_per_client;
@@ -88,16 +101,41 @@ int Serve(const CommandLine& cli, Config config) {
                        {"config", config.source},
                        {"rootfs", config.paths.rootfs},
                        {"refresh_interval", FormatDuration(config.refresh_interval)}});
+  // Type=notify: ready once every path answers (the first snapshot), not when the
+  // port opens; systemd orders the units that need the agent after that.
+  std::atomic<bool> serving{false};
+  refresher.OnFirstSnapshot([&systemd, &serving] {
+    serving = true;
+    systemd.Ready("serving");
+  });
   refresher.Start();
 
+  // With WatchdogSec= the service manager wants a ping every watchdog_interval: the
+  // signal wait times out that often. The ping says this thread still runs its loop.
+  const std::chrono::microseconds watchdog = systemd.watchdog_interval();
+  struct timespec wait_for;
+  wait_for.tv_sec = static_cast<time_t>(watchdog.count() / 1000000);
+  wait_for.tv_nsec = static_cast<long>(watchdog.count() % 1000000 * 1000);
+  if (watchdog.count() > 0) systemd.Watchdog();
   while (true) {
     int signal_number = 0;
-    if (sigwait(&signals, &signal_number) != 0) continue;
+    if (watchdog.count() > 0) {
+      signal_number = sigtimedwait(&signals, nullptr, &wait_for);
+      if (signal_number < 0) {
+        if (errno == EAGAIN) systemd.Watchdog();
+        continue;
+      }
+    } else if (sigwait(&signals, &signal_number) != 0) {
+      continue;
+    }
     if (signal_number == SIGHUP) {
+      systemd.Reloading();
       auto reloaded = ResolveConfig(cli, CollectorDefaults());
       if (!reloaded) {
         LogError("reload failed; keeping the running configuration", {{"error", reloaded.error()}});
         refresher.ReloadFailed();
+        // Before the first snapshot, its READY=1 ends the reload too.
+        if (serving) systemd.Ready("serving; the last reload failed");
         continue;
       }
       if (reloaded->web.listen_addresses != config.web.listen_addresses ||
@@ -109,8 +147,10 @@ int Serve(const CommandLine& cli, Config config) {
       config = *reloaded;
       refresher.Reconfigure(config);
       LogInfo("configuration reloaded", {{"config", config.source}});
+      if (serving) systemd.Ready("serving");
       continue;
     }
+    systemd.Stopping();
     LogInfo("shutting down", {{"signal", std::to_string(signal_number)}});
     break;
   }

@@ -117,6 +117,7 @@ void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_
   LogFields fields = {{"duration_seconds", std::to_string(facts.duration_seconds)}};
   if (facts.refreshes_total == 1) {
     LogInfo("first snapshot ready", fields);
+    if (on_first_snapshot_) on_first_snapshot_();
   } else {
     LogDebug("refreshed", fields);
   }

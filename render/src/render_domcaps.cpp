@@ -1,8 +1,9 @@
 // libvirt's domain capabilities document (domaincaps.rng), from the probed guests.
 // It says what the agent knows: the emulator, machine, vCPU limit and the CPU modes
-// with every named model and whether it is usable. The host-model's model and
-// features, firmware, devices and features sections are not probed yet and are left
-// out (the schema makes them optional) rather than guessed.
+// with every named model and whether it is usable, and SEV where it surely cannot be
+// used. The host-model's model and features, firmware, devices and the other features
+// are not probed yet and are left out (the schema makes them optional) rather than
+// guessed.
 #include <algorithm>
 
 #include "virtcaps/renderers.h"
@@ -92,6 +93,17 @@ Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
         .SetAttribute("usable", known ? (model.usable ? "yes" : "no") : "unknown")
         .SetAttribute("vendor", model.vendor.empty() ? "unknown" : model.vendor);
   }
+
+  // <sev supported='no'/>: nova (MEM_ENCRYPTION_CONTEXT inventory) and KubeVirt (the
+  // SEV node label) read it, and libvirt always says it. Said only where SEV surely
+  // cannot run a guest: without KVM, or on a host whose SEV is absent or off. Where it
+  // is on, libvirt adds QEMU's C-bit position and reduced physical bits, which are not
+  // probed: the element is left out rather than half said.
+  bool sev_on = false;
+  for (const SecureGuestTechnology& technology : caps.secure_guests) {
+    sev_on = sev_on || (technology.name == "sev" && technology.enabled.value_or(false));
+  }
+  if (!kvm || !sev_on) root.Add("features").Add("sev").SetAttribute("supported", "no");
   return WriteXml(root);
 }
 

@@ -235,11 +235,15 @@ field() { sed -n "s/^$1: //p" "$work/status"; }
 [[ $(field Installed-Size) -gt 0 ]] || fail "Installed-Size: $(field Installed-Size)"
 depends=$(field Depends)
 # Every library the installed agent loads from outside the package is a dependency.
+# The libraries the agent itself links (its NEEDED entries): what those load in turn
+# (libsystemd's libcap, liblz4...) is their own packages' dependencies.
+direct=$(readelf -d /usr/bin/virtcaps-agent | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 needed=(adduser)
-while read -r path; do
+while read -r soname path; do
+  grep -qxF "$soname" <<<"$direct" || continue
   owner=$(dpkg -S "*/$(basename "$path")" 2>/dev/null | grep -F "$(dirname "$path" | sed 's|^/usr||')/" | head -1 | cut -d: -f1)
   [[ -n $owner ]] && needed+=("$owner")
-done < <(awk '$2 == "=>" && $3 !~ /virtcaps/ {print $3}' "$work/ldd")
+done < <(awk '$2 == "=>" && $3 !~ /virtcaps/ {print $1, $3}' "$work/ldd")
 depends_names=$(tr ',' '\n' <<<"$depends" | sed 's/^ *//; s/ .*//')
 for dependency in $(printf '%s\n' "${needed[@]}" | sort -u); do
   grep -qxF "$dependency" <<<"$depends_names" || fail "Depends lacks $dependency: $depends"

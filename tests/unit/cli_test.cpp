@@ -24,6 +24,16 @@ TEST(CliTest, ParsesNodeExporterStyleFlags) {
   EXPECT_EQ(cli->once_format, CommandLine::Format::kPrometheus);
 }
 
+TEST(CliTest, SystemdSocketIsOffUnlessAsked) {
+  auto plain = Parse({});
+  ASSERT_TRUE(plain) << plain.error();
+  EXPECT_FALSE(plain->systemd_socket);
+  auto cli = Parse({"--web.systemd-socket"});
+  ASSERT_TRUE(cli) << cli.error();
+  EXPECT_TRUE(cli->systemd_socket);
+  EXPECT_FALSE(Parse({"--web.systemd-socket=yes"}));  // a switch, no value
+}
+
 TEST(CliTest, RejectsUnknownFlagsAndCollectors) {
   EXPECT_FALSE(Parse({"--bogus"}));
   EXPECT_FALSE(Parse({"--collector.gpu"}));

@@ -74,6 +74,27 @@ TEST(DomainCapabilities, TcgHasNoPassthroughAndUnprobedUsability) {
   EXPECT_NE(Render({"", "", "pc-q35-7.2", ""}).find("<vcpu max='288'/>"), std::string::npos);
 }
 
+// nova and KubeVirt read features/sev/@supported; it is 'no' unless SEV is on and KVM is
+// used, and left out (not guessed without QEMU's C-bit position) when SEV could work.
+TEST(DomainCapabilities, SevIsNoUnlessItCouldWork) {
+  const std::string kNo = "<features>\n    <sev supported='no'/>\n  </features>";
+  EXPECT_NE(Render({"", "kvm", "", ""}).find(kNo), std::string::npos);
+  HostCapabilities caps = Host();
+  caps.secure_guests.push_back({"sev", true, true, ""});
+  auto kvm = RenderDomainCapabilitiesXml(caps, {"", "kvm", "", ""});
+  ASSERT_TRUE(kvm) << kvm.error();
+  EXPECT_EQ(kvm->find("<sev"), std::string::npos) << *kvm;
+  ExpectValid(*kvm);
+  auto tcg = RenderDomainCapabilitiesXml(caps, {"", "qemu", "", ""});
+  ASSERT_TRUE(tcg) << tcg.error();
+  EXPECT_NE(tcg->find(kNo), std::string::npos) << *tcg;
+  ExpectValid(*tcg);
+  caps.secure_guests.back().enabled = false;  // in the CPU, switched off in kvm_amd
+  auto off = RenderDomainCapabilitiesXml(caps, {"", "kvm", "", ""});
+  ASSERT_TRUE(off) << off.error();
+  EXPECT_NE(off->find(kNo), std::string::npos) << *off;
+}
+
 TEST(DomainCapabilities, UnknownChoicesAreErrorsSayingWhich) {
   HostCapabilities caps = Host();
   EXPECT_NE(RenderDomainCapabilitiesXml(caps, {"aarch64", "", "", ""}).error().find("aarch64"),

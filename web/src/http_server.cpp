@@ -3,12 +3,20 @@
 #include <CivetServer.h>
 #include <civetweb.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "virtcaps/connection_gate.h"
@@ -340,6 +348,46 @@ std::string CivetPort(const std::string& address) {
   return address.size() > 1 && address.front() == ':' ? address.substr(1) : address;
 }
 
+// The IPv4 address a socket is bound to, or nullopt when it is not an IPv4 socket.
+std::optional<struct sockaddr_in> BoundIpv4(int fd) {
+  struct sockaddr_storage address;
+  socklen_t length = sizeof(address);
+  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&address), &length) != 0 ||
+      address.ss_family != AF_INET) {
+    return std::nullopt;
+  }
+  struct sockaddr_in in;
+  std::memcpy(&in, &address, sizeof(in));
+  return in;
+}
+
+bool IsListening(int fd) {
+  int listening = 0;
+  socklen_t length = sizeof(listening);
+  return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0 && listening != 0;
+}
+
+// This process's listening socket bound to 127.0.0.1:port, found among its open fds.
+int FindLoopbackListener(int port) {
+  DIR* directory = opendir("/proc/self/fd");  // the agent's own fds, not the host's
+  if (directory == nullptr) return -1;
+  int found = -1;
+  int scanning = dirfd(directory);
+  while (struct dirent* entry = readdir(directory)) {
+    auto number = ParseUint(entry->d_name);
+    if (!number || static_cast<int>(*number) == scanning) continue;
+    int fd = static_cast<int>(*number);
+    auto bound = BoundIpv4(fd);
+    if (bound && ntohs(bound->sin_port) == port &&
+        ntohl(bound->sin_addr.s_addr) == INADDR_LOOPBACK && IsListening(fd)) {
+      found = fd;
+      break;
+    }
+  }
+  closedir(directory);
+  return found;
+}
+
 }  // namespace
 
 HttpServer::HttpServer(HttpServerOptions options, const SnapshotStore& store)
@@ -579,8 +627,20 @@ Status HttpServer::Start() {
     allowed.push_back(*network);
   }
   gate_ = std::make_unique<ConnectionGate>(options_.max_connections_per_client, std::move(allowed));
+  for (int fd : options_.inherited_listeners) {
+    if (!BoundIpv4(fd) || !IsListening(fd)) {
+      return Status::Error("inherited fd " + std::to_string(fd) +
+                           " is not a listening IPv4 socket");
+    }
+  }
   std::string ports;
-  for (const std::string& address : options_.listen_addresses) {
+  // With inherited listeners CivetWeb binds one loopback port 0 for each, replaced by
+  // the inherited socket once it runs (AdoptInheritedListeners).
+  std::vector<std::string> listen = options_.listen_addresses;
+  if (!options_.inherited_listeners.empty()) {
+    listen.assign(options_.inherited_listeners.size(), "127.0.0.1:0");
+  }
+  for (const std::string& address : listen) {
     // CivetWeb's "s" suffix: this port speaks TLS.
     ports += (ports.empty() ? "" : ",") + CivetPort(address) + (tls_ ? "s" : "");
   }
@@ -624,7 +684,12 @@ Status HttpServer::Start() {
   } catch (const CivetException& error) {
     return Status::Error("cannot listen on " + ports + ": " + error.what());
   }
-  {
+  if (!options_.inherited_listeners.empty()) {
+    if (Status status = AdoptInheritedListeners(); !status.ok()) {
+      Stop();
+      return status;
+    }
+  } else {
     struct mg_server_port bound[16];
     int count = mg_get_server_ports(server_->getContext(), 16, bound);
     std::vector<int> guarded;
@@ -646,9 +711,68 @@ void HttpServer::Stop() {
   if (web_) web_->Stop();
 }
 
+// CivetWeb 1.15 has no way to be given a listening socket: it binds every port in
+// "listening_ports" itself, and socket activation means serving the one systemd bound
+// (ports below 1024 without CAP_NET_BIND_SERVICE, no port race at start, connections
+// queued while the agent restarts). So CivetWeb binds a loopback port 0 for each
+// inherited socket, and once it runs, dup3() puts the inherited socket on the very fd
+// number CivetWeb listens on. dup3 swaps the file under that number atomically, and
+// CivetWeb's accepting thread reads the number again on each turn of its poll loop:
+// from then on it polls and accepts on the inherited socket. The loopback socket is
+// shut down and closed (a local client that connected to it in the microseconds before
+// is dropped; it was never announced). The inherited socket is made non-blocking, so a
+// connection that goes away between poll and accept cannot block the accepting thread
+// (CivetWeb takes EAGAIN as "nothing to accept"), and close-on-exec, so the emulators
+// the agent runs never hold it. CivetWeb's TLS flag is per listening slot, so HTTPS
+// works too, and Stop() closes the inherited socket with the rest. What CivetWeb
+// remembers of the loopback address (mg_get_server_ports) is not used: the connection
+// gate guards, and BoundAddresses reports, the inherited sockets' own ports.
+Status HttpServer::AdoptInheritedListeners() {
+  struct mg_server_port bound[16];
+  int count = mg_get_server_ports(server_->getContext(), 16, bound);
+  if (count != static_cast<int>(options_.inherited_listeners.size())) {
+    return Status::Error("CivetWeb listens on " + std::to_string(count) + " sockets, expected " +
+                         std::to_string(options_.inherited_listeners.size()));
+  }
+  std::vector<int> guarded;
+  for (int i = 0; i < count; ++i) {
+    int inherited = options_.inherited_listeners[static_cast<size_t>(i)];
+    int civet = FindLoopbackListener(bound[i].port);
+    if (civet < 0) {
+      return Status::Error("cannot find CivetWeb's listening socket on 127.0.0.1:" +
+                           std::to_string(bound[i].port));
+    }
+    int flags = fcntl(inherited, F_GETFL);
+    int loopback = fcntl(civet, F_DUPFD_CLOEXEC, 0);  // CivetWeb's socket, kept to wake it
+    if (flags < 0 || loopback < 0 || fcntl(inherited, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        dup3(inherited, civet, O_CLOEXEC) < 0) {
+      int error = errno;
+      if (loopback >= 0) ::close(loopback);
+      return Status::Error("cannot serve inherited fd " + std::to_string(inherited) + ": " +
+                           std::strerror(error));
+    }
+    // The accepting thread may be in poll() on the loopback socket: shutting it down
+    // wakes it (POLLHUP, no POLLIN: nothing is accepted from it) and it polls again, on
+    // the inherited socket now under the same number.
+    ::shutdown(loopback, SHUT_RDWR);
+    ::close(loopback);
+    ::close(inherited);
+    auto address = BoundIpv4(civet);
+    char text[INET_ADDRSTRLEN] = "?";
+    if (address) inet_ntop(AF_INET, &address->sin_addr, text, sizeof(text));
+    int port = address ? ntohs(address->sin_port) : 0;
+    inherited_addresses_.push_back(std::string(text) + ":" + std::to_string(port));
+    guarded.push_back(port);
+  }
+  options_.inherited_listeners.clear();  // closed above; now CivetWeb's to close
+  gate_->Guard(std::move(guarded));
+  return Status();
+}
+
 std::vector<std::string> HttpServer::BoundAddresses() const {
   std::vector<std::string> addresses;
   if (!server_) return addresses;
+  if (!inherited_addresses_.empty()) return inherited_addresses_;
   struct mg_server_port ports[16];
   int count = mg_get_server_ports(server_->getContext(), 16, ports);
   for (int i = 0; i < count; ++i) {

@@ -23,6 +23,7 @@ struct CommandLine {
   std::string config_file;                    // empty: the embedded default
   std::string web_config_file;                // --web.config.file; empty: plain HTTP, no auth
   std::vector<std::string> listen_addresses;  // non-empty replaces the config's list
+  bool systemd_socket = false;  // --web.systemd-socket: serve the sockets systemd passed
   std::optional<std::string> telemetry_path;
   std::optional<std::string> rootfs, procfs, sysfs, devfs;
   std::map<std::string, bool> collectors;        // --collector.NAME / --no-collector.NAME

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -31,6 +32,9 @@ class Refresher {
   Refresher(const Refresher&) = delete;
   Refresher& operator=(const Refresher&) = delete;
 
+  // Called once, from the refresh thread, when the first snapshot is published (the
+  // agent then answers every path). Set before Start().
+  void OnFirstSnapshot(std::function<void()> callback) { on_first_snapshot_ = std::move(callback); }
   void Start();
   void Stop();
   // Swaps in a new configuration (after a reload) and refreshes at once.
@@ -58,6 +62,7 @@ class Refresher {
   RefreshFacts probe_totals_;  // only the qemu_*_total counters are used
   Cancellation cancel_;        // Stop() cancels a refresh in flight
   QemuProbeMemory qemu_memory_;
+  std::function<void()> on_first_snapshot_;
   std::thread thread_;
 };
 

@@ -22,6 +22,9 @@ class ProcessStats;
 
 struct HttpServerOptions {
   std::vector<std::string> listen_addresses;  // host:port; port 0 picks a free port
+  // Listening IPv4 sockets to serve instead of listen_addresses (--web.systemd-socket:
+  // the ones systemd passed). The server takes them over: Stop() closes them.
+  std::vector<int> inherited_listeners;
   std::string telemetry_path = "/metrics";
   int worker_threads = 64;
   // Open connections one source address may have; more are closed on accept.
@@ -118,6 +121,10 @@ class HttpServer {
   bool tls_ = false;
   std::unique_ptr<ConnectionGate> gate_;  // outlives server_, whose accept() consults it
   std::unique_ptr<CivetServer> server_;
+  // With inherited listeners: "address:port" of each, as getsockname() says.
+  std::vector<std::string> inherited_addresses_;
+  // Puts each inherited listener in place of the loopback socket CivetWeb bound for it.
+  Status AdoptInheritedListeners();
 };
 
 }  // namespace virtcaps
