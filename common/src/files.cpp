@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 
@@ -167,6 +168,46 @@ Expected<std::vector<std::string>> ListDirectory(const std::string& path) {
   ::closedir(dir);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+namespace {
+void AppendIdentity(std::string& out, std::string_view name, const struct stat& info) {
+  char fields[160];
+  int length = std::snprintf(fields, sizeof(fields), "%llx:%llx:%llx:%llx.%lx/",
+                             static_cast<unsigned long long>(info.st_dev),
+                             static_cast<unsigned long long>(info.st_ino),
+                             static_cast<unsigned long long>(info.st_size),
+                             static_cast<unsigned long long>(info.st_mtim.tv_sec),
+                             static_cast<unsigned long>(info.st_mtim.tv_nsec));
+  out.append(name);
+  out += '=';
+  if (length > 0)
+    out.append(fields, static_cast<size_t>(std::min<int>(length, sizeof(fields) - 1)));
+}
+}  // namespace
+
+std::string DirectoryIdentity(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return "";
+  std::string identity;
+  struct stat info;
+  if (::fstat(::dirfd(dir), &info) == 0) AppendIdentity(identity, ".", info);
+  std::vector<std::string> entries;
+  while (struct dirent* entry = ::readdir(dir)) {
+    std::string_view name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    std::string one;
+    if (::fstatat(::dirfd(dir), entry->d_name, &info, 0) == 0) {
+      AppendIdentity(one, name, info);
+    } else {
+      one.append(name).append("=?/");
+    }
+    entries.push_back(std::move(one));
+  }
+  ::closedir(dir);
+  std::sort(entries.begin(), entries.end());  // readdir's order is not stable across renames
+  for (const std::string& entry : entries) identity += entry;
+  return identity;
 }
 
 Status WriteFileAtomically(const std::string& path, const std::string& content) {

@@ -77,17 +77,19 @@ TEST(HttpHandlerTest, SnapshotsReuseTheCompressedBodiesThatDidNotChange) {
   RefreshFacts facts;
   facts.refreshes_total = 1;
   auto first = MakeSnapshot(caps, facts);
-  EXPECT_EQ(first->bodies_compressed, 2);
+  EXPECT_EQ(first->bodies_compressed, 3);  // both metrics texts, the XML
   auto same = MakeSnapshot(caps, facts, first.get());
   EXPECT_EQ(same->bodies_compressed, 0);
-  EXPECT_EQ(same->metrics_gzip.bytes, first->metrics_gzip.bytes);
+  EXPECT_EQ(same->metrics_gzip_open.bytes, first->metrics_gzip_open.bytes);
+  EXPECT_EQ(same->openmetrics_gzip_open.bytes, first->openmetrics_gzip_open.bytes);
   EXPECT_EQ(same->xml_gzip.bytes, first->xml_gzip.bytes);
   facts.refreshes_total = 2;  // the metrics change, the XML does not
   auto next = MakeSnapshot(caps, facts, same.get());
-  EXPECT_EQ(next->bodies_compressed, 1);
+  EXPECT_EQ(next->bodies_compressed, 2);
   EXPECT_EQ(next->xml_gzip.bytes, first->xml_gzip.bytes);
-  EXPECT_NE(next->metrics_gzip.bytes, first->metrics_gzip.bytes);
-  EXPECT_EQ(next->metrics_gzip.body(), Gzip(next->metrics_text()));
+  EXPECT_NE(next->metrics_gzip_open.bytes, first->metrics_gzip_open.bytes);
+  EXPECT_EQ(testing::Gunzip(next->metrics_gzip_open.bytes + GzipClose(next->metrics_gzip_open, "")),
+            next->metrics_text());
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "virtcaps/config.h"
@@ -58,6 +60,8 @@ class Refresher {
   RefreshFacts probe_totals_;  // only the qemu_*_total counters are used
   Cancellation cancel_;        // Stop() cancels a refresh in flight
   QemuProbeMemory qemu_memory_;
+  std::optional<MetricsOptions> metrics_options_;  // for metrics_options_pattern_
+  std::string metrics_options_pattern_;
   std::thread thread_;
 };
 

@@ -34,10 +34,9 @@ std::string GzipClose(const OpenGzip& open, std::string_view tail);
 struct Snapshot {
   HostCapabilities caps;
   RefreshFacts refresh;
-  PreparedResponse metrics;       // /metrics
-  PreparedResponse xml;           // /capabilities
-  PreparedResponse metrics_gzip;  // the same, for Accept-Encoding: gzip
-  PreparedResponse xml_gzip;
+  PreparedResponse metrics;   // /metrics
+  PreparedResponse xml;       // /capabilities
+  PreparedResponse xml_gzip;  // /capabilities for Accept-Encoding: gzip
   // OpenMetrics bodies for Accept: application/openmetrics-text, without the closing
   // "# EOF": the server appends its live families (process, requests) and then "# EOF".
   PreparedResponse openmetrics;
@@ -47,7 +46,8 @@ struct Snapshot {
   OpenGzip openmetrics_gzip_open;
   // How the bodies were rendered (collectors.cpu.flags_include), for filtered pages.
   MetricsOptions metrics_options;
-  // Bodies this snapshot compressed (0 to 2); the others were the previous one's bytes.
+  // Bodies this snapshot compressed (0 to 3: both metrics texts, the XML); the others
+  // are the previous snapshot's bytes.
   int bodies_compressed = 0;
 
   std::string_view metrics_text() const { return metrics.body(); }
@@ -64,8 +64,8 @@ inline constexpr std::string_view kXmlContentType = "application/xml";
 // gzip (RFC 1952) of `data` at the default level.
 std::string Gzip(std::string_view data);
 
-// Builds a snapshot and renders both bodies once, so requests only pick one. A body
-// whose bytes equal `previous`'s is not compressed again: its gzip response is reused.
+// Builds a snapshot and renders its bodies once, so requests only pick one. A body
+// whose bytes equal `previous`'s is not compressed again: its gzip bytes are reused.
 std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh,
                                              const Snapshot* previous = nullptr,
                                              MetricsOptions metrics_options = {});
