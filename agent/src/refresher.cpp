@@ -1,5 +1,7 @@
 #include "virtcaps/refresher.h"
 
+#include <malloc.h>
+
 #include <chrono>
 
 #include "virtcaps/collector.h"
@@ -118,6 +120,14 @@ void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_
     metrics_options_pattern_ = config.collector_options.cpu_flags_include;
   }
   store_.Publish(MakeSnapshot(std::move(caps), facts, previous.get(), *metrics_options_));
+  previous.reset();
+#ifdef __GLIBC__
+  // The refresh's temporaries are freed by now, but free() returns to the kernel only
+  // the heap's top; the first refresh (CPU map, QEMU caches) leaves holes in the middle
+  // that would stay resident. malloc_trim releases their pages (a walk over the free
+  // chunks, once a refresh).
+  malloc_trim(0);
+#endif
   // The first snapshot is worth an info line: from here on the agent is healthy.
   LogFields fields = {{"duration_seconds", std::to_string(facts.duration_seconds)}};
   if (facts.refreshes_total == 1) {

@@ -2,6 +2,8 @@
 // filters, request counters, process metrics, log formats, and the flags for them.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <clocale>
 #include <cmath>
 #include <ctime>
@@ -129,6 +131,43 @@ TEST(RequestCountersTest, CountsPerPathAndCodeWithBoundedLabels) {
   EXPECT_EQ(seen.count({"/domcapabilities", "200"}), 1u);
   // 200 of the five known paths, plus /metrics 400, other 404 and /healthz other.
   EXPECT_EQ(seen.size(), 8u);
+}
+
+// The live families are written without building them (no allocation per scrape):
+// the bytes must be those the serializers make of the built families, in both formats,
+// for awkward values too (fractions, huge, NaN, infinite, absent).
+TEST(ProcessStatsTest, LiveFamiliesAreWhatTheSerializersWouldWrite) {
+  RequestCounters counters("/metrics");
+  counters.Count("/metrics", 200);
+  counters.Count("/healthz", 418);
+  counters.Count("/nowhere", 404);
+  std::vector<ProcessSample> samples;
+  samples.push_back(ProcessStats().Sample());  // this process, as a scrape reads it
+  ProcessSample odd;
+  odd.cpu_seconds = 0.1 + 0.2;
+  odd.resident_bytes = 123456789012345678.0;
+  odd.virtual_bytes = std::numeric_limits<double>::quiet_NaN();
+  odd.start_time_seconds = 1796309092.123456;
+  odd.max_fds = std::numeric_limits<double>::infinity();
+  odd.threads = 1.0 / 3;  // open_fds absent: its family is left out
+  samples.push_back(odd);
+  for (const ProcessSample& sample : samples) {
+    for (ExpositionFormat format :
+         {ExpositionFormat::kPrometheusText, ExpositionFormat::kOpenMetrics}) {
+      std::vector<prometheus::MetricFamily> families = ProcessStats::Families(sample);
+      families.push_back(counters.Family());
+      char buffer[4096];
+      FixedText text(buffer, sizeof(buffer));
+      AppendLiveFamilies(text, format, sample, counters);
+      EXPECT_FALSE(text.overflowed());
+      EXPECT_EQ(text.view(), Serialize(families, format));
+    }
+  }
+  char small[16];
+  FixedText cut(small, sizeof(small));
+  AppendLiveFamilies(cut, ExpositionFormat::kPrometheusText, samples[0], counters);
+  EXPECT_TRUE(cut.overflowed());
+  EXPECT_EQ(cut.view(), "# HELP process_c");
 }
 
 TEST(ProcessStatsTest, ReadsThisProcess) {
