@@ -93,6 +93,22 @@ std::string GzipClose(const OpenGzip& open, std::string_view tail) {
   return out;
 }
 
+const OpenGzip& LazyGzip::Get(std::string_view data) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!made_) made_ = std::make_shared<const OpenGzip>(GzipOpen(data));
+  return *made_;
+}
+
+std::shared_ptr<const OpenGzip> LazyGzip::IfMade() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return made_;
+}
+
+void LazyGzip::Adopt(std::shared_ptr<const OpenGzip> made) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  made_ = std::move(made);
+}
+
 PreparedResponse PrepareResponse(std::string_view content_type, std::string_view content_encoding,
                                  std::string body) {
   PreparedResponse response;
@@ -112,20 +128,14 @@ std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts
   auto snapshot = std::make_shared<Snapshot>();
   // One building of the families for both texts.
   Expositions texts = RenderExpositions(caps, refresh, CurrentBuildInfo(), metrics_options);
-  // Compressing is most of what is left of a warm refresh: a body whose bytes equal the
-  // previous snapshot's keeps its compressed bytes (the XML changes only when the host
-  // does; the metrics carry each refresh's durations, so they are compressed again).
+  // A body whose bytes equal the previous snapshot's keeps its compressed bytes (the XML
+  // changes only when the host does). The metrics texts carry each refresh's durations:
+  // they are compressed when a request first asks for them (LazyGzip).
   if (previous != nullptr && previous->metrics.body() == texts.prometheus) {
-    snapshot->metrics_gzip_open = previous->metrics_gzip_open;
-  } else {
-    snapshot->metrics_gzip_open = GzipOpen(texts.prometheus);
-    ++snapshot->bodies_compressed;
+    snapshot->metrics_gzip.Adopt(previous->metrics_gzip.IfMade());
   }
   if (previous != nullptr && previous->openmetrics.body() == texts.openmetrics) {
-    snapshot->openmetrics_gzip_open = previous->openmetrics_gzip_open;
-  } else {
-    snapshot->openmetrics_gzip_open = GzipOpen(texts.openmetrics);
-    ++snapshot->bodies_compressed;
+    snapshot->openmetrics_gzip.Adopt(previous->openmetrics_gzip.IfMade());
   }
   snapshot->openmetrics =
       PrepareResponse(kOpenMetricsContentType, "", std::move(texts.openmetrics));

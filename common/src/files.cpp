@@ -172,17 +172,14 @@ Expected<std::vector<std::string>> ListDirectory(const std::string& path) {
 
 namespace {
 void AppendIdentity(std::string& out, std::string_view name, const struct stat& info) {
-  char fields[160];
-  int length = std::snprintf(fields, sizeof(fields), "%llx:%llx:%llx:%llx.%lx/",
-                             static_cast<unsigned long long>(info.st_dev),
-                             static_cast<unsigned long long>(info.st_ino),
-                             static_cast<unsigned long long>(info.st_size),
-                             static_cast<unsigned long long>(info.st_mtim.tv_sec),
-                             static_cast<unsigned long>(info.st_mtim.tv_nsec));
+  // The fields' bytes as they are: only compared, never shown.
+  const uint64_t fields[] = {static_cast<uint64_t>(info.st_dev), static_cast<uint64_t>(info.st_ino),
+                             static_cast<uint64_t>(info.st_size),
+                             static_cast<uint64_t>(info.st_mtim.tv_sec),
+                             static_cast<uint64_t>(info.st_mtim.tv_nsec)};
   out.append(name);
-  out += '=';
-  if (length > 0)
-    out.append(fields, static_cast<size_t>(std::min<int>(length, sizeof(fields) - 1)));
+  out += '\0';
+  out.append(reinterpret_cast<const char*>(fields), sizeof(fields));
 }
 }  // namespace
 
@@ -197,10 +194,11 @@ std::string DirectoryIdentity(const std::string& path) {
     std::string_view name = entry->d_name;
     if (name == "." || name == "..") continue;
     std::string one;
+    one.reserve(name.size() + 48);
     if (::fstatat(::dirfd(dir), entry->d_name, &info, 0) == 0) {
       AppendIdentity(one, name, info);
     } else {
-      one.append(name).append("=?/");
+      one.append(name).append(1, '\0').append("?");
     }
     entries.push_back(std::move(one));
   }

@@ -67,6 +67,66 @@ TEST(OpenMetricsTest, NumbersIgnoreACommaDecimalLocale) {
   EXPECT_NE(text.find("virtcaps_refresh_duration_seconds 0.5\n"), std::string::npos) << text;
 }
 
+// SerializeText writes the text format itself (for speed): it must be prometheus-cpp's
+// TextSerializer byte for byte, for every value and text it can meet.
+TEST(TextFormatTest, EqualsPrometheusCppByteForByte) {
+  std::vector<prometheus::MetricFamily> families;
+  double values[] = {0,
+                     -0.0,
+                     1,
+                     -1,
+                     0.1 + 0.2,
+                     1e-7,
+                     1e15,
+                     1e15 - 1,
+                     1e16,
+                     1e20,
+                     -1e300,
+                     5e-324,
+                     1.0 / 3,
+                     2.5e-5,
+                     42e9,
+                     1796309092.123,
+                     123456789012345678.0,
+                     std::numeric_limits<double>::quiet_NaN(),
+                     std::numeric_limits<double>::infinity(),
+                     -std::numeric_limits<double>::infinity()};
+  prometheus::MetricFamily gauge{"virtcaps_values",
+                                 "Values \\ with \"quotes\"\nand lines.",
+                                 prometheus::MetricType::Gauge,
+                                 {}};
+  for (double value : values) {
+    prometheus::ClientMetric metric;
+    metric.gauge.value = value;
+    metric.label = {{"label", "a\"b\\c\nd"}, {"empty", ""}};
+    gauge.metric.push_back(metric);
+  }
+  families.push_back(gauge);
+  prometheus::MetricFamily counter{
+      "virtcaps_things_total", "", prometheus::MetricType::Counter, {}};
+  for (double value : values) {
+    prometheus::ClientMetric metric;
+    metric.counter.value = value;
+    counter.metric.push_back(metric);
+  }
+  families.push_back(counter);
+  families.push_back({"virtcaps_none", "No series.", prometheus::MetricType::Gauge, {}});
+  EXPECT_EQ(SerializeText(families), SerializeTextWithPrometheusCpp(families));
+  // A type the agent never makes goes to prometheus-cpp itself.
+  families.push_back({"virtcaps_untyped", "Untyped.", prometheus::MetricType::Untyped, {}});
+  EXPECT_EQ(SerializeText(families), SerializeTextWithPrometheusCpp(families));
+  // And neither depends on the C locale.
+  const char* previous = std::setlocale(LC_ALL, nullptr);
+  std::string saved = previous ? previous : "C";
+  if (std::setlocale(LC_ALL, "de_DE.UTF-8")) {
+    families.pop_back();
+    std::string text = SerializeText(families);
+    std::setlocale(LC_ALL, saved.c_str());
+    EXPECT_EQ(text, SerializeTextWithPrometheusCpp(families));
+    EXPECT_NE(text.find("} 0.3\n"), std::string::npos);
+  }
+}
+
 TEST(NegotiationTest, OpenMetricsOnlyWhenPreferred) {
   EXPECT_EQ(NegotiateExpositionFormat(""), ExpositionFormat::kPrometheusText);
   EXPECT_EQ(NegotiateExpositionFormat("*/*"), ExpositionFormat::kPrometheusText);

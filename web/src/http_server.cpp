@@ -438,7 +438,7 @@ void HttpServer::AnswerMetrics(const Request& request, bool gzip, Response& resp
   // close the gzip member the snapshot left open).
   if (gzip) {
     const OpenGzip& open =
-        openmetrics ? snapshot.openmetrics_gzip_open : snapshot.metrics_gzip_open;
+        openmetrics ? snapshot.openmetrics_gzip_open() : snapshot.metrics_gzip_open();
     response.body = open.bytes;
     response.tail = std::make_shared<const std::string>(GzipClose(open, live_text));
   } else {
