@@ -194,8 +194,9 @@ log "starting virtcaps-agent"
 # web.max_connections_per_client (8 by default) from one address: beyond that it closes
 # a connection as soon as it is accepted, and wrk counts read errors and reconnects
 # (9 650 instead of ~58 000 requests in 2 s here). The load generator is one trusted
-# client, as a Prometheus server is, so it may hold its 16 connections.
-printf 'web:\n  max_connections_per_client: %s\n' "$CONNECTIONS" >"$WORK/agent.yaml"
+# client, as a Prometheus server is, so it may hold its 16 connections, and the "one
+# more client" row's curl (from the same address) a 17th.
+printf 'web:\n  max_connections_per_client: %s\n' "$((CONNECTIONS + 1))" >"$WORK/agent.yaml"
 "$AGENT" --config.file="$WORK/agent.yaml" --web.listen-address=127.0.0.1:0 2>"$WORK/agent.log" &
 AGENT_PID=$!
 PIDS+=("$AGENT_PID")
@@ -326,7 +327,9 @@ measure() { # name url
   wrk -t$THREADS -c$CONNECTIONS -d"$DURATION" --latency "$2" >"$RESULTS/wrk-$1.txt" 2>&1 &
   pid=$!
   sleep 1
-  EXTRA[$1]=$(curl -s -o /dev/null -m 60 -w '%{time_total}' "$2" || echo "failed")
+  local rc=0
+  EXTRA[$1]=$(curl -s -o /dev/null -m 60 -w '%{time_total}' "$2") || rc=$?
+  if ((rc != 0)); then EXTRA[$1]="failed (curl exit $rc after ${EXTRA[$1]:-?} s)"; fi
   wait "$pid"
   RPS[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$RESULTS/wrk-$1.txt")
   P50[$1]=$(to_ms "$(awk '$1 == "50%" {print $2}' "$RESULTS/wrk-$1.txt")")
