@@ -97,6 +97,10 @@ std::string FormatLogRecord(LogConfig::Format format, std::string_view timestamp
   }
   return line;
 }
+bool LogDebugEnabled() {
+  return g_level.load(std::memory_order_relaxed) <= static_cast<int>(LogConfig::Level::kDebug);
+}
+
 void LogDebug(const std::string& m, const LogFields& f) {
   Write(LogConfig::Level::kDebug, "debug", m, f);
 }

@@ -1,4 +1,5 @@
 // virtcaps-agent: probes what this host can run and serves it over HTTP.
+#include <malloc.h>
 #include <signal.h>
 
 #include <atomic>
@@ -57,6 +58,14 @@ int RunOnce(const Config& config, const CommandLine& cli) {
 }
 
 int Serve(const CommandLine& cli, Config config) {
+#ifdef M_ARENA_MAX
+  // One malloc arena for every thread. glibc gives each thread that allocates an arena
+  // of its own (up to 8 per CPU); with 64 CivetWeb workers taking connections in turn,
+  // each new worker's first requests grew a fresh arena, so RSS kept creeping up as
+  // connections came and went (+160 kB from scrape 10 000 to 100 000). A request
+  // allocates little and briefly, so one arena costs no measurable throughput.
+  mallopt(M_ARENA_MAX, 1);
+#endif
   // Signals are taken synchronously by this thread; every other thread blocks them.
   sigset_t signals;
   sigemptyset(&signals);

@@ -1,5 +1,7 @@
 #include "virtcaps/refresher.h"
 
+#include <malloc.h>
+
 #include <chrono>
 
 #include "virtcaps/collector.h"
@@ -18,8 +20,8 @@ HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel,
 MetricsOptions MetricsOptionsFor(const Config& config) {
   MetricsOptions options;
   // The configuration was validated, so the pattern compiles.
-  options.cpu_features_include = std::make_shared<const std::regex>(
-      config.collector_options.cpu_flags_include, std::regex::ECMAScript | std::regex::optimize);
+  options.cpu_features_include =
+      std::make_shared<const FeatureFilter>(config.collector_options.cpu_flags_include);
   return options;
 }
 
@@ -112,7 +114,20 @@ void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_
   facts.qemu_probe_failures_total = probe_totals_.qemu_probe_failures_total;
   facts.qemu_probes_spawned_total = probe_totals_.qemu_probes_spawned_total;
   std::shared_ptr<const Snapshot> previous = store_.Current();
-  store_.Publish(MakeSnapshot(std::move(caps), facts, previous.get(), MetricsOptionsFor(config)));
+  // Compiled once per pattern, not per refresh (its answers are remembered with it).
+  if (!metrics_options_ || metrics_options_pattern_ != config.collector_options.cpu_flags_include) {
+    metrics_options_ = MetricsOptionsFor(config);
+    metrics_options_pattern_ = config.collector_options.cpu_flags_include;
+  }
+  store_.Publish(MakeSnapshot(std::move(caps), facts, previous.get(), *metrics_options_));
+  previous.reset();
+#ifdef __GLIBC__
+  // The refresh's temporaries are freed by now, but free() returns to the kernel only
+  // the heap's top; the first refresh (CPU map, QEMU caches) leaves holes in the middle
+  // that would stay resident. malloc_trim releases their pages (a walk over the free
+  // chunks, once a refresh).
+  malloc_trim(0);
+#endif
   // The first snapshot is worth an info line: from here on the agent is healthy.
   LogFields fields = {{"duration_seconds", std::to_string(facts.duration_seconds)}};
   if (facts.refreshes_total == 1) {

@@ -29,11 +29,24 @@ std::string Gzip(std::string_view data) {
 
 namespace {
 
+// How hard RawDeflate works: the bodies of each refresh, or a request's small tail.
+struct DeflateEffort {
+  int level;
+  int window_bits;  // log2 of the window; the state zlib allocates grows with it
+  int mem_level;    // 1-9: the size of its hash tables
+};
+// The metrics texts change every refresh (durations, counters) and are compressed each
+// time: level 1 costs about a third of the default's instructions for a few more bytes.
+constexpr DeflateEffort kRefreshBody{Z_BEST_SPEED, 15, 8};
+// A request's live families (~1 kB): a 1 kB window and the smallest tables, so a request
+// allocates a few kB of zlib state instead of ~270 kB in its worker's malloc arena.
+constexpr DeflateEffort kRequestTail{Z_BEST_SPEED, 10, 1};
+
 // Raw deflate (no header) of `data` appended to `out`, ending with `flush`.
-void RawDeflate(std::string_view data, int flush, std::string& out) {
+void RawDeflate(std::string_view data, int flush, std::string& out, DeflateEffort effort) {
   z_stream stream{};
-  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) !=
-      Z_OK) {
+  if (deflateInit2(&stream, effort.level, Z_DEFLATED, -effort.window_bits, effort.mem_level,
+                   Z_DEFAULT_STRATEGY) != Z_OK) {
     throw std::runtime_error("deflateInit2 failed");
   }
   size_t start = out.size();
@@ -62,7 +75,7 @@ OpenGzip GzipOpen(std::string_view data) {
   open.bytes = std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03", 10);
   // A full flush ends on a byte boundary with no block marked final and no reference
   // back into this data, so further deflate blocks may follow directly.
-  RawDeflate(data, Z_FULL_FLUSH, open.bytes);
+  RawDeflate(data, Z_FULL_FLUSH, open.bytes, kRefreshBody);
   open.crc = static_cast<uint32_t>(
       crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
   open.size = data.size();
@@ -71,13 +84,29 @@ OpenGzip GzipOpen(std::string_view data) {
 
 std::string GzipClose(const OpenGzip& open, std::string_view tail) {
   std::string out;
-  RawDeflate(tail, Z_FINISH, out);
+  RawDeflate(tail, Z_FINISH, out, kRequestTail);
   uLong tail_crc =
       crc32(0, reinterpret_cast<const Bytef*>(tail.data()), static_cast<uInt>(tail.size()));
   AppendLittleEndian32(out, static_cast<uint32_t>(crc32_combine(
                                 open.crc, tail_crc, static_cast<z_off_t>(tail.size()))));
   AppendLittleEndian32(out, static_cast<uint32_t>((open.size + tail.size()) & 0xffffffffu));
   return out;
+}
+
+const OpenGzip& LazyGzip::Get(std::string_view data) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!made_) made_ = std::make_shared<const OpenGzip>(GzipOpen(data));
+  return *made_;
+}
+
+std::shared_ptr<const OpenGzip> LazyGzip::IfMade() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return made_;
+}
+
+void LazyGzip::Adopt(std::shared_ptr<const OpenGzip> made) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  made_ = std::move(made);
 }
 
 PreparedResponse PrepareResponse(std::string_view content_type, std::string_view content_encoding,
@@ -97,37 +126,28 @@ std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts
                                              const Snapshot* previous,
                                              MetricsOptions metrics_options) {
   auto snapshot = std::make_shared<Snapshot>();
-  std::string metrics = RenderPrometheus(caps, refresh, CurrentBuildInfo(), metrics_options);
-  std::string openmetrics =
-      RenderOpenMetrics(caps, refresh, CurrentBuildInfo(), metrics_options, /*terminate=*/false);
-  // The open members follow the same reuse rule as the gzip responses below.
-  if (previous != nullptr && previous->metrics.body() == metrics) {
-    snapshot->metrics_gzip_open = previous->metrics_gzip_open;
-  } else {
-    snapshot->metrics_gzip_open = GzipOpen(metrics);
+  // One building of the families for both texts.
+  Expositions texts = RenderExpositions(caps, refresh, CurrentBuildInfo(), metrics_options);
+  // A body whose bytes equal the previous snapshot's keeps its compressed bytes (the XML
+  // changes only when the host does). The metrics texts carry each refresh's durations:
+  // they are compressed when a request first asks for them (LazyGzip).
+  if (previous != nullptr && previous->metrics.body() == texts.prometheus) {
+    snapshot->metrics_gzip.Adopt(previous->metrics_gzip.IfMade());
   }
-  if (previous != nullptr && previous->openmetrics.body() == openmetrics) {
-    snapshot->openmetrics_gzip_open = previous->openmetrics_gzip_open;
-  } else {
-    snapshot->openmetrics_gzip_open = GzipOpen(openmetrics);
+  if (previous != nullptr && previous->openmetrics.body() == texts.openmetrics) {
+    snapshot->openmetrics_gzip.Adopt(previous->openmetrics_gzip.IfMade());
   }
-  snapshot->openmetrics = PrepareResponse(kOpenMetricsContentType, "", std::move(openmetrics));
+  snapshot->openmetrics =
+      PrepareResponse(kOpenMetricsContentType, "", std::move(texts.openmetrics));
   snapshot->metrics_options = std::move(metrics_options);
   std::string xml = RenderCapabilitiesXml(caps);
-  // Compressing is most of a warm refresh's work; the XML rarely changes at all.
-  if (previous != nullptr && previous->metrics.body() == metrics) {
-    snapshot->metrics_gzip = previous->metrics_gzip;
-  } else {
-    snapshot->metrics_gzip = PrepareResponse(kMetricsContentType, "gzip", Gzip(metrics));
-    ++snapshot->bodies_compressed;
-  }
   if (previous != nullptr && previous->xml.body() == xml) {
     snapshot->xml_gzip = previous->xml_gzip;
   } else {
     snapshot->xml_gzip = PrepareResponse(kXmlContentType, "gzip", Gzip(xml));
     ++snapshot->bodies_compressed;
   }
-  snapshot->metrics = PrepareResponse(kMetricsContentType, "", std::move(metrics));
+  snapshot->metrics = PrepareResponse(kMetricsContentType, "", std::move(texts.prometheus));
   snapshot->xml = PrepareResponse(kXmlContentType, "", std::move(xml));
   snapshot->caps = std::move(caps);
   snapshot->refresh = refresh;

@@ -283,7 +283,7 @@ std::string CpuMapArchFor(const std::string& libvirt_arch) {
   return "";
 }
 
-Expected<X86CpuMap> LoadX86CpuMap(const std::string& dir) {
+Expected<X86CpuMap> ReadX86CpuMap(const std::string& dir) {
   X86CpuMap map;
   Status status = VisitArch(dir, "x86", [&](const std::string& file, const XmlElement& element) {
     if (element.name == "vendor") {
@@ -305,7 +305,7 @@ Expected<X86CpuMap> LoadX86CpuMap(const std::string& dir) {
   return map;
 }
 
-Expected<IdCpuMap> LoadIdCpuMap(const std::string& dir, const std::string& map_arch) {
+Expected<IdCpuMap> ReadIdCpuMap(const std::string& dir, const std::string& map_arch) {
   IdCpuMap map;
   Status status = VisitArch(dir, map_arch, [&](const std::string& file, const XmlElement& element) {
     if (element.name == "vendor") {

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 
@@ -220,6 +221,44 @@ Expected<std::vector<std::string>> ListDirectory(const std::string& path) {
   ::closedir(dir);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+namespace {
+void AppendIdentity(std::string& out, std::string_view name, const struct stat& info) {
+  // The fields' bytes as they are: only compared, never shown.
+  const uint64_t fields[] = {static_cast<uint64_t>(info.st_dev), static_cast<uint64_t>(info.st_ino),
+                             static_cast<uint64_t>(info.st_size),
+                             static_cast<uint64_t>(info.st_mtim.tv_sec),
+                             static_cast<uint64_t>(info.st_mtim.tv_nsec)};
+  out.append(name);
+  out += '\0';
+  out.append(reinterpret_cast<const char*>(fields), sizeof(fields));
+}
+}  // namespace
+
+std::string DirectoryIdentity(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return "";
+  std::string identity;
+  struct stat info;
+  if (::fstat(::dirfd(dir), &info) == 0) AppendIdentity(identity, ".", info);
+  std::vector<std::string> entries;
+  while (struct dirent* entry = ::readdir(dir)) {
+    std::string_view name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    std::string one;
+    one.reserve(name.size() + 48);
+    if (::fstatat(::dirfd(dir), entry->d_name, &info, 0) == 0) {
+      AppendIdentity(one, name, info);
+    } else {
+      one.append(name).append(1, '\0').append("?");
+    }
+    entries.push_back(std::move(one));
+  }
+  ::closedir(dir);
+  std::sort(entries.begin(), entries.end());  // readdir's order is not stable across renames
+  for (const std::string& entry : entries) identity += entry;
+  return identity;
 }
 
 Status WriteFileAtomically(const std::string& path, const std::string& content) {

@@ -79,7 +79,7 @@ bool CollectorRan(const HostCapabilities& caps, const std::string& name) {
   return false;
 }
 
-void AddCpu(Exposition& out, const HostCpu& cpu, const std::regex* features_include) {
+void AddCpu(Exposition& out, const HostCpu& cpu, const FeatureFilter* features_include) {
   const std::string signature_family = cpu.signature ? std::to_string(cpu.signature->family) : "";
   out.Gauge("virtcaps_cpu_info",
             "Host CPU identity from /proc/cpuinfo and CPUID leaf 1 (value is always 1).", 1,
@@ -104,7 +104,7 @@ void AddCpu(Exposition& out, const HostCpu& cpu, const std::regex* features_incl
               static_cast<double>(cpu.tsc->frequency_hz), {{"source", cpu.tsc->source}});
   }
   for (const std::string& feature : cpu.features) {
-    if (features_include && !std::regex_match(feature, *features_include)) continue;
+    if (features_include && !features_include->Matches(feature)) continue;
     out.Gauge("virtcaps_cpu_feature_info",
               "CPU feature flags the kernel lists in /proc/cpuinfo, one series per flag.", 1,
               {{"feature", feature}});
@@ -509,6 +509,25 @@ std::vector<prometheus::MetricFamily> SnapshotFamilies(const HostCapabilities& c
 }
 
 }  // namespace
+
+FeatureFilter::FeatureFilter(const std::string& pattern)
+    : regex_(pattern, std::regex::ECMAScript | std::regex::optimize) {}
+
+bool FeatureFilter::Matches(const std::string& flag) const {
+  constexpr size_t kMaxAnswers = 4096;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = answers_.find(flag);
+  if (found != answers_.end()) return found->second;
+  bool matches = std::regex_match(flag, regex_);
+  if (answers_.size() < kMaxAnswers) answers_.emplace(flag, matches);
+  return matches;
+}
+
+Expositions RenderExpositions(const HostCapabilities& caps, const RefreshFacts& refresh,
+                              const BuildInfo& build, const MetricsOptions& options) {
+  std::vector<prometheus::MetricFamily> families = SnapshotFamilies(caps, refresh, build, options);
+  return {SerializeText(families), SerializeOpenMetrics(families)};
+}
 
 std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& refresh,
                              const BuildInfo& build, const MetricsOptions& options) {

@@ -209,5 +209,25 @@ TEST(FilesTest, JoinsPathsWithOneSlash) {
   EXPECT_EQ(JoinPath("/host", "proc"), "/host/proc");
 }
 
+// What the CPU map memory keys on: any replaced, added, grown or rewritten file shows.
+TEST(FilesTest, DirectoryIdentityChangesWithWhatIsInTheDirectory) {
+  std::string dir = testing::TempDir();
+  testing::WriteTestFile(dir + "/a.xml", "<a/>");
+  std::string first = DirectoryIdentity(dir);
+  EXPECT_FALSE(first.empty());
+  EXPECT_EQ(DirectoryIdentity(dir), first);
+  testing::WriteTestFile(dir + "/b.xml", "<b/>");  // a new file
+  std::string with_b = DirectoryIdentity(dir);
+  EXPECT_NE(with_b, first);
+  // Rewritten in place with the same size: only the modification time tells.
+  struct timespec old_times[2] = {{1, 0}, {1, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, (dir + "/a.xml").c_str(), old_times, 0), 0);
+  std::string aged = DirectoryIdentity(dir);
+  EXPECT_NE(aged, with_b);
+  testing::WriteTestFile(dir + "/a.xml", "<c/>");
+  EXPECT_NE(DirectoryIdentity(dir), aged);
+  EXPECT_EQ(DirectoryIdentity(dir + "/absent"), "");
+}
+
 }  // namespace
 }  // namespace virtcaps

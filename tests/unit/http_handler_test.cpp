@@ -43,11 +43,11 @@ TEST(HttpHandlerTest, ServesThePreCompressedBodyWhenGzipIsAccepted) {
   EXPECT_EQ(plain.body, snapshot->metrics_text());
   // The body is the snapshot's own bytes, not a copy; the live families follow it.
   EXPECT_EQ(plain.body.data(), snapshot->metrics_text().data());
-  ASSERT_TRUE(plain.tail);
-  EXPECT_EQ(plain.tail->rfind("# HELP process_cpu_seconds_total ", 0), 0u);
+  ASSERT_TRUE(plain.tail_is_live);  // written into the response, not allocated
+  EXPECT_EQ(plain.tail_text().rfind("# HELP process_cpu_seconds_total ", 0), 0u);
   auto gzip = server.Handle("GET", "/metrics", "deflate, gzip;q=0.8");
   EXPECT_EQ(gzip.content_encoding, "gzip");
-  EXPECT_EQ(gzip.body.data(), snapshot->metrics_gzip_open.bytes.data());
+  EXPECT_EQ(gzip.body.data(), snapshot->metrics_gzip_open().bytes.data());
   ASSERT_TRUE(gzip.tail);
   std::string unzipped = testing::Gunzip(std::string(gzip.body) + *gzip.tail);
   EXPECT_EQ(unzipped.substr(0, snapshot->metrics_text().size()), snapshot->metrics_text());
@@ -77,17 +77,28 @@ TEST(HttpHandlerTest, SnapshotsReuseTheCompressedBodiesThatDidNotChange) {
   RefreshFacts facts;
   facts.refreshes_total = 1;
   auto first = MakeSnapshot(caps, facts);
-  EXPECT_EQ(first->bodies_compressed, 2);
+  EXPECT_EQ(first->bodies_compressed, 1);  // the XML; the metrics texts wait for a request
+  EXPECT_EQ(first->metrics_gzip.IfMade(), nullptr);
+  const OpenGzip& made = first->metrics_gzip_open();  // the first gzip request makes it
+  EXPECT_EQ(first->metrics_gzip.IfMade().get(), &made);
+  EXPECT_EQ(&first->metrics_gzip_open(), &made);  // once
   auto same = MakeSnapshot(caps, facts, first.get());
   EXPECT_EQ(same->bodies_compressed, 0);
-  EXPECT_EQ(same->metrics_gzip.bytes, first->metrics_gzip.bytes);
+  EXPECT_EQ(same->metrics_gzip.IfMade().get(), &made);  // taken over, not compressed again
+  EXPECT_EQ(same->openmetrics_gzip.IfMade(), nullptr);  // never asked for: still not made
   EXPECT_EQ(same->xml_gzip.bytes, first->xml_gzip.bytes);
   facts.refreshes_total = 2;  // the metrics change, the XML does not
   auto next = MakeSnapshot(caps, facts, same.get());
-  EXPECT_EQ(next->bodies_compressed, 1);
+  EXPECT_EQ(next->bodies_compressed, 0);
   EXPECT_EQ(next->xml_gzip.bytes, first->xml_gzip.bytes);
-  EXPECT_NE(next->metrics_gzip.bytes, first->metrics_gzip.bytes);
-  EXPECT_EQ(next->metrics_gzip.body(), Gzip(next->metrics_text()));
+  EXPECT_EQ(next->metrics_gzip.IfMade(), nullptr);
+  EXPECT_NE(next->metrics_gzip_open().bytes, made.bytes);
+  EXPECT_EQ(
+      testing::Gunzip(next->metrics_gzip_open().bytes + GzipClose(next->metrics_gzip_open(), "")),
+      next->metrics_text());
+  EXPECT_EQ(testing::Gunzip(next->openmetrics_gzip_open().bytes +
+                            GzipClose(next->openmetrics_gzip_open(), "# EOF\n")),
+            std::string(next->openmetrics.body()) + "# EOF\n");
 }
 
 }  // namespace

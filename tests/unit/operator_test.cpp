@@ -2,6 +2,8 @@
 // filters, request counters, process metrics, log formats, and the flags for them.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <clocale>
 #include <cmath>
 #include <ctime>
@@ -63,6 +65,66 @@ TEST(OpenMetricsTest, NumbersIgnoreACommaDecimalLocale) {
       {Family("virtcaps_refresh_duration_seconds", prometheus::MetricType::Gauge, 0.5)});
   std::setlocale(LC_ALL, saved.c_str());
   EXPECT_NE(text.find("virtcaps_refresh_duration_seconds 0.5\n"), std::string::npos) << text;
+}
+
+// SerializeText writes the text format itself (for speed): it must be prometheus-cpp's
+// TextSerializer byte for byte, for every value and text it can meet.
+TEST(TextFormatTest, EqualsPrometheusCppByteForByte) {
+  std::vector<prometheus::MetricFamily> families;
+  double values[] = {0,
+                     -0.0,
+                     1,
+                     -1,
+                     0.1 + 0.2,
+                     1e-7,
+                     1e15,
+                     1e15 - 1,
+                     1e16,
+                     1e20,
+                     -1e300,
+                     5e-324,
+                     1.0 / 3,
+                     2.5e-5,
+                     42e9,
+                     1796309092.123,
+                     123456789012345678.0,
+                     std::numeric_limits<double>::quiet_NaN(),
+                     std::numeric_limits<double>::infinity(),
+                     -std::numeric_limits<double>::infinity()};
+  prometheus::MetricFamily gauge{"virtcaps_values",
+                                 "Values \\ with \"quotes\"\nand lines.",
+                                 prometheus::MetricType::Gauge,
+                                 {}};
+  for (double value : values) {
+    prometheus::ClientMetric metric;
+    metric.gauge.value = value;
+    metric.label = {{"label", "a\"b\\c\nd"}, {"empty", ""}};
+    gauge.metric.push_back(metric);
+  }
+  families.push_back(gauge);
+  prometheus::MetricFamily counter{
+      "virtcaps_things_total", "", prometheus::MetricType::Counter, {}};
+  for (double value : values) {
+    prometheus::ClientMetric metric;
+    metric.counter.value = value;
+    counter.metric.push_back(metric);
+  }
+  families.push_back(counter);
+  families.push_back({"virtcaps_none", "No series.", prometheus::MetricType::Gauge, {}});
+  EXPECT_EQ(SerializeText(families), SerializeTextWithPrometheusCpp(families));
+  // A type the agent never makes goes to prometheus-cpp itself.
+  families.push_back({"virtcaps_untyped", "Untyped.", prometheus::MetricType::Untyped, {}});
+  EXPECT_EQ(SerializeText(families), SerializeTextWithPrometheusCpp(families));
+  // And neither depends on the C locale.
+  const char* previous = std::setlocale(LC_ALL, nullptr);
+  std::string saved = previous ? previous : "C";
+  if (std::setlocale(LC_ALL, "de_DE.UTF-8")) {
+    families.pop_back();
+    std::string text = SerializeText(families);
+    std::setlocale(LC_ALL, saved.c_str());
+    EXPECT_EQ(text, SerializeTextWithPrometheusCpp(families));
+    EXPECT_NE(text.find("} 0.3\n"), std::string::npos);
+  }
 }
 
 TEST(NegotiationTest, OpenMetricsOnlyWhenPreferred) {
@@ -129,6 +191,43 @@ TEST(RequestCountersTest, CountsPerPathAndCodeWithBoundedLabels) {
   EXPECT_EQ(seen.count({"/domcapabilities", "200"}), 1u);
   // 200 of the five known paths, plus /metrics 400, other 404 and /healthz other.
   EXPECT_EQ(seen.size(), 8u);
+}
+
+// The live families are written without building them (no allocation per scrape):
+// the bytes must be those the serializers make of the built families, in both formats,
+// for awkward values too (fractions, huge, NaN, infinite, absent).
+TEST(ProcessStatsTest, LiveFamiliesAreWhatTheSerializersWouldWrite) {
+  RequestCounters counters("/metrics");
+  counters.Count("/metrics", 200);
+  counters.Count("/healthz", 418);
+  counters.Count("/nowhere", 404);
+  std::vector<ProcessSample> samples;
+  samples.push_back(ProcessStats().Sample());  // this process, as a scrape reads it
+  ProcessSample odd;
+  odd.cpu_seconds = 0.1 + 0.2;
+  odd.resident_bytes = 123456789012345678.0;
+  odd.virtual_bytes = std::numeric_limits<double>::quiet_NaN();
+  odd.start_time_seconds = 1796309092.123456;
+  odd.max_fds = std::numeric_limits<double>::infinity();
+  odd.threads = 1.0 / 3;  // open_fds absent: its family is left out
+  samples.push_back(odd);
+  for (const ProcessSample& sample : samples) {
+    for (ExpositionFormat format :
+         {ExpositionFormat::kPrometheusText, ExpositionFormat::kOpenMetrics}) {
+      std::vector<prometheus::MetricFamily> families = ProcessStats::Families(sample);
+      families.push_back(counters.Family());
+      char buffer[4096];
+      FixedText text(buffer, sizeof(buffer));
+      AppendLiveFamilies(text, format, sample, counters);
+      EXPECT_FALSE(text.overflowed());
+      EXPECT_EQ(text.view(), Serialize(families, format));
+    }
+  }
+  char small[16];
+  FixedText cut(small, sizeof(small));
+  AppendLiveFamilies(cut, ExpositionFormat::kPrometheusText, samples[0], counters);
+  EXPECT_TRUE(cut.overflowed());
+  EXPECT_EQ(cut.view(), "# HELP process_c");
 }
 
 TEST(ProcessStatsTest, ReadsThisProcess) {

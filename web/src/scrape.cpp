@@ -1,10 +1,15 @@
 #include "virtcaps/scrape.h"
 
-#include <dirent.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <limits>
 
 #include "virtcaps/files.h"
@@ -13,6 +18,10 @@
 namespace virtcaps {
 
 namespace {
+
+constexpr std::string_view kRequestsName = "virtcaps_http_requests_total";
+constexpr std::string_view kRequestsHelp =
+    "HTTP requests the agent answered, per path (other: any unknown path) and status code.";
 
 // q of one media range ("type/subtype;version=1.0.0;q=0.5"); 1 when not given.
 double QValue(const std::vector<std::string_view>& fields) {
@@ -60,25 +69,68 @@ prometheus::MetricFamily OneValue(const std::string& name, const std::string& he
   return family;
 }
 
-// Fields of /proc/self/stat after the command name, so fields[0] is field 3 (state).
-std::vector<std::string> SelfStatFields() {
-  auto text = ReadFile("/proc/self/stat", 4096);
-  std::vector<std::string> fields;
-  if (!text) return fields;
-  size_t close = text->rfind(')');  // the command name may contain spaces and parentheses
-  if (close == std::string::npos) return fields;
-  for (std::string_view field : SplitWhitespace(std::string_view(*text).substr(close + 1))) {
-    fields.emplace_back(field);
+// Fields of /proc/self/stat after the command name, so field(0) is field 3 (state).
+// Read into a buffer on the stack: it is read on every scrape, and a scrape should not
+// allocate (each allocation in a worker is a chance for the heap to fragment).
+class SelfStat {
+ public:
+  SelfStat() {
+    int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = ::read(fd, text_, sizeof(text_) - 1);
+    ::close(fd);
+    if (n <= 0) return;
+    std::string_view text(text_, static_cast<size_t>(n));
+    size_t close = text.rfind(')');  // the command name may contain spaces and parentheses
+    if (close == std::string_view::npos) return;
+    rest_ = text.substr(close + 1);
   }
-  return fields;
-}
+  // Field N (1-based, as proc(5) numbers them).
+  std::optional<double> Field(size_t number) const {
+    if (number < 3) return std::nullopt;
+    size_t index = 0;
+    std::string_view rest = rest_;
+    while (!rest.empty()) {
+      size_t start = rest.find_first_not_of(" \n");
+      if (start == std::string_view::npos) break;
+      rest.remove_prefix(start);
+      size_t end = std::min(rest.find_first_of(" \n"), rest.size());
+      if (index == number - 3) {
+        auto value = ParseUint(rest.substr(0, end));
+        if (!value) return std::nullopt;
+        return static_cast<double>(*value);
+      }
+      rest.remove_prefix(end);
+      ++index;
+    }
+    return std::nullopt;
+  }
 
-// Field N (1-based, as proc(5) numbers them) of /proc/self/stat.
-std::optional<double> StatField(const std::vector<std::string>& fields, size_t number) {
-  if (number < 3 || number - 3 >= fields.size()) return std::nullopt;
-  auto value = ParseUint(fields[number - 3]);
-  if (!value) return std::nullopt;
-  return static_cast<double>(*value);
+ private:
+  char text_[1024];  // ~300 bytes on Linux 6 (52 fields)
+  std::string_view rest_;
+};
+
+// Descriptors open in this process, less the one that lists them: getdents64 into a
+// small buffer on the stack (opendir would allocate 32 kB on every scrape).
+std::optional<double> OpenDescriptors() {
+  int fd = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  alignas(8) char buffer[2048];
+  double open = 0;
+  while (true) {
+    long n = ::syscall(SYS_getdents64, fd, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    for (long at = 0; at < n;) {
+      // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name.
+      unsigned short length;
+      std::memcpy(&length, buffer + at + 16, sizeof(length));
+      if (buffer[at + 19] != '.') ++open;
+      at += length;
+    }
+  }
+  ::close(fd);
+  return std::max(0.0, open - 1);
 }
 
 }  // namespace
@@ -159,30 +211,20 @@ void RequestCounters::Count(std::string_view path, int status) {
 
 prometheus::MetricFamily RequestCounters::Family() const {
   prometheus::MetricFamily family{
-      "virtcaps_http_requests_total",
-      "HTTP requests the agent answered, per path (other: any unknown path) and status code.",
-      prometheus::MetricType::Counter,
-      {}};
-  for (size_t path = 0; path < kPathCount; ++path) {
-    for (size_t code = 0; code <= kCodes.size(); ++code) {
-      uint64_t count = counts_[path][code].load(std::memory_order_relaxed);
-      bool served_ok = code == 0 && path + 1 < kPathCount;
-      if (count == 0 && !served_ok) continue;
-      prometheus::ClientMetric metric;
-      metric.label = {{"code", code < kCodes.size() ? std::to_string(kCodes[code]) : "other"},
-                      {"path", paths_[path]}};
-      metric.counter.value = static_cast<double>(count);
-      family.metric.push_back(std::move(metric));
-    }
-  }
+      std::string(kRequestsName), std::string(kRequestsHelp), prometheus::MetricType::Counter, {}};
+  ForEach([&](std::string_view code, std::string_view path, uint64_t count) {
+    prometheus::ClientMetric metric;
+    metric.label = {{"code", std::string(code)}, {"path", std::string(path)}};
+    metric.counter.value = static_cast<double>(count);
+    family.metric.push_back(std::move(metric));
+  });
   return family;
 }
 
 // The agent's own process, so /proc/self of the agent's procfs, never --path.procfs
 // (which is the host's, and in a container does not show this process as "self").
 ProcessStats::ProcessStats() {
-  auto fields = SelfStatFields();
-  auto start_ticks = StatField(fields, 22);
+  auto start_ticks = SelfStat().Field(22);
   auto proc_stat = ReadFile("/proc/stat", 1 << 20);
   if (!start_ticks || !proc_stat) return;
   for (std::string_view line : Split(*proc_stat, '\n')) {
@@ -194,51 +236,171 @@ ProcessStats::ProcessStats() {
   }
 }
 
-std::vector<prometheus::MetricFamily> ProcessStats::Families() const {
-  using prometheus::MetricType;
-  std::vector<prometheus::MetricFamily> families;
-  auto fields = SelfStatFields();
+ProcessSample ProcessStats::Sample() const {
+  ProcessSample sample;
+  SelfStat stat;
   double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  auto user = StatField(fields, 14), system = StatField(fields, 15);
-  if (user && system) {
-    families.push_back(OneValue("process_cpu_seconds_total",
-                                "User and system CPU time the agent has used, in seconds.",
-                                MetricType::Counter, (*user + *system) / ticks));
-  }
-  if (auto rss = StatField(fields, 24)) {
-    families.push_back(OneValue("process_resident_memory_bytes", "Resident memory of the agent.",
-                                MetricType::Gauge, *rss * static_cast<double>(getpagesize())));
-  }
-  if (auto vsize = StatField(fields, 23)) {
-    families.push_back(OneValue("process_virtual_memory_bytes", "Virtual memory of the agent.",
-                                MetricType::Gauge, *vsize));
-  }
-  if (start_time_seconds_) {
-    families.push_back(OneValue("process_start_time_seconds",
-                                "Unix time the agent started, in seconds.", MetricType::Gauge,
-                                *start_time_seconds_));
-  }
-  if (DIR* dir = opendir("/proc/self/fd")) {
-    double open = 0;
-    while (struct dirent* entry = readdir(dir)) {
-      if (entry->d_name[0] != '.') ++open;
-    }
-    closedir(dir);
-    // The directory being listed holds one descriptor itself; it is not the agent's.
-    families.push_back(OneValue("process_open_fds", "File descriptors the agent has open.",
-                                MetricType::Gauge, std::max(0.0, open - 1)));
-  }
+  auto user = stat.Field(14), system = stat.Field(15);
+  if (user && system) sample.cpu_seconds = (*user + *system) / ticks;
+  if (auto rss = stat.Field(24)) sample.resident_bytes = *rss * static_cast<double>(getpagesize());
+  sample.virtual_bytes = stat.Field(23);
+  sample.start_time_seconds = start_time_seconds_;
+  sample.open_fds = OpenDescriptors();
   struct rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
-    double max = limit.rlim_cur == RLIM_INFINITY ? std::numeric_limits<double>::infinity()
-                                                 : static_cast<double>(limit.rlim_cur);
-    families.push_back(OneValue("process_max_fds",
-                                "Most file descriptors the agent may open (RLIMIT_NOFILE).",
-                                MetricType::Gauge, max));
+    sample.max_fds = limit.rlim_cur == RLIM_INFINITY ? std::numeric_limits<double>::infinity()
+                                                     : static_cast<double>(limit.rlim_cur);
   }
-  if (auto threads = StatField(fields, 20)) {
-    families.push_back(
-        OneValue("process_threads", "Threads of the agent.", MetricType::Gauge, *threads));
+  sample.threads = stat.Field(20);
+  return sample;
+}
+
+namespace {
+
+// The process families in their order: name, help, counter or gauge, value.
+struct ProcessFamily {
+  std::string_view name, help;
+  bool counter;
+  std::optional<double> ProcessSample::*value;
+};
+constexpr ProcessFamily kProcessFamilies[] = {
+    {"process_cpu_seconds_total", "User and system CPU time the agent has used, in seconds.", true,
+     &ProcessSample::cpu_seconds},
+    {"process_resident_memory_bytes", "Resident memory of the agent.", false,
+     &ProcessSample::resident_bytes},
+    {"process_virtual_memory_bytes", "Virtual memory of the agent.", false,
+     &ProcessSample::virtual_bytes},
+    {"process_start_time_seconds", "Unix time the agent started, in seconds.", false,
+     &ProcessSample::start_time_seconds},
+    {"process_open_fds", "File descriptors the agent has open.", false, &ProcessSample::open_fds},
+    {"process_max_fds", "Most file descriptors the agent may open (RLIMIT_NOFILE).", false,
+     &ProcessSample::max_fds},
+    {"process_threads", "Threads of the agent.", false, &ProcessSample::threads},
+};
+bool HasSuffix(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+// Help and label values: backslash, double quote (label values) and newline escaped,
+// as both serializers do.
+void AppendEscaped(FixedText& out, std::string_view text, bool quote) {
+  for (char c : text) {
+    if (c == '\\') {
+      out.Append("\\\\");
+    } else if (c == '\n') {
+      out.Append("\\n");
+    } else if (c == '"' && quote) {
+      out.Append("\\\"");
+    } else {
+      out.Append(c);
+    }
+  }
+}
+
+// prometheus-cpp writes a value with 16 significant digits (%.16g), NaN as "Nan";
+// OpenMetrics the shortest text that reads back the same (render_openmetrics.cpp).
+void AppendValue(FixedText& out, ExpositionFormat format, double value) {
+  bool openmetrics = format == ExpositionFormat::kOpenMetrics;
+  if (std::isnan(value)) {
+    out.Append(openmetrics ? "NaN" : "Nan");
+    return;
+  }
+  if (std::isinf(value)) {
+    out.Append(value > 0 ? "+Inf" : "-Inf");
+    return;
+  }
+  char buffer[40];
+  if (openmetrics) {
+    auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+    out.Append(std::string_view(buffer, static_cast<size_t>(result.ptr - buffer)));
+  } else {
+    int length = std::snprintf(buffer, sizeof(buffer), "%.16g", value);
+    if (length > 0) out.Append(std::string_view(buffer, static_cast<size_t>(length)));
+  }
+}
+
+// The family's head lines. Prometheus text: HELP then TYPE. OpenMetrics: TYPE, UNIT
+// (for a _seconds or _bytes family), HELP, with a counter's family named without _total.
+// Returns the name its samples carry.
+std::string_view AppendFamilyHead(FixedText& out, ExpositionFormat format, std::string_view name,
+                                  std::string_view help, bool counter) {
+  if (format != ExpositionFormat::kOpenMetrics) {
+    out.Append("# HELP ");
+    out.Append(name);
+    out.Append(' ');
+    AppendEscaped(out, help, false);
+    out.Append("\n# TYPE ");
+    out.Append(name);
+    out.Append(counter ? " counter\n" : " gauge\n");
+    return name;
+  }
+  std::string_view family = name;
+  if (counter && HasSuffix(family, "_total")) family.remove_suffix(6);
+  out.Append("# TYPE ");
+  out.Append(family);
+  out.Append(counter ? " counter\n" : " gauge\n");
+  for (std::string_view unit : {"seconds", "bytes"}) {
+    if (family.size() > unit.size() && HasSuffix(family, unit) &&
+        family[family.size() - unit.size() - 1] == '_') {
+      out.Append("# UNIT ");
+      out.Append(family);
+      out.Append(' ');
+      out.Append(unit);
+      out.Append('\n');
+    }
+  }
+  out.Append("# HELP ");
+  out.Append(family);
+  out.Append(' ');
+  AppendEscaped(out, help, false);
+  out.Append('\n');
+  return name;  // every live counter is named ..._total already
+}
+
+}  // namespace
+
+void FixedText::Append(std::string_view text) {
+  size_t room = capacity_ - size_;
+  if (text.size() > room) {
+    overflowed_ = true;
+    text = text.substr(0, room);
+  }
+  std::memcpy(data_ + size_, text.data(), text.size());
+  size_ += text.size();
+}
+
+void AppendLiveFamilies(FixedText& out, ExpositionFormat format, const ProcessSample& sample,
+                        const RequestCounters& requests) {
+  for (const ProcessFamily& family : kProcessFamilies) {
+    const std::optional<double>& value = sample.*family.value;
+    if (!value) continue;
+    std::string_view name = AppendFamilyHead(out, format, family.name, family.help, family.counter);
+    out.Append(name);
+    out.Append(' ');
+    AppendValue(out, format, *value);
+    out.Append('\n');
+  }
+  std::string_view name = AppendFamilyHead(out, format, kRequestsName, kRequestsHelp, true);
+  requests.ForEach([&](std::string_view code, std::string_view path, uint64_t count) {
+    out.Append(name);
+    out.Append("{code=\"");
+    AppendEscaped(out, code, true);
+    out.Append("\",path=\"");
+    AppendEscaped(out, path, true);
+    out.Append("\"} ");
+    AppendValue(out, format, static_cast<double>(count));
+    out.Append('\n');
+  });
+}
+
+std::vector<prometheus::MetricFamily> ProcessStats::Families(const ProcessSample& sample) {
+  std::vector<prometheus::MetricFamily> families;
+  for (const ProcessFamily& family : kProcessFamilies) {
+    const std::optional<double>& value = sample.*family.value;
+    if (!value) continue;
+    families.push_back(OneValue(
+        std::string(family.name), std::string(family.help),
+        family.counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge, *value));
   }
   return families;
 }

@@ -19,6 +19,8 @@ void SetLogFormat(LogConfig::Format format);
 std::string FormatLogRecord(LogConfig::Format format, std::string_view timestamp,
                             std::string_view level, std::string_view message,
                             const LogFields& fields);
+// Whether debug records are written, so a hot path can skip building their fields.
+bool LogDebugEnabled();
 void LogDebug(const std::string& message, const LogFields& fields = {});
 void LogInfo(const std::string& message, const LogFields& fields = {});
 void LogWarn(const std::string& message, const LogFields& fields = {});

@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "virtcaps/config.h"
@@ -63,6 +65,8 @@ class Refresher {
   Cancellation cancel_;        // Stop() cancels a refresh in flight
   QemuProbeMemory qemu_memory_;
   std::function<void()> on_first_snapshot_;
+  std::optional<MetricsOptions> metrics_options_;  // for metrics_options_pattern_
+  std::string metrics_options_pattern_;
   std::thread thread_;
 };
 

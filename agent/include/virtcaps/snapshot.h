@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "virtcaps/model.h"
@@ -31,25 +32,45 @@ OpenGzip GzipOpen(std::string_view data);
 // What follows `open.bytes` to make one complete gzip member of data + `tail`.
 std::string GzipClose(const OpenGzip& open, std::string_view tail);
 
+// A metrics body's open gzip member, compressed on the first request that wants it:
+// the metrics texts change every refresh (durations, counters), and a Prometheus server
+// asks for one format only, so compressing all of them at refresh time was mostly
+// wasted (and a quarter of a warm refresh's instructions). Taken over from the previous
+// snapshot when the text is the same.
+class LazyGzip {
+ public:
+  // The member of `data` (this snapshot's text), compressed by the first caller.
+  const OpenGzip& Get(std::string_view data) const;
+  // The member if some request has made it already, else null.
+  std::shared_ptr<const OpenGzip> IfMade() const;
+  void Adopt(std::shared_ptr<const OpenGzip> made);
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::shared_ptr<const OpenGzip> made_;
+};
+
 struct Snapshot {
   HostCapabilities caps;
   RefreshFacts refresh;
-  PreparedResponse metrics;       // /metrics
-  PreparedResponse xml;           // /capabilities
-  PreparedResponse metrics_gzip;  // the same, for Accept-Encoding: gzip
-  PreparedResponse xml_gzip;
+  PreparedResponse metrics;   // /metrics
+  PreparedResponse xml;       // /capabilities
+  PreparedResponse xml_gzip;  // /capabilities for Accept-Encoding: gzip
   // OpenMetrics bodies for Accept: application/openmetrics-text, without the closing
   // "# EOF": the server appends its live families (process, requests) and then "# EOF".
   PreparedResponse openmetrics;
-  // Both metrics bodies compressed but left open for the live families (GzipClose);
-  // reused from the previous snapshot like the gzip responses when the text is the same.
-  OpenGzip metrics_gzip_open;
-  OpenGzip openmetrics_gzip_open;
+  // Both metrics bodies compressed but left open for the live families (GzipClose),
+  // on first use (metrics_gzip_open()).
+  LazyGzip metrics_gzip;
+  LazyGzip openmetrics_gzip;
   // How the bodies were rendered (collectors.cpu.flags_include), for filtered pages.
   MetricsOptions metrics_options;
-  // Bodies this snapshot compressed (0 to 2); the others were the previous one's bytes.
+  // Bodies this snapshot compressed when it was made (0 or 1: the XML); otherwise the
+  // previous snapshot's bytes.
   int bodies_compressed = 0;
 
+  const OpenGzip& metrics_gzip_open() const { return metrics_gzip.Get(metrics.body()); }
+  const OpenGzip& openmetrics_gzip_open() const { return openmetrics_gzip.Get(openmetrics.body()); }
   std::string_view metrics_text() const { return metrics.body(); }
   std::string_view xml_text() const { return xml.body(); }
 };
@@ -64,8 +85,8 @@ inline constexpr std::string_view kXmlContentType = "application/xml";
 // gzip (RFC 1952) of `data` at the default level.
 std::string Gzip(std::string_view data);
 
-// Builds a snapshot and renders both bodies once, so requests only pick one. A body
-// whose bytes equal `previous`'s is not compressed again: its gzip response is reused.
+// Builds a snapshot and renders its bodies once, so requests only pick one. A body
+// whose bytes equal `previous`'s is not compressed again: its gzip bytes are reused.
 std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh,
                                              const Snapshot* previous = nullptr,
                                              MetricsOptions metrics_options = {});

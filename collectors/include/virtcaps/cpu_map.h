@@ -79,6 +79,11 @@ std::string CpuMapArchFor(const std::string& libvirt_arch);
 
 // Reads <dir>/index.xml and the files included under <arch name=ARCH>. Errors name
 // the file and what is wrong; nothing partial is returned.
+Expected<X86CpuMap> ReadX86CpuMap(const std::string& dir);
+Expected<IdCpuMap> ReadIdCpuMap(const std::string& dir, const std::string& map_arch);
+// The same, remembered (cpu_map_memory.cpp): a map read before is returned again while
+// its directory and files are unchanged (DirectoryIdentity), so a warm refresh does not
+// parse the ~80 files of libvirt's map (twice: host CPU and guest models) every time.
 Expected<X86CpuMap> LoadX86CpuMap(const std::string& dir);
 Expected<IdCpuMap> LoadIdCpuMap(const std::string& dir, const std::string& map_arch);
 

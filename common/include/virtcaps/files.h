@@ -81,6 +81,12 @@ bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);
 // Entry names of a directory, sorted, without "." and "..".
 Expected<std::vector<std::string>> ListDirectory(const std::string& path);
+// What a directory and the files in it are now, as one comparable string: the name,
+// device, inode, size and modification time (ns) of the directory and of every entry
+// (symlinks followed). Equal identities mean nothing there was replaced, grown or
+// written since (a write updates the mtime), so what was read from it can be reused.
+// Empty when the directory cannot be listed.
+std::string DirectoryIdentity(const std::string& path);
 
 // Writes a file so readers see either the old or the new content, never a part. The
 // temporary file is created with O_EXCL|O_NOFOLLOW, so nothing planted under its name

@@ -19,6 +19,8 @@ inline constexpr std::string_view kOpenMetricsEof = "# EOF\n";
 
 // Families as the Prometheus text format 0.0.4 writes them (prometheus-cpp's serializer).
 std::string SerializeText(const std::vector<prometheus::MetricFamily>& families);
+// prometheus-cpp's own TextSerializer, which SerializeText must equal byte for byte (tests).
+std::string SerializeTextWithPrometheusCpp(const std::vector<prometheus::MetricFamily>& families);
 
 // Families in the OpenMetrics 1.0 text format, without the closing "# EOF". Counters
 // named NAME_total become family NAME with sample NAME_total; gauges named NAME_info

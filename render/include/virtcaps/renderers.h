@@ -3,11 +3,13 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "virtcaps/model.h"
 #include "virtcaps/xml.h"
@@ -65,13 +67,27 @@ Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
                                                   const DomainCapabilitiesQuery& query);
 
 // What a metrics page holds beyond the snapshot itself.
+// collectors.cpu.flags_include, compiled once: which CPU flags get a series. std::regex
+// is a backtracking matcher and the pattern a long alternation, so each flag's answer is
+// remembered (a host has a few hundred flags; the table is capped all the same).
+class FeatureFilter {
+ public:
+  explicit FeatureFilter(const std::string& pattern);
+  bool Matches(const std::string& flag) const;  // the whole flag matches the pattern
+
+ private:
+  std::regex regex_;
+  mutable std::mutex mutex_;
+  mutable std::unordered_map<std::string, bool> answers_;
+};
+
 struct MetricsOptions {
   // Collectors (and hypervisor drivers) whose families are rendered; nullopt: every one
   // that ran. Agent-level families (build, refresh, checks) are always rendered.
   std::optional<std::set<std::string>> collectors;
   // virtcaps_cpu_feature_info series only for flags this regex matches whole
   // (collectors.cpu.flags_include); null: every flag.
-  std::shared_ptr<const std::regex> cpu_features_include;
+  std::shared_ptr<const FeatureFilter> cpu_features_include;
 };
 
 // The /metrics body in the Prometheus text format 0.0.4.
@@ -82,5 +98,13 @@ std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& r
 std::string RenderOpenMetrics(const HostCapabilities& caps, const RefreshFacts& refresh,
                               const BuildInfo& build, const MetricsOptions& options = {},
                               bool terminate = true);
+// Both of the above (OpenMetrics unterminated) from one building of the families, as
+// each snapshot needs them.
+struct Expositions {
+  std::string prometheus;
+  std::string openmetrics;
+};
+Expositions RenderExpositions(const HostCapabilities& caps, const RefreshFacts& refresh,
+                              const BuildInfo& build, const MetricsOptions& options = {});
 
 }  // namespace virtcaps

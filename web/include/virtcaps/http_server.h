@@ -2,6 +2,7 @@
 // capabilities XML and health, all served from the current snapshot.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -79,8 +80,16 @@ class HttpServer {
     // A body made for this request (a filtered page, an error naming the collectors,
     // /domcapabilities): `body` views this.
     std::shared_ptr<const std::string> owned_body;
-    // Sent after `body` and counted in Content-Length: the live /metrics families.
+    // Sent after `body` and counted in Content-Length: the live /metrics families,
+    // compressed (tail), or as text in `live` (tail_is_live: its first live_size bytes).
     std::shared_ptr<const std::string> tail;
+    bool tail_is_live = false;
+    size_t live_size = 0;
+    std::array<char, 4096> live{};  // ~1.8 kB with every request counter in use
+    std::string_view tail_text() const {
+      if (tail) return *tail;
+      return tail_is_live ? std::string_view(live.data(), live_size) : std::string_view();
+    }
   };
   struct Request {
     std::string_view method;

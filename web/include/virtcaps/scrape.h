@@ -42,8 +42,23 @@ class RequestCounters {
   // virtcaps_http_requests_total{path,code}: every pair counted so far, plus code 200 of
   // every served path (so rate() has a series from the start).
   prometheus::MetricFamily Family() const;
+  // The same series, in the same order, as (code, path, count), without building them.
+  template <typename Visit>
+  void ForEach(Visit visit) const {
+    for (size_t path = 0; path < kPathCount; ++path) {
+      for (size_t code = 0; code <= kCodes.size(); ++code) {
+        uint64_t count = counts_[path][code].load(std::memory_order_relaxed);
+        bool served_ok = code == 0 && path + 1 < kPathCount;
+        if (count == 0 && !served_ok) continue;
+        visit(code < kCodes.size() ? kCodeNames[code] : std::string_view("other"), paths_[path],
+              count);
+      }
+    }
+  }
 
   static constexpr std::array<int, 9> kCodes = {200, 304, 400, 401, 404, 405, 406, 500, 503};
+  static constexpr std::array<std::string_view, 9> kCodeNames = {"200", "304", "400", "401", "404",
+                                                                 "405", "406", "500", "503"};
   // telemetry path, /, /capabilities, /domcapabilities, /healthz, other
   static constexpr size_t kPathCount = 6;
 
@@ -55,16 +70,47 @@ class RequestCounters {
   std::array<std::array<std::atomic<uint64_t>, kCodes.size() + 1>, kPathCount> counts_{};
 };
 
+// What the process_* families say; a value that could not be read is absent.
+struct ProcessSample {
+  std::optional<double> cpu_seconds, resident_bytes, virtual_bytes, start_time_seconds, open_fds,
+      max_fds, threads;
+};
+
 // The process_* families every exporter dashboard uses, read from /proc/self when
-// called (a few small reads: cheap enough for every scrape).
+// called (a few small reads into buffers on the stack: cheap enough for every scrape).
 class ProcessStats {
  public:
   // Reads the start time once (/proc/self/stat starttime and /proc/stat btime).
   ProcessStats();
-  std::vector<prometheus::MetricFamily> Families() const;
+  ProcessSample Sample() const;
+  std::vector<prometheus::MetricFamily> Families() const { return Families(Sample()); }
+  static std::vector<prometheus::MetricFamily> Families(const ProcessSample& sample);
 
  private:
   std::optional<double> start_time_seconds_;
 };
+
+// Text in a fixed buffer the caller owns (on its stack): what does not fit is dropped,
+// and overflowed() says so.
+class FixedText {
+ public:
+  FixedText(char* data, size_t capacity) : data_(data), capacity_(capacity) {}
+  void Append(std::string_view text);
+  void Append(char c) { Append(std::string_view(&c, 1)); }
+  std::string_view view() const { return std::string_view(data_, size_); }
+  bool overflowed() const { return overflowed_; }
+
+ private:
+  char* data_;
+  size_t capacity_;
+  size_t size_ = 0;
+  bool overflowed_ = false;
+};
+
+// The live families of one scrape, the process's then the requests', written straight
+// into `out` in `format`: the same bytes as Serialize(ProcessStats::Families(sample) and
+// requests.Family(), format), without building them (a scrape allocates nothing here).
+void AppendLiveFamilies(FixedText& out, ExpositionFormat format, const ProcessSample& sample,
+                        const RequestCounters& requests);
 
 }  // namespace virtcaps

@@ -1,0 +1,69 @@
+// The remembered CPU maps: libvirt's map is ~80 XML files, which take ~20 M instructions
+// to read and parse, and a refresh needs the x86 map twice (host CPU, guest models).
+// It changes only when libvirt's package does.
+#include <list>
+#include <memory>
+#include <mutex>
+
+#include "virtcaps/cpu_map.h"
+#include "virtcaps/files.h"
+
+namespace virtcaps {
+
+namespace {
+
+// A few maps by (directory, architecture), each with the identity of its directory
+// when it was read. Only successful reads are kept: a broken map is read (and its
+// error reported) every time, until it is fixed. Tests read many fixture maps, so the
+// table is small and the oldest entry goes first.
+template <typename Map>
+class MapMemory {
+ public:
+  template <typename Read>
+  Expected<Map> Get(const std::string& dir, const std::string& arch, Read read) {
+    std::string identity = DirectoryIdentity(dir);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto entry = entries_.begin(); entry != entries_.end(); ++entry) {
+        if (entry->dir != dir || entry->arch != arch) continue;
+        if (!identity.empty() && entry->identity == identity) {
+          entries_.splice(entries_.begin(), entries_, entry);  // most recent first
+          return *entries_.front().map;
+        }
+        entries_.erase(entry);
+        break;
+      }
+    }
+    Expected<Map> map = read();
+    // A directory that changes while it is read is not remembered under either identity.
+    if (map && !identity.empty() && identity == DirectoryIdentity(dir)) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      entries_.push_front({dir, arch, identity, std::make_shared<const Map>(*map)});
+      if (entries_.size() > kEntries) entries_.pop_back();
+    }
+    return map;
+  }
+
+ private:
+  static constexpr size_t kEntries = 4;
+  struct Entry {
+    std::string dir, arch, identity;
+    std::shared_ptr<const Map> map;
+  };
+  std::mutex mutex_;
+  std::list<Entry> entries_;
+};
+
+}  // namespace
+
+Expected<X86CpuMap> LoadX86CpuMap(const std::string& dir) {
+  static auto* memory = new MapMemory<X86CpuMap>();  // never destroyed: used until exit
+  return memory->Get(dir, "x86", [&] { return ReadX86CpuMap(dir); });
+}
+
+Expected<IdCpuMap> LoadIdCpuMap(const std::string& dir, const std::string& map_arch) {
+  static auto* memory = new MapMemory<IdCpuMap>();
+  return memory->Get(dir, map_arch, [&] { return ReadIdCpuMap(dir, map_arch); });
+}
+
+}  // namespace virtcaps
