@@ -174,6 +174,7 @@ Status ParseX86Model(const std::string& file, const XmlElement& element, X86CpuM
       model.vendor = found->vendor;
       model.signatures = found->signatures;
       model.data = found->data;
+      model.removed_features = found->removed_features;
     } else if (child.name == "decode") {
       const std::string* host = child.Attribute("host");
       const std::string* guest = child.Attribute("guest");
@@ -204,6 +205,8 @@ Status ParseX86Model(const std::string& file, const XmlElement& element, X86CpuM
       const X86Feature* feature = map.FindFeature(NameOf(child));
       if (feature == nullptr) return where("unknown feature '" + NameOf(child) + "'");
       model.data.Add(feature->data);
+      const std::string* removed = child.Attribute("removed");
+      if (removed != nullptr && *removed == "yes") model.removed_features.push_back(feature->name);
     }
   }
   map.models.push_back(std::move(model));
