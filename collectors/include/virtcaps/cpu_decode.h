@@ -70,8 +70,9 @@ struct HypervisorCpuModel {
 // host-model of domain capabilities): only models the hypervisor knows, of the
 // data's vendor, that the map lets decode guests; each candidate requires the
 // data's features beyond it and disables its own features the data lacks plus its
-// blockers not otherwise provided; a signature match wins, then fewest features
-// (newer on ties). Errors when no model fits.
+// blockers not otherwise provided; a signature match wins, then the fewest features
+// listed, required and disabled together (ties keep the newer). Errors when no
+// model fits.
 Expected<GuestHostModel> DecodeX86HypervisorCpu(const X86CpuMap& map, X86Data data,
                                                 const std::vector<HypervisorCpuModel>& models);
 
