@@ -1,6 +1,7 @@
 #include <chrono>
 
 #include "virtcaps/collector.h"
+#include "virtcaps/files.h"
 #include "virtcaps/host_checks.h"
 #include "virtcaps/hypervisors.h"
 
@@ -107,6 +108,7 @@ void RunTimed(Collector& collector, const CollectContext& context, HostCapabilit
 }  // namespace
 
 HostCapabilities CollectHost(const CollectContext& context) {
+  ReadBudget budget(static_cast<size_t>(context.config.host.read_budget_bytes));
   HostCapabilities caps;
   caps.cpu.arch = HostArch(context.paths);
   for (const CollectorInfo& info : AllCollectors()) {

@@ -845,7 +845,9 @@ std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
   size_t workers = static_cast<size_t>(std::clamp(options.parallel_probes, 1, 64));
   workers = std::min(workers, candidates.size());
   std::atomic<size_t> next{0};
+  ReadBudget* budget = ReadBudget::Current();  // the refresh's, shared by every worker
   auto work = [&] {
+    ReadBudget::Join join(budget);
     for (size_t i = next++; i < candidates.size(); i = next++) {
       results[i] = ProbeCandidate(candidates[i], options, facts, cancel, memory);
     }

@@ -23,6 +23,39 @@ Status ErrnoStatus(const std::string& path, int error) {
 }  // namespace
 
 namespace {
+thread_local ReadBudget* current_budget = nullptr;
+
+Status ChargeCurrentBudget(const std::string& path, size_t bytes) {
+  ReadBudget* budget = ReadBudget::Current();
+  return budget ? budget->Charge(path, bytes) : Status();
+}
+}  // namespace
+
+ReadBudget::ReadBudget(size_t limit_bytes) : limit_(limit_bytes), outer_(current_budget) {
+  current_budget = this;
+}
+
+ReadBudget::~ReadBudget() { current_budget = outer_; }
+
+ReadBudget* ReadBudget::Current() { return current_budget; }
+
+Status ReadBudget::Charge(const std::string& path, size_t bytes) {
+  size_t used = used_.load(std::memory_order_relaxed);
+  do {
+    if (bytes > limit_ - used) {
+      used_.store(limit_, std::memory_order_relaxed);  // spent: every later read fails too
+      return Status::Error(path + ": the read budget of " + std::to_string(limit_) +
+                           " bytes for one refresh is used up (host.read_budget_bytes)");
+    }
+  } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+  return Status();
+}
+
+ReadBudget::Join::Join(ReadBudget* budget) : outer_(current_budget) { current_budget = budget; }
+
+ReadBudget::Join::~Join() { current_budget = outer_; }
+
+namespace {
 
 const char* FileKind(mode_t mode) {
   if (S_ISFIFO(mode)) return "a FIFO";
@@ -81,6 +114,10 @@ Expected<std::string> ReadOpenFile(const std::string& path, int fd, size_t max_b
       ::close(fd);
       return Status::Error(path + ": larger than " + std::to_string(max_bytes) + " bytes");
     }
+    if (Status charged = ChargeCurrentBudget(path, static_cast<size_t>(n)); !charged.ok()) {
+      ::close(fd);
+      return charged;
+    }
     content.append(buffer, static_cast<size_t>(n));
   }
   ::close(fd);
@@ -116,6 +153,10 @@ Expected<std::string> ReadFileHead(const std::string& path, size_t bytes) {
       return ErrnoStatus(path, error);
     }
     if (n == 0) break;
+    if (Status charged = ChargeCurrentBudget(path, static_cast<size_t>(n)); !charged.ok()) {
+      ::close(fd);
+      return charged;
+    }
     filled += static_cast<size_t>(n);
   }
   ::close(fd);
@@ -162,7 +203,19 @@ Expected<std::vector<std::string>> ListDirectory(const std::string& path) {
   std::vector<std::string> names;
   while (struct dirent* entry = ::readdir(dir)) {
     std::string name = entry->d_name;
-    if (name != "." && name != "..") names.push_back(std::move(name));
+    if (name == "." || name == "..") continue;
+    if (names.size() == kMaxDirectoryEntries) {
+      ::closedir(dir);
+      return Status::Error(path + ": more than " + std::to_string(kMaxDirectoryEntries) +
+                           " entries");
+    }
+    // What the listing holds: the name and the string around it.
+    if (Status charged = ChargeCurrentBudget(path, name.size() + sizeof(std::string));
+        !charged.ok()) {
+      ::closedir(dir);
+      return charged;
+    }
+    names.push_back(std::move(name));
   }
   ::closedir(dir);
   std::sort(names.begin(), names.end());

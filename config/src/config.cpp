@@ -222,9 +222,13 @@ class Parser : public YamlChecks {
 
   void ParseHost(const YAML::Node& node, HostConfig& host) const {
     ExpectMap(node, "host");
-    CheckKeys(node, "host", {"uuid_source", "cpu_map_dir"});
+    CheckKeys(node, "host", {"uuid_source", "cpu_map_dir", "read_budget_bytes"});
     if (auto value = node["cpu_map_dir"]) {
       host.cpu_map_dir = AbsolutePath(value, "host.cpu_map_dir");
+    }
+    if (auto value = node["read_budget_bytes"]) {
+      host.read_budget_bytes =
+          IntValue(value, "host.read_budget_bytes", int64_t{1} << 20, int64_t{4} << 30);
     }
     if (auto source = node["uuid_source"]) {
       using UuidSource = HostConfig::UuidSource;

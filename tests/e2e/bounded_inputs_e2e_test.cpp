@@ -38,7 +38,8 @@ class HostileHost {
  public:
   explicit HostileHost(const std::string& profile = "intel-xeon-vmx-nested")
       : root_(testing::TempDir() + "/root") {
-    auto copy = RunProcess({"/bin/cp", "-a", testing::FixtureHost(profile), root_});
+    // -L: the fixture links to the shared CPU map, by a path relative to the fixture tree.
+    auto copy = RunProcess({"/bin/cp", "-aL", testing::FixtureHost(profile), root_});
     EXPECT_EQ(copy.exit_code, 0) << copy.err;
     auto config = ReadFile(root_ + "/virtcaps.yaml");
     EXPECT_TRUE(config) << config.error();
@@ -162,6 +163,56 @@ TEST(BoundedInputsE2eTest, HostileHostFilesAreRefusedAndTheRestIsComplete) {
     EXPECT_EQ(Metric(result.out, "virtcaps_scrape_collector_success{collector=\"kvm\"}"), 1)
         << spoil.file << " " << spoil.how;
   }
+}
+
+// Pads every per-CPU topology file of a fixture root with `bytes` of trailing white
+// space (values are trimmed, so they still parse). Returns how many files it padded.
+size_t PadTopologyFiles(const std::string& root, size_t bytes) {
+  const std::string cpus = root + "/sys/devices/system/cpu";
+  size_t padded = 0;
+  std::vector<std::string> cpu_names = ListDirectory(cpus).value();
+  for (const std::string& cpu : cpu_names) {
+    std::string topology = cpus + "/" + cpu + "/topology";
+    if (cpu.rfind("cpu", 0) != 0 || !IsDirectory(topology)) continue;
+    std::vector<std::string> files = ListDirectory(topology).value();
+    for (const std::string& file : files) {
+      std::string path = topology + "/" + file;
+      testing::WriteTestFile(path, ReadFile(path).value() + std::string(bytes, ' '));
+      ++padded;
+    }
+  }
+  return padded;
+}
+
+// Issue 14: a total per refresh. Every per-CPU topology file is padded to 60 kB: each
+// stays under its own 64 kB cap, but together they pass a 1 MiB budget. The read that
+// passes it fails with the budget named, and memory stays small.
+TEST(BoundedInputsE2eTest, ReadsThatAddUpPastTheRefreshBudgetFailTheirCollector) {
+  const std::string cpu_success = "virtcaps_scrape_collector_success{collector=\"cpu\"}";
+  HostileHost host;
+  testing::WriteTestFile(host.Path("virtcaps.yaml"), *ReadFile(host.Path("virtcaps.yaml")) +
+                                                         "host:\n"
+                                                         "  read_budget_bytes: 1048576\n");
+  auto before = host.Once("prometheus");
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  EXPECT_EQ(before.err.find("read budget"), std::string::npos) << before.err;
+  EXPECT_EQ(Metric(before.out, cpu_success), 1);
+  ASSERT_GT(PadTopologyFiles(host.root(), 60000) * 60000, size_t{1} << 20);
+  auto result = host.Once("prometheus");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("the read budget of 1048576 bytes for one refresh is used up"),
+            std::string::npos)
+      << result.err;
+  EXPECT_LT(result.max_rss_kb, kMaxAgentRssKb);
+  EXPECT_NE(result.out.find("virtcaps_build_info"), std::string::npos);
+  EXPECT_EQ(Metric(result.out, cpu_success), 0);
+  // The same padded tree under the default budget is read whole.
+  HostileHost roomy;
+  PadTopologyFiles(roomy.root(), 60000);
+  auto roomy_result = roomy.Once("prometheus");
+  ASSERT_EQ(roomy_result.exit_code, 0) << roomy_result.err;
+  EXPECT_EQ(roomy_result.err.find("read budget"), std::string::npos) << roomy_result.err;
+  EXPECT_EQ(Metric(roomy_result.out, cpu_success), 1);
 }
 
 // Issue 14: the model's lists are capped. A cpuinfo listing 5000 flags makes the cpu

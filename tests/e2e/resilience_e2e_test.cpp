@@ -2,6 +2,7 @@
 // malformed requests, bodies, odd framing. It must keep answering other peers' scrapes
 // and never fall over. The hostile peer is 127.0.0.1, the scraper 127.0.0.2.
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -126,6 +127,12 @@ TEST(ResilienceTest, RequestsWithBodiesOrOddFramingGetTheirOwnStatus) {
        "GET /metrics HTTP/1.1\r\n" + host + "Content-Length: 0\r\nContent-Length: 0\r\n\r\n", 400},
       {"large head",
        "GET /metrics HTTP/1.1\r\n" + host + "X-Big: " + std::string(20000, 'a') + "\r\n\r\n", 431},
+      // Past CivetWeb's buffer (twice max_request_header_bytes), where CivetWeb itself
+      // says 400 as it does for garbage.
+      {"head past the buffer",
+       "GET /metrics HTTP/1.1\r\n" + host + "X-Big: " + std::string(100000, 'a') + "\r\n\r\n", 431},
+      {"request line past the buffer", std::string(40000, 'G'), 431},
+      {"short garbage", "GARBAGE\x01\x02 nothing\r\n\r\n", 400},
       {"absolute form", "GET http://127.0.0.1:" + port + "/healthz HTTP/1.1\r\n" + host + "\r\n",
        200},
       {"absolute form, other host", "GET http://example.com/healthz HTTP/1.1\r\n" + host + "\r\n",
@@ -150,6 +157,113 @@ TEST(ResilienceTest, RequestsWithBodiesOrOddFramingGetTheirOwnStatus) {
   }
   auto options = testing::HttpExchange(agent.port(), "OPTIONS * HTTP/1.1\r\n" + host + "\r\n");
   EXPECT_EQ(options.Header("allow"), "GET, HEAD");
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+struct Received {
+  std::string data;
+  bool closed = false;  // by the agent (FIN or reset), not a pause of `seconds`
+};
+
+// Reads everything the agent sends on `fd` until it closes, or until nothing has come
+// for `seconds`.
+Received ReadUntilClosed(int fd, int seconds) {
+  timeval timeout{seconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  Received received;
+  char buffer[65536];
+  while (true) {
+    ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    if (n > 0) {
+      received.data.append(buffer, static_cast<size_t>(n));
+      continue;
+    }
+    received.closed = n == 0 || errno == ECONNRESET;
+    return received;
+  }
+}
+
+size_t CountStatusLines(const std::string& data) {
+  size_t count = 0;
+  for (size_t at = data.find("HTTP/1."); at != std::string::npos;
+       at = data.find("HTTP/1.", at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+// Issue 15.9: a head CivetWeb itself refuses (a header line without a colon) gets one
+// answer, not CivetWeb's 400 followed by ours.
+TEST(ResilienceTest, AHeadCivetWebRefusesGetsExactlyOneAnswer) {
+  AgentProcess agent(FixtureArgs("intel-xeon-vmx-nested"));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  for (const std::string& raw :
+       {std::string("GET /metrics HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n"),
+        std::string("GARBAGE\x01\x02 nothing\r\n\r\n"),
+        std::string("OPTIONS * HTTP/1.1\r\n\r\n")}) {
+    int fd = testing::ConnectLoopback(agent.port());
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL), static_cast<ssize_t>(raw.size()));
+    Received answer = ReadUntilClosed(fd, 5);
+    ::close(fd);
+    EXPECT_TRUE(answer.closed) << raw;
+    EXPECT_EQ(CountStatusLines(answer.data), 1u) << raw << "\n" << answer.data;
+  }
+  EXPECT_EQ(HttpGet(agent.port(), "/healthz").status, 200);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+// Issue 15.5: clients that never read their responses. With 4 workers, 4 connections
+// from 127.0.0.1 each pipeline 1000 requests for the uncompressed page into a tiny
+// receive window and never read, so every worker blocks in a write. The write deadline
+// (request_timeout, 2 s here) must free them: a second peer's scrape is then served,
+// and the agent has closed every one of the non-reading connections. Without the
+// deadline the workers would be held as long as the clients like.
+TEST(ResilienceTest, ClientsThatNeverReadTheirResponsesDoNotHoldWorkers) {
+  AgentProcess agent(FixtureArgsWithWeb("intel-xeon-vmx-nested",
+                                        "  max_connections: 4\n"
+                                        "  max_connections_per_client: 4\n"
+                                        "  request_timeout: 2s\n"));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  // 1000 pages of 21 kB: far more than the kernel's socket buffers (4 MB) hold.
+  constexpr size_t kPipelined = 1000;
+  std::string pipelined;
+  for (size_t i = 0; i < kPipelined; ++i) {
+    pipelined += "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n";
+  }
+  std::vector<int> readers;
+  for (int i = 0; i < 4; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    int small = 4096;  // before connect, so the advertised window stays small
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(agent.port()));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    timeval send_timeout{2, 0};  // the requests fit the agent's window; never wait long
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
+    ::send(fd, pipelined.data(), pipelined.size(), MSG_NOSIGNAL);
+    readers.push_back(fd);
+  }
+  // Served once a blocked write passes its deadline; curl waits up to 20 s for that.
+  auto scrape = testing::RunProcess({"/usr/bin/curl", "-sS", "-o", "/dev/null", "-w",
+                                     "%{http_code}", "--interface", "127.0.0.2", "--max-time", "20",
+                                     MetricsUrl(agent.port())});
+  EXPECT_EQ(scrape.out, "200") << "curl exit " << scrape.exit_code << ": " << scrape.err
+                               << agent.log();
+  // Each non-reading connection was closed by the agent: reading now drains what was
+  // buffered and then ends, long before the 1000 responses (21 MB) could all be sent.
+  for (int fd : readers) {
+    Received got = ReadUntilClosed(fd, 10);
+    EXPECT_TRUE(got.closed) << "the agent kept a non-reading connection open";
+    EXPECT_LT(CountStatusLines(got.data), kPipelined);
+    ::close(fd);
+  }
+  EXPECT_EQ(HttpGet(agent.port(), "/healthz").status, 200);
   EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
 }
 

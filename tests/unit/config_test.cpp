@@ -121,6 +121,9 @@ TEST(ConfigTest, OutOfRangeValuesAreRejected) {
   EXPECT_EQ(LoadError("out-of-range-nested.yaml"),
             ConfigFixture("out-of-range-nested.yaml") +
                 ":3:22: hypervisors[0].parallel_probes: out of range: 0 (allowed 1..64)");
+  EXPECT_EQ(LoadError("out-of-range-read-budget.yaml"),
+            ConfigFixture("out-of-range-read-budget.yaml") +
+                ":2:22: host.read_budget_bytes: out of range: 4096 (allowed 1048576..4294967296)");
 }
 
 TEST(ConfigTest, UnknownHypervisorIsRejected) {

@@ -5,6 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "test_support.h"
 
 namespace virtcaps {
@@ -29,6 +33,60 @@ TEST(FilesTest, RefusesFilesOverTheLimit) {
   testing::WriteTestFile(dir + "/big", std::string(5000, 'x'));
   EXPECT_FALSE(ReadFile(dir + "/big", 4096));
   EXPECT_EQ(ReadFileHead(dir + "/big", 10)->size(), 10u);
+}
+
+// Issue 14: a total per refresh. Each file is under its own cap; together they are not.
+TEST(FilesTest, ReadBudgetBoundsTheSumOfReadsAndNamesTheFileThatPassedIt) {
+  std::string dir = testing::TempDir();
+  for (const char* name : {"a", "b", "c"}) {
+    testing::WriteTestFile(dir + "/" + name, std::string(400, 'x'));
+  }
+  EXPECT_EQ(ReadBudget::Current(), nullptr);
+  {
+    ReadBudget budget(1000);
+    EXPECT_EQ(ReadBudget::Current(), &budget);
+    EXPECT_TRUE(ReadFile(dir + "/a"));
+    EXPECT_EQ(ReadFileHead(dir + "/b", 100)->size(), 100u);
+    EXPECT_EQ(budget.used(), 500u);
+    EXPECT_TRUE(ReadFile(dir + "/b"));
+    auto third = ReadFile(dir + "/c");
+    ASSERT_FALSE(third);
+    EXPECT_EQ(third.error(), dir +
+                                 "/c: the read budget of 1000 bytes for one refresh is used up "
+                                 "(host.read_budget_bytes)");
+    // Spent: even a small read fails now, and so does a listing.
+    EXPECT_FALSE(ReadFileHead(dir + "/a", 1));
+    EXPECT_FALSE(ListDirectory(dir));
+  }
+  EXPECT_EQ(ReadBudget::Current(), nullptr);  // the refresh is over: reads are free again
+  EXPECT_TRUE(ReadFile(dir + "/c"));
+}
+
+TEST(FilesTest, ReadBudgetIsSharedWithTheRefreshsWorkerThreads) {
+  std::string dir = testing::TempDir();
+  testing::WriteTestFile(dir + "/f", std::string(300, 'x'));
+  ReadBudget budget(1000);
+  std::vector<std::thread> workers;
+  std::atomic<int> failed{0};
+  for (int i = 0; i < 4; ++i) {
+    workers.emplace_back([&, shared = ReadBudget::Current()] {
+      ReadBudget::Join join(shared);
+      if (!ReadFile(dir + "/f")) ++failed;
+    });
+  }
+  for (std::thread& worker : workers) worker.join();
+  EXPECT_EQ(failed.load(), 1);  // 3 x 300 fit in 1000, the fourth does not
+  EXPECT_EQ(budget.used(), 1000u);
+}
+
+TEST(FilesTest, ListingChargesTheBudget) {
+  std::string dir = testing::TempDir();
+  for (int i = 0; i < 50; ++i) testing::WriteTestFile(dir + "/entry" + std::to_string(i), "");
+  ReadBudget budget(1 << 20);
+  auto names = ListDirectory(dir);
+  ASSERT_TRUE(names);
+  EXPECT_EQ(names->size(), 50u);
+  EXPECT_GE(budget.used(), 50 * sizeof(std::string));
 }
 
 TEST(FilesTest, AtomicWriteReplacesWholeFile) {

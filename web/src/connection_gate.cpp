@@ -1,6 +1,9 @@
 #include "virtcaps/connection_gate.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>  // tcp_info with tcpi_bytes_received (glibc's lacks it)
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -125,6 +128,33 @@ int ConnectionGate::OpenFrom(const std::string& address) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto found = open_.find(ntohl(parsed.s_addr));
   return found == open_.end() ? 0 : static_cast<int>(Prune(found->second));
+}
+
+std::optional<uint64_t> ConnectionGate::BytesConsumed(const std::string& address, int port) {
+  struct in_addr parsed;
+  if (inet_pton(AF_INET, address.c_str(), &parsed) != 1) return std::nullopt;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = open_.find(ntohl(parsed.s_addr));
+  if (found == open_.end()) return std::nullopt;
+  Prune(found->second);
+  for (const Admitted& connection : found->second) {
+    struct sockaddr_in peer;
+    socklen_t length = sizeof(peer);
+    if (::getpeername(connection.fd, reinterpret_cast<struct sockaddr*>(&peer), &length) != 0 ||
+        peer.sin_family != AF_INET || ntohs(peer.sin_port) != port) {
+      continue;
+    }
+    struct tcp_info info;
+    socklen_t info_length = sizeof(info);
+    int queued = 0;
+    if (::getsockopt(connection.fd, IPPROTO_TCP, TCP_INFO, &info, &info_length) != 0 ||
+        ::ioctl(connection.fd, SIOCINQ, &queued) != 0 || queued < 0 ||
+        info.tcpi_bytes_received < static_cast<uint64_t>(queued)) {
+      return std::nullopt;
+    }
+    return info.tcpi_bytes_received - static_cast<uint64_t>(queued);
+  }
+  return std::nullopt;
 }
 
 bool ConnectionGate::AdmitOnPort(int local_port, const struct sockaddr* peer, int fd) {

@@ -230,9 +230,24 @@ int BeginRequest(struct mg_connection* connection) {
 
 // CivetWeb's http_error callback: its own answers to requests it could not parse.
 // A request head larger than max_request_header_bytes is 431 (RFC 6585), where
-// CivetWeb says 413; the rest keep CivetWeb's answer, with the connection closed.
+// CivetWeb says 413 or 400; the rest keep CivetWeb's answer, with the connection closed.
+// A head that overflows CivetWeb's buffer (twice max_request_header_bytes) gets 400
+// "Malformed message" from CivetWeb, as garbage does; what CivetWeb took from the socket
+// tells them apart: a head that filled the whole buffer is too large.
 int HttpError(struct mg_connection* connection, int status, const char* message) {
-  if (status == 413 && message != nullptr && std::string_view(message) == "Message too large") {
+  // Answered here either way: AnswerDroppedRequest must not answer it a second time.
+  mg_set_user_connection_data(connection, nullptr);
+  std::string_view text = message != nullptr ? message : "";
+  bool too_large = status == 413 && text == "Message too large";
+  const HttpServer* server = ServerOf(connection);
+  const struct mg_request_info* request = mg_get_request_info(connection);
+  if (!too_large && status == 400 && text == "Malformed message" && server != nullptr &&
+      server->gate() != nullptr && request != nullptr) {
+    auto consumed = server->gate()->BytesConsumed(request->remote_addr, request->remote_port);
+    too_large = consumed &&
+                *consumed >= 2 * static_cast<uint64_t>(server->options().max_request_header_bytes);
+  }
+  if (too_large) {
     Refuse(connection, 431, "431 request header fields too large\n");
     return 0;
   }

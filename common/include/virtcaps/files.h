@@ -1,6 +1,7 @@
 // File-system reads used by collectors. Every error names the path.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,6 +18,49 @@ constexpr size_t kMaxTextFileBytes = 8u << 20;
 // One sysfs/procfs value (ReadValue, ReadUint, ReadCpuList): a NUMA distance row of
 // 1024 nodes is ~4 kB, a cpu list of 8192 CPUs with holes ~40 kB.
 constexpr size_t kMaxValueFileBytes = 64u << 10;
+
+// Directory listings stop past this many entries (an error, not a cut): /sys/devices/
+// system/cpu of an 8192-CPU host has ~8200, /usr/bin of a full desktop ~5000.
+constexpr size_t kMaxDirectoryEntries = 1u << 16;
+
+// The bytes that all file reads and directory listings on this thread may take while
+// the budget lives: one refresh. Each file has its own cap, but a host tree of many
+// large files (or a rootfs planted with them) must not add up to an unbounded refresh.
+// Past the limit every read fails with an error naming the path and the budget, so the
+// collector that hit it reports failure. Budgets nest; the innermost one counts. A
+// thread working for the refresh (a parallel probe) shares it through ReadBudget::Join.
+class ReadBudget {
+ public:
+  // Makes `budget` (may be nullptr) this thread's budget while the Join lives.
+  class Join {
+   public:
+    explicit Join(ReadBudget* budget);
+    ~Join();
+    Join(const Join&) = delete;
+    Join& operator=(const Join&) = delete;
+
+   private:
+    ReadBudget* outer_;
+  };
+
+  explicit ReadBudget(size_t limit_bytes);
+  ~ReadBudget();
+  ReadBudget(const ReadBudget&) = delete;
+  ReadBudget& operator=(const ReadBudget&) = delete;
+
+  size_t limit() const { return limit_; }
+  size_t used() const { return used_.load(std::memory_order_relaxed); }
+  // Takes `bytes` for `path`; an error once the total would pass the limit.
+  Status Charge(const std::string& path, size_t bytes);
+  // The budget of this thread, or nullptr when none is set (reads are then capped per
+  // file only).
+  static ReadBudget* Current();
+
+ private:
+  size_t limit_;
+  std::atomic<size_t> used_{0};
+  ReadBudget* outer_;
+};
 
 // Reads a whole file (sysfs/procfs files report size 0, so this reads until EOF).
 // Reads at most max_bytes; a larger file is an error rather than a silent cut (a

@@ -89,6 +89,9 @@ struct HostConfig {
   // libvirt's CPU map (index.xml and the files it includes), under paths.rootfs so
   // that the host's own libvirt names its CPU. Unreadable: the CPU model is unknown.
   std::string cpu_map_dir = "/usr/share/libvirt/cpu_map";
+  // What one refresh may read in all, files and directory listings (1 MiB .. 4 GiB):
+  // each file has its own cap; this bounds their sum. A large host reads ~3 MB.
+  int64_t read_budget_bytes = int64_t{64} << 20;
 };
 
 enum class HypervisorType { kQemu, kXen, kLxc };

@@ -63,6 +63,10 @@ class ConnectionGate {
   uint64_t refused_not_allowed() const { return refused_not_allowed_.load(); }
   // Open connections from `address` ("127.0.0.1") as the gate counts them.
   int OpenFrom(const std::string& address);
+  // How many bytes the server has taken out of the admitted connection from `address`
+  // and `port` (what the kernel received on it, less what still waits in its queue);
+  // nullopt when no such connection is open.
+  std::optional<uint64_t> BytesConsumed(const std::string& address, int port);
 
   // Used by the accept() wrapper: Admit by the gate guarding `local_port`; true when
   // no gate guards it.
