@@ -810,6 +810,36 @@ TEST_F(QemuFakeTest, HangingEmulatorIsKilledAtTheTimeoutWhileOthersSucceed) {
   EXPECT_EQ(errno, ESRCH);
 }
 
+// libvirt's second, TCG-only probe: run when the first came up under KVM, and under
+// the same bounds (its own timeout; killed and reaped when it hangs).
+TEST_F(QemuFakeTest, KvmEmulatorIsProbedAgainUnderTcgAlone) {
+  std::string fake = InstallFake("fake-qmp", dir_ + "/withkvm-cpus");
+  auto results = Probe(OptionsFor({fake}));
+  ASSERT_TRUE(results[0].status.ok()) << results[0].status.message();
+  EXPECT_EQ(Runs(fake), 2u);  // two sessions, two processes
+  const Guest& guest = results[0].guest;
+  ASSERT_EQ(guest.domains.back().type, "kvm");
+  ASSERT_EQ(guest.cpu_modes.size(), 2u);
+  EXPECT_EQ(guest.cpu_modes[0].virttype, "kvm");
+  EXPECT_EQ(guest.cpu_modes[1].virttype, "qemu");
+  EXPECT_EQ(guest.cpu_modes[1].models.size(), 2u);
+}
+
+TEST_F(QemuFakeTest, HangingTcgSessionIsKilledAndFailsTheProbe) {
+  std::string fake = InstallFake("fake-qmp", dir_ + "/withkvm-tcghang");
+  QemuOptions options = OptionsFor({fake}, dir_ + "/cache");
+  options.probe_timeout = milliseconds(300);
+  auto results = Probe(options);
+  ASSERT_FALSE(results[0].status.ok());
+  EXPECT_EQ(results[0].status.message(),
+            fake +
+                ": TCG probe: timed out after 300 ms waiting for the reply to qmp_capabilities; "
+                "killed");
+  EXPECT_LT(results[0].seconds, 5.0);
+  // Nothing half-known is cached: the next refresh probes again.
+  EXPECT_FALSE(PathExists(QemuCachePath(dir_ + "/cache", fake)));
+}
+
 TEST_F(QemuFakeTest, GarbageOutputIsAClearError) {
   std::string garbage = InstallFake("garbage", dir_ + "/qemu-system-x86_64");
   auto results = Probe(OptionsFor({garbage}));
