@@ -1,5 +1,7 @@
 #include "virtcaps/cpu_vocabulary.h"
 
+#include <algorithm>
+
 #include "virtcaps/cpu_decode.h"
 #include "virtcaps/cpu_map.h"
 #include "virtcaps/qemu.h"
@@ -156,6 +158,17 @@ Status DescribeGuestHostModels(const std::string& cpu_map_dir, const std::string
       auto decoded = DecodeX86HypervisorCpu(**map, std::move(data), offered);
       if (decoded) {
         modes.host_model = std::move(decoded).value();
+        // With a full expansion libvirt drops MSR features from the host-model.
+        if (modes.expansion_type == "full") {
+          auto& features = modes.host_model->features;
+          features.erase(std::remove_if(features.begin(), features.end(),
+                                        [&](const CpuFeaturePolicy& feature) {
+                                          const X86Feature* known =
+                                              (*map)->FindFeature(feature.name);
+                                          return known != nullptr && !known->data.msr.empty();
+                                        }),
+                         features.end());
+        }
       } else {
         problems += (problems.empty() ? "" : "; ") + guest.emulator + " (" + modes.virttype +
                     "): " + decoded.error();

@@ -1,7 +1,7 @@
 // The on-disk cache of emulator probes: one small XML file per emulator, valid for
 // one binary identity and one set of host facts (libvirt's invalidation rules).
 //
-//   <qemuProbeCache version='3'>
+//   <qemuProbeCache version='4'>
 //     <key emulator='...' device='..' inode='..' size='..' mtimeNs='..' ctimeNs='..'
 //          kvmUsable='yes' kernelRelease='..' microcode='..' cpuSignature='..'
 //          nested='..' sev='..'/>
@@ -12,7 +12,7 @@
 //       <feature name='acpi' default='on' toggle='yes'/>
 //       <cpuModes virttype='kvm' modelsProbed='yes'>
 //         <model name='EPYC' usable='no'><blocker name='svm'/></model>
-//         <expansion>
+//         <expansion type='static'>
 //           <property name='invtsc' kind='boolean' value='yes' migratable='no'/>
 //           <property name='family' kind='number' value='6' migratable='yes'/>
 //         </expansion>
@@ -35,7 +35,7 @@ namespace virtcaps {
 namespace {
 
 constexpr const char* kRootName = "qemuProbeCache";
-constexpr const char* kFormatVersion = "3";  // bump when the layout or the probe changes
+constexpr const char* kFormatVersion = "4";  // bump when the layout or the probe changes
 constexpr size_t kMaxCacheFileBytes = 4u << 20;
 
 int64_t Nanoseconds(const struct timespec& time) {
@@ -109,6 +109,7 @@ XmlElement GuestToXml(const Guest& guest) {
     }
     if (modes.expansion) {
       XmlElement& expansion = child.Add("expansion");
+      expansion.SetAttribute("type", modes.expansion_type);
       for (const CpuModelProperty& property : *modes.expansion) {
         XmlElement& entry = expansion.Add("property");
         entry.SetAttribute("name", property.name);
@@ -224,6 +225,10 @@ std::optional<Guest> GuestFromXml(const XmlElement& element) {
       modes.models.push_back(std::move(model));
     }
     if (const XmlElement* expansion = child->Child("expansion")) {
+      if (!Required(*expansion, "type", modes.expansion_type) ||
+          (modes.expansion_type != "static" && modes.expansion_type != "full")) {
+        return std::nullopt;
+      }
       std::vector<CpuModelProperty> properties;
       for (const XmlElement* entry : expansion->ChildrenNamed("property")) {
         CpuModelProperty property;

@@ -406,7 +406,7 @@ void MergeNonMigratable(std::vector<CpuModelProperty>& migratable,
 
 // query-cpu-definitions and query-cpu-model-expansion under the session's accelerator
 // (`virttype`), as libvirt asks them: the expansion of "host" under KVM and of "max"
-// under TCG, static (full when QEMU lists no unavailable-features), migratable and not.
+// under TCG, static or full as below, migratable and not.
 Expected<GuestCpuModes> CpuModesFromSession(QmpSession& session, const std::string& virttype,
                                             const std::string& arch, size_t max_models) {
   GuestCpuModes modes;
@@ -414,20 +414,30 @@ Expected<GuestCpuModes> CpuModesFromSession(QmpSession& session, const std::stri
   // Old QEMUs and some targets lack it: the guest stands without CPU models.
   auto cpu_definitions = session.Execute("query-cpu-definitions", /*tolerate_error=*/true);
   if (!cpu_definitions && !session.qmp_error()) return cpu_definitions.status();
-  bool lists_blockers = false;
   if (cpu_definitions) {
     auto models = CpuModelsFromQmp(*cpu_definitions, max_models);
     if (!models) return models.status();
     modes.models = std::move(models).value();
     modes.models_probed = true;
-    for (const JsonValue& entry : cpu_definitions->items()) {
-      lists_blockers = lists_blockers || entry.Find("unavailable-features") != nullptr;
-    }
   }
   // The host-model is decoded for x86 only; elsewhere it is not asked for.
   if (!IsX86Target(arch)) return modes;
+  // libvirt expands statically (QEMU's canonical feature names) only when QEMU's
+  // max-x86_64-cpu type has an unavailable-features property; qemu-system-i386 (no
+  // such type) and old QEMUs get a full expansion, every spelling of every feature.
+  auto properties_reply =
+      session.Execute("qom-list-properties", true, "{\"typename\": \"max-x86_64-cpu\"}");
+  if (!properties_reply && !session.qmp_error()) return properties_reply.status();
+  bool canonical = false;
+  if (properties_reply) {
+    for (const JsonValue& property : properties_reply->items()) {
+      const JsonValue* name = property.Find("name");
+      canonical = canonical || (name && name->string() == "unavailable-features");
+    }
+  }
   std::string model = virttype == "kvm" ? "host" : "max";
-  std::string type = lists_blockers ? "static" : "full";
+  std::string type = canonical ? "static" : "full";
+  modes.expansion_type = type;
   std::string base = "{\"type\": \"" + type + "\", \"model\": {\"name\": \"" + model + "\"";
   auto expanded = session.Execute("query-cpu-model-expansion", true, base + "}}");
   if (!expanded) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 
 #include "test_support.h"
 #include "virtcaps/cpu_decode.h"
@@ -156,6 +157,52 @@ TEST(HostModel, RecordedReplyDecodesToLibvirtsAnswer) {
   ASSERT_TRUE(caps.guests[1].CpuModesFor("qemu"));
   ASSERT_TRUE(caps.guests[1].CpuModesFor("qemu")->host_model);
   EXPECT_EQ(caps.guests[1].CpuModesFor("qemu")->host_model->model, "EPYC");
+}
+
+// libvirt expands statically only when QEMU's max-x86_64-cpu has unavailable-features
+// (the recorded QEMU does); otherwise (qemu-system-i386, old QEMUs) fully, and then
+// MSR features stay out of the host-model.
+TEST(HostModel, FullExpansionsWhenQemuLacksCanonicalNamesAndThenNoMsrFeatures) {
+  Guest recorded = RecordedGuest();
+  ASSERT_FALSE(recorded.cpu_modes.empty());
+  EXPECT_EQ(recorded.cpu_modes[0].expansion_type, "static");
+
+  // The same replies without the qom-list-properties answer: a full expansion is
+  // asked for, which the recording does not hold (so none is known).
+  std::string dir = testing::TempDir();
+  std::filesystem::copy(
+      testing::FixtureHost("amd-epyc-pvm-guest") + "/usr/bin", dir + "/bin",
+      std::filesystem::copy_options::recursive | std::filesystem::copy_options::copy_symlinks);
+  std::filesystem::remove(dir + "/bin/qemu-system-x86_64");
+  std::filesystem::create_symlink(testing::SourceDir() + "/tests/fixtures/emulators/qmp-replay",
+                                  dir + "/bin/qemu-system-x86_64");
+  ASSERT_TRUE(std::filesystem::remove(
+      dir + "/bin/qemu-system-x86_64.qmp/qom-list-properties@typenamemaxx8664cpu.json"));
+  auto old = ProbeQemuEmulator("/usr/bin/qemu-system-x86_64", dir + "/bin/qemu-system-x86_64",
+                               QemuOptions{});
+  ASSERT_TRUE(old) << old.error();
+  ASSERT_FALSE(old->cpu_modes.empty());
+  EXPECT_EQ(old->cpu_modes[0].expansion_type, "full");
+  EXPECT_FALSE(old->cpu_modes[0].expansion);
+
+  auto features = [&](const std::string& type) {
+    std::vector<Guest> guests{recorded};
+    guests[0].cpu_modes[0].expansion_type = type;
+    EXPECT_TRUE(NameGuestCpuModels(MapDir(), guests).ok());
+    EXPECT_TRUE(DescribeGuestHostModels(MapDir(), "x86_64", guests).ok());
+    std::set<std::string> names;
+    for (const CpuFeaturePolicy& feature : guests[0].cpu_modes[0].host_model->features) {
+      names.insert(feature.name);
+    }
+    return names;
+  };
+  std::set<std::string> all = features("static"), full = features("full");
+  EXPECT_TRUE(all.count("rdctl-no"));  // IA32_ARCH_CAPABILITIES bits: MSR features
+  EXPECT_FALSE(full.count("rdctl-no"));
+  EXPECT_FALSE(full.count("taa-no"));
+  EXPECT_TRUE(full.count("arch-capabilities"));  // a CPUID bit, kept
+  EXPECT_EQ(all.size() - full.size(), 6u);       // rdctl-no rsba skip-l1dfl-vmentry mds-no
+                                                 // pschange-mc-no taa-no
 }
 
 // A made-up map: vendors, a few features on leaf 1 EDX, and models built from them.

@@ -298,6 +298,9 @@ struct GuestCpuModes {
   // query-cpu-model-expansion of "host" (kvm) or "max" (qemu); nullopt when the
   // emulator cannot expand (old QEMU, a target without it).
   std::optional<std::vector<CpuModelProperty>> expansion;
+  // "static" (QEMU's canonical names) or "full" (every spelling; libvirt then also
+  // leaves MSR features out of the host-model), as libvirt chooses for this QEMU.
+  std::string expansion_type;
   // Decoded from `expansion` by the qemu collector against the CPU map (not cached);
   // nullopt: no host-model (libvirt then says supported='no').
   std::optional<GuestHostModel> host_model;
