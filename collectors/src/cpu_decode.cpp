@@ -149,7 +149,8 @@ X86Data ReadX86HostData(const CpuidSource& cpuid, const MsrReader* msr, const X8
   ReadRange(cpuid, 0x80000000u, data);
   const X86Feature* arch_capabilities = map.FindFeature("arch-capabilities");
   if (msr && arch_capabilities && data.Contains(arch_capabilities->data)) {
-    if (auto value = msr->Read(kArchCapabilitiesMsr)) data.msr[kArchCapabilitiesMsr] = *value;
+    if (auto value = msr->ReadFeature(kArchCapabilitiesMsr))
+      data.msr[kArchCapabilitiesMsr] = *value;
   }
   return data;
 }
@@ -329,15 +330,16 @@ Expected<GuestHostModel> DecodeX86HypervisorCpu(const X86CpuMap& map, X86Data da
                                 [&](const HypervisorCpuModel& m) { return m.name == model->name; });
     if (offered == models.end()) continue;  // the hypervisor does not know it
     if (vendor && !model->vendor.empty() && model->vendor != vendor->name) continue;
+    // The model's removed features are not in its data: present ones are required
+    // (extra), absent ones disabled, as libvirt lists them for a guest CPU.
     X86Data extra = data;
     extra.Subtract(model->data);
-    // QEMU's own model lacks its removed features: present ones are required outright.
-    for (const std::string& name : model->removed_features) {
-      const X86Feature* feature = map.FindFeature(name);
-      if (feature != nullptr && data.Contains(feature->data)) extra.Add(feature->data);
-    }
     X86Data missing = model->data;
     missing.Subtract(data);
+    for (const std::string& name : model->removed_features) {
+      const X86Feature* feature = map.FindFeature(name);
+      if (feature != nullptr && !data.Contains(feature->data)) missing.Add(feature->data);
+    }
     // A blocker the data does not provide beyond the model is disabled too.
     for (const std::string& blocker : offered->blockers) {
       const X86Feature* feature = map.FindFeature(blocker);

@@ -174,7 +174,6 @@ Status ParseX86Model(const std::string& file, const XmlElement& element, X86CpuM
       model.vendor = found->vendor;
       model.signatures = found->signatures;
       model.data = found->data;
-      model.removed_features = found->removed_features;
     } else if (child.name == "decode") {
       const std::string* host = child.Attribute("host");
       const std::string* guest = child.Attribute("guest");
@@ -204,9 +203,15 @@ Status ParseX86Model(const std::string& file, const XmlElement& element, X86CpuM
     } else if (child.name == "feature") {
       const X86Feature* feature = map.FindFeature(NameOf(child));
       if (feature == nullptr) return where("unknown feature '" + NameOf(child) + "'");
-      model.data.Add(feature->data);
+      // removed='yes': QEMU dropped it from its model; libvirt keeps the name (a guest
+      // CPU of this model lists it disabled) but it is not part of the model's data,
+      // so a host that has it lists it as an extra feature. Not inherited.
       const std::string* removed = child.Attribute("removed");
-      if (removed != nullptr && *removed == "yes") model.removed_features.push_back(feature->name);
+      if (removed && *removed == "yes") {
+        model.removed_features.push_back(feature->name);
+        continue;
+      }
+      model.data.Add(feature->data);
     }
   }
   map.models.push_back(std::move(model));

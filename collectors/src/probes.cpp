@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -189,6 +190,63 @@ class DeviceMsrReader : public MsrReader {
   std::string device_;
 };
 
+// What libvirt falls back to without the msr device: KVM_GET_MSRS on the KVM system
+// file descriptor answers the feature MSRs KVM offers its guests (IA32_ARCH_CAPABILITIES
+// among them), with the value KVM would give a vCPU. That is never the hardware's
+// register (KVM answers IA32_FEATURE_CONTROL too, with its own view), so Read() says
+// nothing and only ReadFeature() asks KVM.
+class KvmMsrReader : public MsrReader {
+ public:
+  explicit KvmMsrReader(std::string device) : device_(std::move(device)) {}
+  std::optional<uint64_t> Read(uint32_t) const override { return std::nullopt; }
+  std::optional<uint64_t> ReadFeature(uint32_t index) const override {
+    int fd = ::open(device_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    // struct kvm_msrs with room for its one entry, spelled out: the header's flexible
+    // array is wrapped for C and has a different offset as C++.
+    struct {
+      uint32_t nmsrs;
+      uint32_t pad;
+      kvm_msr_entry entry;
+    } request;
+    // The kernel's (C) layout: two 32-bit counts, then 16-byte entries.
+    static_assert(offsetof(decltype(request), entry) == 8 && sizeof(kvm_msr_entry) == 16);
+    std::memset(&request, 0, sizeof(request));
+    request.nmsrs = 1;
+    request.entry.index = index;
+    // The ioctl returns how many MSRs it read: 0 for one KVM does not offer.
+    // KVM_GET_MSRS is _IOWR(KVMIO, 0x88, struct kvm_msrs) with the C size of the
+    // header (8); the C++ size of the header's type is larger, so the macro is not used.
+    int read = ::ioctl(fd, _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x88, 8), &request);
+    ::close(fd);
+    if (read != 1) return std::nullopt;
+    return static_cast<uint64_t>(request.entry.data);
+  }
+
+ private:
+  std::string device_;
+};
+
+// The hardware reader for registers; for feature MSRs the hardware first, then the
+// fallback (libvirt's virHostCPUGetMSR order).
+class FallbackMsrReader : public MsrReader {
+ public:
+  FallbackMsrReader(std::unique_ptr<MsrReader> hardware, std::unique_ptr<MsrReader> fallback)
+      : hardware_(std::move(hardware)), fallback_(std::move(fallback)) {}
+  std::optional<uint64_t> Read(uint32_t index) const override {
+    return hardware_ ? hardware_->Read(index) : std::nullopt;
+  }
+  std::optional<uint64_t> ReadFeature(uint32_t index) const override {
+    if (hardware_) {
+      if (auto value = hardware_->ReadFeature(index)) return value;
+    }
+    return fallback_ ? fallback_->ReadFeature(index) : std::nullopt;
+  }
+
+ private:
+  std::unique_ptr<MsrReader> hardware_, fallback_;
+};
+
 class FixedMsrReader : public MsrReader {
  public:
   explicit FixedMsrReader(std::map<uint32_t, uint64_t> values) : values_(std::move(values)) {}
@@ -234,6 +292,15 @@ std::unique_ptr<MsrReader> MakeDeviceMsrReader(const std::string& msr_device) {
   return std::make_unique<DeviceMsrReader>(msr_device);
 }
 
+std::unique_ptr<MsrReader> MakeKvmMsrReader(const std::string& kvm_device) {
+  return std::make_unique<KvmMsrReader>(kvm_device);
+}
+
+std::unique_ptr<MsrReader> MakeFallbackMsrReader(std::unique_ptr<MsrReader> hardware,
+                                                 std::unique_ptr<MsrReader> fallback) {
+  return std::make_unique<FallbackMsrReader>(std::move(hardware), std::move(fallback));
+}
+
 std::unique_ptr<MsrReader> MakeFixedMsrReader(std::map<uint32_t, uint64_t> values) {
   return std::make_unique<FixedMsrReader>(std::move(values));
 }
@@ -264,8 +331,15 @@ Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths) {
   }
   switch (config.msr.source) {
     case MsrProbeConfig::Source::kAuto:
+      // libvirt's order (virHostCPUGetMSR): the msr device, then KVM's feature MSRs.
+      probes.msr = MakeFallbackMsrReader(MakeDeviceMsrReader(paths.Dev("cpu/0/msr")),
+                                         MakeKvmMsrReader(paths.Dev("kvm")));
+      break;
     case MsrProbeConfig::Source::kDevice:
       probes.msr = MakeDeviceMsrReader(paths.Dev("cpu/0/msr"));
+      break;
+    case MsrProbeConfig::Source::kKvm:
+      probes.msr = MakeKvmMsrReader(paths.Dev("kvm"));
       break;
     case MsrProbeConfig::Source::kFixed:
       probes.msr = MakeFixedMsrReader(config.msr.values);

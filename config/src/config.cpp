@@ -202,6 +202,7 @@ class Parser : public YamlChecks {
         probes.msr.source = EnumValue<Source>(source, "probes.msr.source",
                                               {{"auto", Source::kAuto},
                                                {"device", Source::kDevice},
+                                               {"kvm", Source::kKvm},
                                                {"fixed", Source::kFixed},
                                                {"none", Source::kNone}});
       }

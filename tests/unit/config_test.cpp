@@ -74,6 +74,17 @@ TEST(ConfigTest, EmptyFileMeansDefaults) {
   EXPECT_EQ(config->hypervisors.size(), 3u);
 }
 
+TEST(ConfigTest, MsrSourceKvm) {
+  auto config =
+      ParseConfig("probes:\n  msr:\n    source: kvm\n", "msr.yaml", ".", CollectorDefaults());
+  ASSERT_TRUE(config) << config.error();
+  EXPECT_EQ(config->probes.msr.source, MsrProbeConfig::Source::kKvm);
+  auto bad =
+      ParseConfig("probes:\n  msr:\n    source: ioctl\n", "msr.yaml", ".", CollectorDefaults());
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().find("probes.msr.source"), std::string::npos) << bad.error();
+}
+
 TEST(ConfigTest, ReadsEveryValueOfACustomFile) {
   auto config = LoadConfigFile(ConfigFixture("custom.yaml"), CollectorDefaults());
   ASSERT_TRUE(config) << config.error();

@@ -23,7 +23,8 @@ struct DecodedCpu {
 // The CPUID leaves libvirt gathers for the host: the basic and extended ranges up to
 // their maximum leaf, with the subleaves it follows (7, 0xd, 0xf, 0x10, 0x12, 0x14,
 // 0x17), plus IA32_ARCH_CAPABILITIES (MSR 0x10a) when CPUID announces it and `msr`
-// can read it. Hypervisor leaves (0x40000000...) are not part of it.
+// can read it (MsrReader::ReadFeature: the msr device, else KVM, as libvirt). Hypervisor leaves
+// (0x40000000...) are not part of it.
 X86Data ReadX86HostData(const CpuidSource& cpuid, const MsrReader* msr, const X86CpuMap& map);
 
 // libvirt's x86Decode for a host CPU: newest models first, a model that would need a

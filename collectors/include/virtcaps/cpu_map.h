@@ -51,9 +51,7 @@ struct X86Model {
   bool decode_guest = true;
   std::vector<X86Signature> signatures;
   X86Data data;  // the union of its features, inherited ones included
-  // Features marked removed='yes': QEMU dropped them from its model, libvirt keeps
-  // them in its own (they are in `data`), and a guest CPU decoded to this model
-  // requires them explicitly when present.
+  // Its own features marked removed='yes' (not in `data`), in map order.
   std::vector<std::string> removed_features;
 };
 

@@ -53,8 +53,12 @@ class KvmProbe {
 class MsrReader {
  public:
   virtual ~MsrReader() = default;
-  // nullopt when the MSR cannot be read (no msr module, not root, not recorded).
+  // The register as the hardware holds it; nullopt when it cannot be read (no msr
+  // module, not root, not recorded).
   virtual std::optional<uint64_t> Read(uint32_t index) const = 0;
+  // A feature MSR (IA32_ARCH_CAPABILITIES) the way libvirt reads one for the host CPU:
+  // the hardware's value, else what KVM offers its guests.
+  virtual std::optional<uint64_t> ReadFeature(uint32_t index) const { return Read(index); }
 };
 
 struct Probes {
@@ -73,6 +77,12 @@ std::unique_ptr<CpuidSource> MakeTableCpuid(CpuidTable table);
 std::unique_ptr<KvmProbe> MakeIoctlKvmProbe();
 std::unique_ptr<KvmProbe> MakeFixedKvmProbe(const KvmProbeConfig& config);
 std::unique_ptr<MsrReader> MakeDeviceMsrReader(const std::string& msr_device);
+// KVM_GET_MSRS on the KVM system device: ReadFeature() only (KVM's guest view).
+std::unique_ptr<MsrReader> MakeKvmMsrReader(const std::string& kvm_device);
+// Read() from `hardware`; ReadFeature() from `hardware`, else `fallback` (either may be
+// null).
+std::unique_ptr<MsrReader> MakeFallbackMsrReader(std::unique_ptr<MsrReader> hardware,
+                                                 std::unique_ptr<MsrReader> fallback);
 std::unique_ptr<MsrReader> MakeFixedMsrReader(std::map<uint32_t, uint64_t> values);
 
 }  // namespace virtcaps

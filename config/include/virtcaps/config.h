@@ -70,7 +70,9 @@ struct KvmProbeConfig {
 };
 
 struct MsrProbeConfig {
-  enum class Source { kAuto, kDevice, kFixed, kNone };
+  // auto: the msr device, then KVM_GET_MSRS on the KVM device (libvirt's order);
+  // device / kvm: only that one.
+  enum class Source { kAuto, kDevice, kKvm, kFixed, kNone };
   Source source = Source::kAuto;
   std::map<uint32_t, uint64_t> values;  // with source fixed: MSR index -> value
 };
