@@ -295,6 +295,29 @@ TEST_P(FixtureHostTest, OpenMetricsMatchesGolden) {
       "");
 }
 
+// libvirt's domain capabilities of each virt type the host's native QEMU guest has,
+// as goldens (tests/golden/HOST.domcaps-VIRTTYPE.xml), valid against libvirt's schema.
+TEST_P(FixtureHostTest, DomainCapabilitiesMatchGoldens) {
+  const Guest* native = nullptr;
+  for (const Guest& guest : caps_.guests) {
+    if (guest.hypervisor == "qemu" && guest.arch == caps_.cpu.arch) native = &guest;
+  }
+  if (native == nullptr) return;  // no QEMU guest for the host arch: nothing to render
+  for (const GuestDomain& domain : native->domains) {
+    auto xml = RenderDomainCapabilitiesXml(caps_, {"", domain.type, "", ""});
+    ASSERT_TRUE(xml) << xml.error();
+    std::string file = testing::TempDir() + "/" + GetParam() + "-domcaps.xml";
+    testing::WriteTestFile(file, *xml);
+    auto valid = testing::RunProcess({"/usr/bin/xmllint", "--noout", "--relaxng",
+                                      "/usr/share/libvirt/schemas/domaincaps.rng", file});
+    EXPECT_EQ(valid.exit_code, 0) << valid.err;
+    EXPECT_EQ(testing::CompareGolden(testing::SourceDir() + "/tests/golden/" + GetParam() +
+                                         ".domcaps-" + domain.type + ".xml",
+                                     *xml),
+              "");
+  }
+}
+
 // The default flags_include keeps what alerts and placement use and drops the rest.
 TEST_P(FixtureHostTest, DefaultFlagsIncludeKeepsPlacementFlagsOnly) {
   std::string all = RenderPrometheus(caps_, RefreshFacts{}, BuildInfo{});

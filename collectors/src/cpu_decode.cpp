@@ -237,3 +237,142 @@ Expected<DecodedCpu> DecodePowerHostCpu(const IdCpuMap& map, uint32_t pvr) {
 }
 
 }  // namespace virtcaps
+
+namespace virtcaps {
+
+namespace {
+
+// (libvirt's map name, QEMU's property name) where the two differ. Found by comparing
+// Debian 12's cpu_map/x86_features.xml with QEMU 7.2's expansion properties.
+constexpr std::pair<std::string_view, std::string_view> kQemuFeatureNames[] = {
+    {"cmp_legacy", "cmp-legacy"},       {"ds_cpl", "ds-cpl"},
+    {"fxsr_opt", "fxsr-opt"},           {"kvm_pv_eoi", "kvm-pv-eoi"},
+    {"kvm_pv_unhalt", "kvm-pv-unhalt"}, {"lahf_lm", "lahf-lm"},
+    {"nodeid_msr", "nodeid-msr"},       {"pclmuldq", "pclmulqdq"},
+    {"perfctr_core", "perfctr-core"},   {"perfctr_nb", "perfctr-nb"},
+    {"tsc_adjust", "tsc-adjust"},
+};
+
+// CPUID leaf 1 EAX for a family/model/stepping (the inverse of X86SignatureFromLeaf1).
+uint32_t Leaf1Signature(int64_t family, int64_t model, int64_t stepping) {
+  auto f = static_cast<uint32_t>(std::clamp<int64_t>(family, 0, 0xff + 0xf));
+  auto m = static_cast<uint32_t>(std::clamp<int64_t>(model, 0, 0xff));
+  auto s = static_cast<uint32_t>(std::clamp<int64_t>(stepping, 0, 0xf));
+  uint32_t eax = 0;
+  if (f > 0xf) {
+    eax |= (f - 0xf) << 20;
+    f = 0xf;
+  }
+  return eax | (f << 8) | ((m & 0xf) << 4) | ((m & 0xf0) << 12) | s;
+}
+
+}  // namespace
+
+std::string LibvirtX86FeatureName(std::string_view qemu_name) {
+  for (const auto& [libvirt, qemu] : kQemuFeatureNames) {
+    if (qemu == qemu_name) return std::string(libvirt);
+  }
+  return std::string(qemu_name);
+}
+
+X86Data X86DataFromExpansion(const X86CpuMap& map, const std::vector<CpuModelProperty>& expansion,
+                             bool migratable_only) {
+  X86Data data;
+  int64_t family = 0, model = 0, stepping = 0;
+  for (const CpuModelProperty& property : expansion) {
+    switch (property.kind) {
+      case CpuModelProperty::Kind::kBoolean: {
+        if (!property.enabled || (migratable_only && !property.migratable)) break;
+        if (const X86Feature* feature = map.FindFeature(LibvirtX86FeatureName(property.name))) {
+          data.Add(feature->data);
+        }
+        break;
+      }
+      case CpuModelProperty::Kind::kString:
+        if (property.name == "vendor" && property.text.size() == 12) {
+          uint32_t words[3] = {0, 0, 0};  // EBX, EDX, ECX
+          for (int i = 0; i < 12; ++i) {
+            words[i / 4] |= static_cast<uint32_t>(static_cast<unsigned char>(property.text[i]))
+                            << (8 * (i % 4));
+          }
+          CpuidRegisters& leaf0 = data.cpuid[{0, 0}];
+          leaf0.ebx = words[0];
+          leaf0.edx = words[1];
+          leaf0.ecx = words[2];
+        }
+        break;
+      case CpuModelProperty::Kind::kNumber:
+        if (property.name == "family") family = property.number;
+        if (property.name == "model") model = property.number;
+        if (property.name == "stepping") stepping = property.number;
+        break;
+    }
+  }
+  data.cpuid[{1, 0}].eax |= Leaf1Signature(family, model, stepping);
+  return data;
+}
+
+Expected<GuestHostModel> DecodeX86HypervisorCpu(const X86CpuMap& map, X86Data data,
+                                                const std::vector<HypervisorCpuModel>& models) {
+  const X86Vendor* vendor = TakeVendor(map, data);
+  X86SignatureFields signature;
+  bool have_signature = false;
+  if (auto leaf1 = data.cpuid.find({1, 0}); leaf1 != data.cpuid.end()) {
+    signature = X86SignatureFromLeaf1(leaf1->second.eax);
+    have_signature = (leaf1->second.eax & 0x0fff3fff) != 0;
+  }
+  DropBrokenTsx(map, vendor, signature, data);
+
+  const X86Model* chosen = nullptr;
+  std::vector<CpuFeaturePolicy> chosen_features;
+  for (auto model = map.models.rbegin(); model != map.models.rend(); ++model) {
+    auto offered = std::find_if(models.begin(), models.end(),
+                                [&](const HypervisorCpuModel& m) { return m.name == model->name; });
+    if (offered == models.end()) continue;  // the hypervisor does not know it
+    if (vendor && !model->vendor.empty() && model->vendor != vendor->name) continue;
+    // The model's removed features are not in its data: present ones are required
+    // (extra), absent ones disabled, as libvirt lists them for a guest CPU.
+    X86Data extra = data;
+    extra.Subtract(model->data);
+    X86Data missing = model->data;
+    missing.Subtract(data);
+    for (const std::string& name : model->removed_features) {
+      const X86Feature* feature = map.FindFeature(name);
+      if (feature != nullptr && !data.Contains(feature->data)) missing.Add(feature->data);
+    }
+    // A blocker the data does not provide beyond the model is disabled too.
+    for (const std::string& blocker : offered->blockers) {
+      const X86Feature* feature = map.FindFeature(blocker);
+      if (feature != nullptr && !extra.Contains(feature->data)) missing.Add(feature->data);
+    }
+    if (!model->decode_guest) continue;
+    std::vector<CpuFeaturePolicy> features;
+    for (std::string& name : FeaturesIn(map, extra)) features.push_back({"require", name});
+    for (std::string& name : FeaturesIn(map, missing)) features.push_back({"disable", name});
+
+    bool better = false;
+    if (chosen == nullptr) {
+      better = true;
+    } else if (have_signature &&
+               SignatureMatches(*chosen, signature) != SignatureMatches(*model, signature)) {
+      better = SignatureMatches(*model, signature);
+    } else {
+      better = features.size() < chosen_features.size();
+    }
+    if (better) {
+      chosen = &*model;
+      chosen_features = std::move(features);
+    }
+  }
+  if (chosen == nullptr) {
+    return Status::Error("no CPU model the hypervisor offers fits its CPU (vendor " +
+                         (vendor ? vendor->name : std::string("unknown")) + ")");
+  }
+  GuestHostModel decoded;
+  decoded.model = chosen->name;
+  decoded.vendor = vendor ? vendor->name : std::string();
+  decoded.features = std::move(chosen_features);
+  return decoded;
+}
+
+}  // namespace virtcaps

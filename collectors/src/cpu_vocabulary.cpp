@@ -1,7 +1,10 @@
 #include "virtcaps/cpu_vocabulary.h"
 
+#include <algorithm>
+
 #include "virtcaps/cpu_decode.h"
 #include "virtcaps/cpu_map.h"
+#include "virtcaps/qemu.h"
 #include "virtcaps/strings.h"
 
 namespace virtcaps {
@@ -110,21 +113,70 @@ Status DescribeByIds(const std::string& map_dir, const Cpuinfo& cpuinfo, HostCpu
 Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& guests) {
   std::optional<Expected<X86CpuMap>> map;
   for (Guest& guest : guests) {
-    if (guest.cpu_models.empty() || CpuMapArchFor(guest.arch) != "x86") continue;
-    if (!map) map = LoadX86CpuMap(cpu_map_dir);
-    if (!map->ok()) continue;
-    std::vector<GuestCpuModel> known;
-    for (GuestCpuModel& model : guest.cpu_models) {
-      for (const X86Model& candidate : (*map)->models) {
-        if (candidate.name != model.name) continue;
-        model.vendor = candidate.vendor.empty() ? "unknown" : candidate.vendor;
-        known.push_back(std::move(model));
-        break;
+    if (CpuMapArchFor(guest.arch) != "x86") continue;
+    for (GuestCpuModes& modes : guest.cpu_modes) {
+      if (modes.models.empty()) continue;
+      if (!map) map = LoadX86CpuMap(cpu_map_dir);
+      if (!map->ok()) continue;
+      std::vector<GuestCpuModel> known;
+      for (GuestCpuModel& model : modes.models) {
+        for (const X86Model& candidate : (*map)->models) {
+          if (candidate.name != model.name) continue;
+          model.vendor = candidate.vendor.empty() ? "unknown" : candidate.vendor;
+          known.push_back(std::move(model));
+          break;
+        }
       }
+      modes.models = std::move(known);
     }
-    guest.cpu_models = std::move(known);
   }
   if (map && !map->ok()) return Status::Error("guest CPU models not named: " + map->error());
+  return Status();
+}
+
+Status DescribeGuestHostModels(const std::string& cpu_map_dir, const std::string& host_arch,
+                               std::vector<Guest>& guests) {
+  std::optional<Expected<X86CpuMap>> map;
+  std::string problems;
+  for (Guest& guest : guests) {
+    if (!IsX86(guest.arch) || !QemuGuestIsNative(host_arch, guest.arch)) continue;
+    for (GuestCpuModes& modes : guest.cpu_modes) {
+      modes.host_model.reset();
+      if (!modes.expansion) continue;
+      if (!map) map = LoadX86CpuMap(cpu_map_dir);
+      if (!map->ok()) break;
+      std::vector<HypervisorCpuModel> offered;
+      for (const GuestCpuModel& model : modes.models) {
+        HypervisorCpuModel entry{model.name, {}};
+        for (const std::string& blocker : model.blockers) {
+          entry.blockers.push_back(LibvirtX86FeatureName(blocker));
+        }
+        offered.push_back(std::move(entry));
+      }
+      // libvirt reports the non-migratable variant (invtsc and the like included).
+      X86Data data = X86DataFromExpansion(**map, *modes.expansion, /*migratable_only=*/false);
+      auto decoded = DecodeX86HypervisorCpu(**map, std::move(data), offered);
+      if (decoded) {
+        modes.host_model = std::move(decoded).value();
+        // With a full expansion libvirt drops MSR features from the host-model.
+        if (modes.expansion_type == "full") {
+          auto& features = modes.host_model->features;
+          features.erase(std::remove_if(features.begin(), features.end(),
+                                        [&](const CpuFeaturePolicy& feature) {
+                                          const X86Feature* known =
+                                              (*map)->FindFeature(feature.name);
+                                          return known != nullptr && !known->data.msr.empty();
+                                        }),
+                         features.end());
+        }
+      } else {
+        problems += (problems.empty() ? "" : "; ") + guest.emulator + " (" + modes.virttype +
+                    "): " + decoded.error();
+      }
+    }
+  }
+  if (map && !map->ok()) return Status::Error("host-model not decoded: " + map->error());
+  if (!problems.empty()) return Status::Error("host-model not decoded: " + problems);
   return Status();
 }
 

@@ -1,17 +1,22 @@
 // The on-disk cache of emulator probes: one small XML file per emulator, valid for
 // one binary identity and one set of host facts (libvirt's invalidation rules).
 //
-//   <qemuProbeCache version='1'>
+//   <qemuProbeCache version='4'>
 //     <key emulator='...' device='..' inode='..' size='..' mtimeNs='..' ctimeNs='..'
 //          kvmUsable='yes' kernelRelease='..' microcode='..' cpuSignature='..'
 //          nested='..' sev='..'/>
-//     <guest hypervisor='qemu' osType='hvm' arch='x86_64' wordsize='64' emulator='...'>
+//     <guest hypervisor='qemu' osType='hvm' arch='x86_64' wordsize='64' emulator='...'
+//            qemuVersion='7.2.22'>
 //       <machine name='pc-i440fx-7.2' maxCpus='255' deprecated='no' default='yes'/>
 //       <domain type='kvm'/>
 //       <feature name='acpi' default='on' toggle='yes'/>
-//       <cpuModels virttype='kvm'>
+//       <cpuModes virttype='kvm' modelsProbed='yes'>
 //         <model name='EPYC' usable='no'><blocker name='svm'/></model>
-//       </cpuModels>
+//         <expansion type='static'>
+//           <property name='invtsc' kind='boolean' value='yes' migratable='no'/>
+//           <property name='family' kind='number' value='6' migratable='yes'/>
+//         </expansion>
+//       </cpuModes>
 //     </guest>
 //   </qemuProbeCache>
 #include <sys/stat.h>
@@ -30,7 +35,7 @@ namespace virtcaps {
 namespace {
 
 constexpr const char* kRootName = "qemuProbeCache";
-constexpr const char* kFormatVersion = "2";  // bump when the layout or the probe changes
+constexpr const char* kFormatVersion = "4";  // bump when the layout or the probe changes
 constexpr size_t kMaxCacheFileBytes = 4u << 20;
 
 int64_t Nanoseconds(const struct timespec& time) {
@@ -76,6 +81,7 @@ XmlElement GuestToXml(const Guest& guest) {
   element.SetAttribute("wordsize", std::to_string(guest.wordsize));
   element.SetAttribute("emulator", guest.emulator);
   element.SetAttribute("loader", guest.loader);
+  element.SetAttribute("qemuVersion", guest.qemu_version);
   AddMachines(element, guest.machines);
   for (const GuestDomain& domain : guest.domains) {
     XmlElement& child = element.Add("domain");
@@ -89,15 +95,37 @@ XmlElement GuestToXml(const Guest& guest) {
     if (feature.default_on) child.SetAttribute("default", *feature.default_on ? "on" : "off");
     if (feature.toggle) child.SetAttribute("toggle", YesNo(*feature.toggle));
   }
-  if (!guest.cpu_models_virttype.empty()) {
-    XmlElement& models = element.Add("cpuModels");
-    models.SetAttribute("virttype", guest.cpu_models_virttype);
-    for (const GuestCpuModel& model : guest.cpu_models) {
-      XmlElement& child = models.Add("model");
-      child.SetAttribute("name", model.name);
-      child.SetAttribute("usable", YesNo(model.usable));
+  for (const GuestCpuModes& modes : guest.cpu_modes) {
+    XmlElement& child = element.Add("cpuModes");
+    child.SetAttribute("virttype", modes.virttype);
+    child.SetAttribute("modelsProbed", YesNo(modes.models_probed));
+    for (const GuestCpuModel& model : modes.models) {
+      XmlElement& entry = child.Add("model");
+      entry.SetAttribute("name", model.name);
+      entry.SetAttribute("usable", YesNo(model.usable));
       for (const std::string& blocker : model.blockers) {
-        child.Add("blocker").SetAttribute("name", blocker);
+        entry.Add("blocker").SetAttribute("name", blocker);
+      }
+    }
+    if (modes.expansion) {
+      XmlElement& expansion = child.Add("expansion");
+      expansion.SetAttribute("type", modes.expansion_type);
+      for (const CpuModelProperty& property : *modes.expansion) {
+        XmlElement& entry = expansion.Add("property");
+        entry.SetAttribute("name", property.name);
+        switch (property.kind) {
+          case CpuModelProperty::Kind::kBoolean:
+            entry.SetAttribute("kind", "boolean").SetAttribute("value", YesNo(property.enabled));
+            break;
+          case CpuModelProperty::Kind::kNumber:
+            entry.SetAttribute("kind", "number")
+                .SetAttribute("value", std::to_string(property.number));
+            break;
+          case CpuModelProperty::Kind::kString:
+            entry.SetAttribute("kind", "string").SetAttribute("value", property.text);
+            break;
+        }
+        entry.SetAttribute("migratable", YesNo(property.migratable));
       }
     }
   }
@@ -146,7 +174,8 @@ std::optional<Guest> GuestFromXml(const XmlElement& element) {
   if (!Required(element, "hypervisor", guest.hypervisor) ||
       !Required(element, "osType", guest.os_type) || !Required(element, "arch", guest.arch) ||
       !Required(element, "wordsize", wordsize) || !Required(element, "emulator", guest.emulator) ||
-      !Required(element, "loader", guest.loader)) {
+      !Required(element, "loader", guest.loader) ||
+      !Required(element, "qemuVersion", guest.qemu_version)) {
     return std::nullopt;
   }
   auto wordsize_value = ParseUint(wordsize);
@@ -176,24 +205,59 @@ std::optional<Guest> GuestFromXml(const XmlElement& element) {
     }
     guest.features.push_back(std::move(feature));
   }
-  if (const XmlElement* models = element.Child("cpuModels")) {
-    if (!Required(*models, "virttype", guest.cpu_models_virttype) ||
-        guest.cpu_models_virttype.empty()) {
+  for (const XmlElement* child : element.ChildrenNamed("cpuModes")) {
+    GuestCpuModes modes;
+    if (!Required(*child, "virttype", modes.virttype) || modes.virttype.empty() ||
+        !ReadYesNo(*child, "modelsProbed", modes.models_probed)) {
       return std::nullopt;
     }
-    for (const XmlElement* child : models->ChildrenNamed("model")) {
+    for (const XmlElement* entry : child->ChildrenNamed("model")) {
       GuestCpuModel model;
-      if (!Required(*child, "name", model.name) || model.name.empty() ||
-          !ReadYesNo(*child, "usable", model.usable)) {
+      if (!Required(*entry, "name", model.name) || model.name.empty() ||
+          !ReadYesNo(*entry, "usable", model.usable)) {
         return std::nullopt;
       }
-      for (const XmlElement* blocker : child->ChildrenNamed("blocker")) {
+      for (const XmlElement* blocker : entry->ChildrenNamed("blocker")) {
         std::string name;
         if (!Required(*blocker, "name", name)) return std::nullopt;
         model.blockers.push_back(std::move(name));
       }
-      guest.cpu_models.push_back(std::move(model));
+      modes.models.push_back(std::move(model));
     }
+    if (const XmlElement* expansion = child->Child("expansion")) {
+      if (!Required(*expansion, "type", modes.expansion_type) ||
+          (modes.expansion_type != "static" && modes.expansion_type != "full")) {
+        return std::nullopt;
+      }
+      std::vector<CpuModelProperty> properties;
+      for (const XmlElement* entry : expansion->ChildrenNamed("property")) {
+        CpuModelProperty property;
+        std::string kind, value;
+        if (!Required(*entry, "name", property.name) || property.name.empty() ||
+            !Required(*entry, "kind", kind) || !Required(*entry, "value", value) ||
+            !ReadYesNo(*entry, "migratable", property.migratable)) {
+          return std::nullopt;
+        }
+        if (kind == "boolean") {
+          if (value != "yes" && value != "no") return std::nullopt;
+          property.kind = CpuModelProperty::Kind::kBoolean;
+          property.enabled = value == "yes";
+        } else if (kind == "number") {
+          auto number = ParseInt(value);
+          if (!number) return std::nullopt;
+          property.kind = CpuModelProperty::Kind::kNumber;
+          property.number = *number;
+        } else if (kind == "string") {
+          property.kind = CpuModelProperty::Kind::kString;
+          property.text = value;
+        } else {
+          return std::nullopt;
+        }
+        properties.push_back(std::move(property));
+      }
+      modes.expansion = std::move(properties);
+    }
+    guest.cpu_modes.push_back(std::move(modes));
   }
   return guest;
 }

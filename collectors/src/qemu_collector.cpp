@@ -67,6 +67,9 @@ class QemuCollector : public Collector {
     Status named =
         NameGuestCpuModels(context.paths.Root(context.config.host.cpu_map_dir), caps.guests);
     if (!named.ok()) errors += (errors.empty() ? "" : "; ") + named.message();
+    Status host_models = DescribeGuestHostModels(
+        context.paths.Root(context.config.host.cpu_map_dir), caps.cpu.arch, caps.guests);
+    if (!host_models.ok()) errors += (errors.empty() ? "" : "; ") + host_models.message();
     status.available = status.emulators_found > status.probes_failed;
     status.detail =
         results.empty() ? "no qemu-system-* (or /usr/libexec/qemu-kvm) emulator found" : errors;

@@ -92,10 +92,14 @@ class QmpSession {
   // Sends one command and returns its "return" value.
   // With tolerate_error, a QMP error reply (an unknown command) is returned as an
   // error with qmp_error() set, and the emulator keeps running.
-  Expected<JsonValue> Execute(const std::string& command, bool tolerate_error = false) {
+  // `arguments`, when given, is the command's arguments object as JSON text.
+  Expected<JsonValue> Execute(const std::string& command, bool tolerate_error = false,
+                              const std::string& arguments = "") {
     qmp_error_ = false;
     std::string id = "virtcaps-" + std::to_string(++sequence_);
-    std::string line = "{\"execute\": " + QuoteJson(command) + ", \"id\": " + QuoteJson(id) + "}";
+    std::string line = "{\"execute\": " + QuoteJson(command);
+    if (!arguments.empty()) line += ", \"arguments\": " + arguments;
+    line += ", \"id\": " + QuoteJson(id) + "}";
     Status written = process_.WriteLine(line, deadline_);
     if (!written.ok()) {
       if (process_.timed_out()) return TimedOut("sending " + command);  // input never drained
@@ -345,6 +349,130 @@ Expected<std::vector<GuestCpuModel>> CpuModelsFromQmp(const JsonValue& reply, si
   return models;
 }
 
+bool IsX86Target(const std::string& arch) { return arch == "x86_64" || arch == "i686"; }
+
+// One query-cpu-model-expansion reply's properties, in QEMU's order.
+Expected<std::vector<CpuModelProperty>> ExpansionFromQmp(const JsonValue& reply,
+                                                         size_t max_properties) {
+  const JsonValue* model = reply.Find("model");
+  const JsonValue* props = model ? model->Find("props") : nullptr;
+  if (props == nullptr || !props->is_object()) {
+    return Status::Error("query-cpu-model-expansion returned no model properties");
+  }
+  if (props->members().size() > max_properties) {
+    return Status::Error("query-cpu-model-expansion listed " +
+                         std::to_string(props->members().size()) +
+                         " properties, more than the cap of " + std::to_string(max_properties));
+  }
+  std::vector<CpuModelProperty> properties;
+  for (const auto& [name, value] : props->members()) {
+    CpuModelProperty property;
+    property.name = SanitizeText(name);
+    if (value.is_bool()) {
+      property.kind = CpuModelProperty::Kind::kBoolean;
+      property.enabled = value.bool_value();
+    } else if (value.is_number() && value.integer()) {
+      property.kind = CpuModelProperty::Kind::kNumber;
+      property.number = *value.integer();
+    } else if (value.is_string()) {
+      property.kind = CpuModelProperty::Kind::kString;
+      property.text = SanitizeText(value.string());
+    } else {
+      continue;  // a kind libvirt does not read either
+    }
+    properties.push_back(std::move(property));
+  }
+  return properties;
+}
+
+// libvirt's merge of the two expansions: what only the non-migratable one enables is
+// enabled and marked not migratable; what only it lists is added the same way.
+void MergeNonMigratable(std::vector<CpuModelProperty>& migratable,
+                        const std::vector<CpuModelProperty>& all) {
+  for (const CpuModelProperty& other : all) {
+    auto found = std::find_if(migratable.begin(), migratable.end(),
+                              [&](const CpuModelProperty& p) { return p.name == other.name; });
+    if (found == migratable.end()) {
+      CpuModelProperty added = other;
+      added.migratable = false;
+      migratable.push_back(std::move(added));
+    } else if (found->kind == CpuModelProperty::Kind::kBoolean &&
+               other.kind == CpuModelProperty::Kind::kBoolean && !found->enabled && other.enabled) {
+      found->enabled = true;
+      found->migratable = false;
+    }
+  }
+}
+
+// query-cpu-definitions and query-cpu-model-expansion under the session's accelerator
+// (`virttype`), as libvirt asks them: the expansion of "host" under KVM and of "max"
+// under TCG, static or full as below, migratable and not.
+Expected<GuestCpuModes> CpuModesFromSession(QmpSession& session, const std::string& virttype,
+                                            const std::string& arch, size_t max_models) {
+  GuestCpuModes modes;
+  modes.virttype = virttype;
+  // Old QEMUs and some targets lack it: the guest stands without CPU models.
+  auto cpu_definitions = session.Execute("query-cpu-definitions", /*tolerate_error=*/true);
+  if (!cpu_definitions && !session.qmp_error()) return cpu_definitions.status();
+  if (cpu_definitions) {
+    auto models = CpuModelsFromQmp(*cpu_definitions, max_models);
+    if (!models) return models.status();
+    modes.models = std::move(models).value();
+    modes.models_probed = true;
+  }
+  // The host-model is decoded for x86 only; elsewhere it is not asked for.
+  if (!IsX86Target(arch)) return modes;
+  // libvirt expands statically (QEMU's canonical feature names) only when QEMU's
+  // max-x86_64-cpu type has an unavailable-features property; qemu-system-i386 (no
+  // such type) and old QEMUs get a full expansion, every spelling of every feature.
+  auto properties_reply =
+      session.Execute("qom-list-properties", true, "{\"typename\": \"max-x86_64-cpu\"}");
+  if (!properties_reply && !session.qmp_error()) return properties_reply.status();
+  bool canonical = false;
+  if (properties_reply) {
+    for (const JsonValue& property : properties_reply->items()) {
+      const JsonValue* name = property.Find("name");
+      canonical = canonical || (name && name->string() == "unavailable-features");
+    }
+  }
+  std::string model = virttype == "kvm" ? "host" : "max";
+  std::string type = canonical ? "static" : "full";
+  modes.expansion_type = type;
+  std::string base = "{\"type\": \"" + type + "\", \"model\": {\"name\": \"" + model + "\"";
+  auto expanded = session.Execute("query-cpu-model-expansion", true, base + "}}");
+  if (!expanded) {
+    if (!session.qmp_error()) return expanded.status();
+    return modes;  // not implemented here: no host-model
+  }
+  auto all = session.Execute("query-cpu-model-expansion", true,
+                             base + ", \"props\": {\"migratable\": false}}}");
+  if (!all && !session.qmp_error()) return all.status();
+  // QEMU's x86 models have about 330 properties; far more is not a CPU model.
+  constexpr size_t kMaxProperties = 4096;
+  auto properties = ExpansionFromQmp(*expanded, kMaxProperties);
+  if (!properties) return properties.status();
+  if (all) {
+    auto non_migratable = ExpansionFromQmp(*all, kMaxProperties);
+    if (!non_migratable) return non_migratable.status();
+    MergeNonMigratable(*properties, *non_migratable);
+  }
+  modes.expansion = std::move(properties).value();
+  return modes;
+}
+
+// "7.2.22" from query-version; empty when the reply does not say.
+std::string VersionFromQmp(const JsonValue& reply) {
+  const JsonValue* qemu = reply.Find("qemu");
+  if (qemu == nullptr) return "";
+  std::string version;
+  for (const char* part : {"major", "minor", "micro"}) {
+    const JsonValue* value = qemu->Find(part);
+    if (value == nullptr || !value->integer() || *value->integer() < 0) return "";
+    version += (version.empty() ? "" : ".") + std::to_string(*value->integer());
+  }
+  return version;
+}
+
 // The conversation, from greeting to quit; the answers become the Guest.
 Expected<Guest> Converse(QmpSession& session, const std::string& emulator, size_t max_machines) {
   Status greeting = session.ReadGreeting();
@@ -360,16 +488,15 @@ Expected<Guest> Converse(QmpSession& session, const std::string& emulator, size_
   // A bad machine list fails the probe before anything else is asked.
   auto machines = MachinesFromQmp(*machines_reply, max_machines);
   if (!machines) return machines.status();
-  // Old QEMUs and some targets lack it: the guest stands without CPU models.
-  auto cpu_definitions = session.Execute("query-cpu-definitions", /*tolerate_error=*/true);
-  if (!cpu_definitions && !session.qmp_error()) return cpu_definitions.status();
-  session.Quit();
 
   std::string target_name;
   if (const JsonValue* name = target->Find("arch")) target_name = name->string();
   std::optional<ArchInfo> arch = QemuTargetArch(target_name);
   if (!arch) arch = QemuTargetArch(SuffixTarget(emulator));
-  if (!arch) return Status::Error("unknown target architecture " + Quoted(target_name));
+  if (!arch) {
+    session.Quit();
+    return Status::Error("unknown target architecture " + Quoted(target_name));
+  }
 
   Guest guest;
   guest.hypervisor = "qemu";
@@ -385,13 +512,30 @@ Expected<Guest> Converse(QmpSession& session, const std::string& emulator, size_
     guest.domains.push_back({"kvm", "", {}});
   }
   guest.features = FeaturesFor(guest.arch);
-  if (cpu_definitions) {
-    auto models = CpuModelsFromQmp(*cpu_definitions, max_machines);
-    if (!models) return models.status();
-    guest.cpu_models = std::move(models).value();
-    guest.cpu_models_virttype = guest.domains.back().type;  // the accelerator that came up
-  }
+
+  // The accelerator that came up.
+  auto modes = CpuModesFromSession(session, guest.domains.back().type, guest.arch, max_machines);
+  if (!modes) return modes.status();
+  if (modes->models_probed || modes->expansion) guest.cpu_modes.push_back(std::move(*modes));
+  auto version = session.Execute("query-version", /*tolerate_error=*/true);
+  if (!version && !session.qmp_error()) return version.status();
+  if (version) guest.qemu_version = VersionFromQmp(*version);
+  session.Quit();
   return guest;
+}
+
+// libvirt's second probe of an emulator whose first one ran under KVM: TCG only, for
+// the qemu virt type's named models and host-model.
+Expected<GuestCpuModes> ConverseTcg(QmpSession& session, const std::string& arch,
+                                    size_t max_machines) {
+  Status greeting = session.ReadGreeting();
+  if (!greeting.ok()) return greeting;
+  auto negotiated = session.Execute("qmp_capabilities");
+  if (!negotiated) return negotiated.status();
+  auto modes = CpuModesFromSession(session, "qemu", arch, max_machines);
+  if (!modes) return modes.status();
+  session.Quit();
+  return modes;
 }
 
 struct Candidate {
@@ -642,8 +786,16 @@ std::optional<ArchInfo> QemuTargetArch(std::string_view target) {
   return std::nullopt;
 }
 
-Expected<Guest> ProbeQemuEmulator(const std::string& emulator, const std::string& exec_path,
-                                  const QemuOptions& options, const Cancellation* cancel) {
+namespace {
+
+// Starts the emulator with `accel` and runs `converse` over its QMP; each session is
+// bounded by its own probe_timeout and the caps. Errors read "<emulator>: what" (with
+// `what_prefix`) and end with a stderr line, if any.
+template <typename Result, typename Converser>
+Expected<Result> RunQmpSession(const std::string& emulator, const std::string& exec_path,
+                               const QemuOptions& options, const Cancellation* cancel,
+                               const std::string& accel, const std::string& what_prefix,
+                               Converser converse) {
   std::chrono::milliseconds timeout = options.probe_timeout;
   Deadline deadline = std::chrono::steady_clock::now() + timeout;
   SubprocessOptions limits;
@@ -664,24 +816,46 @@ Expected<Guest> ProbeQemuEmulator(const std::string& emulator, const std::string
     }
   }
   // Like libvirt: no user config, no default devices, no display, the empty machine,
-  // KVM if it comes up (else TCG), and QMP on stdin/stdout.
+  // the accelerator asked for, and QMP on stdin/stdout.
   auto started =
       Subprocess::Start({program, "-S", "-no-user-config", "-nodefaults", "-nographic", "-display",
-                         "none", "-machine", "none,accel=kvm:tcg", "-qmp", "stdio"},
+                         "none", "-machine", "none,accel=" + accel, "-qmp", "stdio"},
                         limits);
   if (!started) {  // the error names the program; say which emulator that is, if it differs
-    if (program == emulator) return started.status();
-    return Status::Error(emulator + ": " + started.error());
+    if (program == emulator && what_prefix.empty()) return started.status();
+    return Status::Error(emulator + ": " + what_prefix + started.error());
   }
   Subprocess& process = **started;
   QmpSession session(process, deadline, timeout);
-  auto guest = Converse(session, emulator, static_cast<size_t>(options.max_machines));
-  if (guest) return guest;
+  Expected<Result> result = converse(session);
+  if (result) return result;
   process.Kill();  // no-op when the session already stopped it; collects stderr
-  std::string message = emulator + ": " + guest.error();
+  std::string message = emulator + ": " + what_prefix + result.error();
   std::string stderr_line = process.StderrLine();
   if (!stderr_line.empty()) message += "; stderr: " + stderr_line;
   return Status::Error(message);
+}
+
+}  // namespace
+
+Expected<Guest> ProbeQemuEmulator(const std::string& emulator, const std::string& exec_path,
+                                  const QemuOptions& options, const Cancellation* cancel) {
+  size_t max_machines = static_cast<size_t>(options.max_machines);
+  // KVM if it comes up, else TCG.
+  auto guest = RunQmpSession<Guest>(
+      emulator, exec_path, options, cancel, "kvm:tcg", "",
+      [&](QmpSession& session) { return Converse(session, emulator, max_machines); });
+  if (!guest || guest->domains.back().type != "kvm") return guest;
+  // As libvirt: when the first probe ran under KVM, a second one under TCG alone says
+  // what the qemu virt type offers. Its failure fails the probe (nothing half-known
+  // is cached).
+  auto tcg = RunQmpSession<GuestCpuModes>(emulator, exec_path, options, cancel, "tcg",
+                                          "TCG probe: ", [&](QmpSession& session) {
+                                            return ConverseTcg(session, guest->arch, max_machines);
+                                          });
+  if (!tcg) return tcg.status();
+  if (tcg->models_probed || tcg->expansion) guest->cpu_modes.push_back(std::move(*tcg));
+  return guest;
 }
 
 std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,

@@ -1,9 +1,9 @@
 // libvirt's domain capabilities document (domaincaps.rng), from the probed guests.
 // It says what the agent knows: the emulator, machine, vCPU limit and the CPU modes
-// with every named model and whether it is usable, and SEV where it surely cannot be
-// used. The host-model's model and features, firmware, devices and the other features
-// are not probed yet and are left out (the schema makes them optional) rather than
-// guessed.
+// with every named model and whether it is usable, the host-model's model and feature
+// policies, and SEV where it surely cannot be used. Firmware, devices and the other
+// features are not probed yet and are left out (the schema makes them optional) rather
+// than guessed.
 #include <algorithm>
 
 #include "virtcaps/renderers.h"
@@ -81,17 +81,36 @@ Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
   XmlElement& maximum = cpu.Add("mode");
   maximum.SetAttribute("name", "maximum").SetAttribute("supported", "yes");
   AddEnum(maximum, "maximumMigratable", {"on", "off"});
-  // Supported with either accelerator; which model it expands to is not computed yet.
-  cpu.Add("mode").SetAttribute("name", "host-model").SetAttribute("supported", "yes");
+  // The host-model as libvirt computes it from QEMU's expansion under this virt type;
+  // without one (no expansion, a non-native guest) libvirt does not offer the mode.
+  const GuestCpuModes* modes = guest->CpuModesFor(virttype);
+  XmlElement& host_model = cpu.Add("mode");
+  host_model.SetAttribute("name", "host-model");
+  if (modes != nullptr && modes->host_model) {
+    host_model.SetAttribute("supported", "yes");
+    host_model.Add("model", modes->host_model->model).SetAttribute("fallback", "forbid");
+    if (!modes->host_model->vendor.empty()) host_model.Add("vendor", modes->host_model->vendor);
+    for (const CpuFeaturePolicy& feature : modes->host_model->features) {
+      host_model.Add("feature")
+          .SetAttribute("policy", feature.policy)
+          .SetAttribute("name", feature.name);
+    }
+  } else {
+    host_model.SetAttribute("supported", "no");
+  }
   XmlElement& custom = cpu.Add("mode");
   custom.SetAttribute("name", "custom").SetAttribute("supported", "yes");
-  // Usability is known for the accelerator the probe ran with; for the other one the
-  // model exists but whether it is usable was not asked.
-  bool known = guest->cpu_models_virttype == virttype;
-  for (const GuestCpuModel& model : guest->cpu_models) {
-    custom.Add("model", model.name)
-        .SetAttribute("usable", known ? (model.usable ? "yes" : "no") : "unknown")
-        .SetAttribute("vendor", model.vendor.empty() ? "unknown" : model.vendor);
+  // Usability as probed under this virt type; a virt type that was not probed knows
+  // the models (the other one's list) but not whether they are usable.
+  const GuestCpuModes* listed = modes;
+  if (listed == nullptr && !guest->cpu_modes.empty()) listed = &guest->cpu_modes.front();
+  if (listed != nullptr) {
+    bool known = listed == modes;
+    for (const GuestCpuModel& model : listed->models) {
+      custom.Add("model", model.name)
+          .SetAttribute("usable", known ? (model.usable ? "yes" : "no") : "unknown")
+          .SetAttribute("vendor", model.vendor.empty() ? "unknown" : model.vendor);
+    }
   }
 
   // <sev supported='no'/>: nova (MEM_ENCRYPTION_CONTEXT inventory) and KubeVirt (the

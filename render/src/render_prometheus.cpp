@@ -362,6 +362,17 @@ void AddHypervisors(Exposition& out, const HostCapabilities& caps, const Refresh
                 "Emulators started for a QMP probe, summed over all refreshes since the start.",
                 static_cast<double>(refresh.qemu_probes_spawned_total));
   }
+  // One series per emulator binary (a guest derived from one, i686 from
+  // qemu-system-x86_64, is not a second emulator).
+  std::set<std::string> emulators;
+  for (const Guest& guest : caps.guests) {
+    if (guest.hypervisor != "qemu" || guest.qemu_version.empty()) continue;
+    if (!emulators.insert(guest.emulator).second) continue;
+    out.Gauge(
+        "virtcaps_qemu_emulator_info",
+        "A probed QEMU emulator, the guest arch it runs and its version (QMP query-version).", 1,
+        {{"emulator", guest.emulator}, {"arch", guest.arch}, {"version", guest.qemu_version}});
+  }
   // Per (hypervisor, os_type, arch): the domain types and how many machine types.
   // Two emulators for one arch merge, so every series stays unique and bounded.
   std::map<std::tuple<std::string, std::string, std::string>,
@@ -394,9 +405,11 @@ void AddHypervisors(Exposition& out, const HostCapabilities& caps, const Refresh
   // One series per named model per (arch, virttype): which hosts can run model X.
   std::map<std::tuple<std::string, std::string, std::string>, bool> usable;
   for (const Guest& guest : caps.guests) {
-    for (const GuestCpuModel& model : guest.cpu_models) {
-      bool& value = usable[{guest.arch, guest.cpu_models_virttype, model.name}];
-      value = value || model.usable;
+    for (const GuestCpuModes& modes : guest.cpu_modes) {
+      for (const GuestCpuModel& model : modes.models) {
+        bool& value = usable[{guest.arch, modes.virttype, model.name}];
+        value = value || model.usable;
+      }
     }
   }
   for (const auto& [key, value] : usable) {
@@ -406,6 +419,21 @@ void AddHypervisors(Exposition& out, const HostCapabilities& caps, const Refresh
         "host (QEMU's query-cpu-definitions lists no unavailable features), 0 if not.",
         Bool(value),
         {{"arch", std::get<0>(key)}, {"virttype", std::get<1>(key)}, {"model", std::get<2>(key)}});
+  }
+  // One series per (arch, virttype): the first emulator's host-model, as virsh picks it.
+  std::set<std::pair<std::string, std::string>> host_models;
+  for (const Guest& guest : caps.guests) {
+    for (const GuestCpuModes& modes : guest.cpu_modes) {
+      if (!modes.host_model || !host_models.insert({guest.arch, modes.virttype}).second) continue;
+      out.Gauge("virtcaps_guest_cpu_host_model_info",
+                "The CPU model (libvirt's CPU map) and vendor a host-model guest of this arch "
+                "and virt type gets on this host, as virsh domcapabilities says.",
+                1,
+                {{"arch", guest.arch},
+                 {"virttype", modes.virttype},
+                 {"model", modes.host_model->model},
+                 {"vendor", modes.host_model->vendor}});
+    }
   }
 }
 

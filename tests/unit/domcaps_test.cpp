@@ -22,10 +22,12 @@ HostCapabilities Host() {
                     {"pc", "pc-i440fx-7.2", 255u, false, false},
                     {"pc-q35-7.2", "", 288u, false, false}};
   guest.domains = {{"qemu", "", {}}, {"kvm", "", {}}};
-  guest.cpu_models_virttype = "kvm";
-  guest.cpu_models = {{"qemu64", false, {"svm"}, "unknown"},
-                      {"EPYC-Milan", false, {"svm", "pku"}, "AMD"},
-                      {"486", true, {}, "unknown"}};
+  GuestCpuModes& modes = guest.cpu_modes.emplace_back();
+  modes.virttype = "kvm";
+  modes.models = {{"qemu64", false, {"svm"}, "unknown"},
+                  {"EPYC-Milan", false, {"svm", "pku"}, "AMD"},
+                  {"486", true, {}, "unknown"}};
+  modes.host_model = GuestHostModel{"kvm64", "Intel", {{"require", "vme"}, {"disable", "pni"}}};
   caps.guests.push_back(guest);
   return caps;
 }
@@ -61,6 +63,23 @@ TEST(DomainCapabilities, DefaultsAreVirshs) {
                                              "host-model=yes", "custom=yes"}));
   EXPECT_NE(xml.find("<model usable='no' vendor='AMD'>EPYC-Milan</model>"), std::string::npos);
   EXPECT_NE(xml.find("<model usable='yes' vendor='unknown'>486</model>"), std::string::npos);
+  EXPECT_NE(xml.find("<mode name='host-model' supported='yes'>\n"
+                     "      <model fallback='forbid'>kvm64</model>\n"
+                     "      <vendor>Intel</vendor>\n"
+                     "      <feature policy='require' name='vme'/>\n"
+                     "      <feature policy='disable' name='pni'/>\n"
+                     "    </mode>"),
+            std::string::npos)
+      << xml;
+}
+
+TEST(DomainCapabilities, NoHostModelMeansTheModeIsNotSupported) {
+  HostCapabilities caps = Host();
+  caps.guests[0].cpu_modes[0].host_model.reset();
+  auto xml = RenderDomainCapabilitiesXml(caps, {});
+  ASSERT_TRUE(xml) << xml.error();
+  ExpectValid(*xml);
+  EXPECT_NE(xml->find("<mode name='host-model' supported='no'/>"), std::string::npos) << *xml;
 }
 
 TEST(DomainCapabilities, TcgHasNoPassthroughAndUnprobedUsability) {
@@ -69,8 +88,10 @@ TEST(DomainCapabilities, TcgHasNoPassthroughAndUnprobedUsability) {
   EXPECT_NE(xml.find("<mode name='host-passthrough' supported='no'/>"), std::string::npos);
   // The alias is reported as the machine it stands for.
   EXPECT_NE(xml.find("<machine>pc-i440fx-7.2</machine>"), std::string::npos);
-  // Models were probed under KVM only: under TCG their usability is not known.
+  // Models were probed under KVM only: under TCG their usability is not known, and
+  // neither is a host-model.
   EXPECT_NE(xml.find("<model usable='unknown' vendor='unknown'>486</model>"), std::string::npos);
+  EXPECT_NE(xml.find("<mode name='host-model' supported='no'/>"), std::string::npos);
   EXPECT_NE(Render({"", "", "pc-q35-7.2", ""}).find("<vcpu max='288'/>"), std::string::npos);
 }
 

@@ -36,9 +36,11 @@ TEST(GuestCpuModels, ListedAsLibvirtListsThem) {
   auto guest = ProbeQemuEmulator(fake, fake, QemuOptions{});
   ASSERT_TRUE(guest) << guest.error();
   // No versioned names an alias points at, no host/max modes; QEMU's order kept.
-  EXPECT_EQ(Describe(guest->cpu_models),
+  ASSERT_EQ(guest->cpu_modes.size(), 1u);  // the fake's KVM is not enabled: no TCG probe
+  EXPECT_EQ(Describe(guest->cpu_modes[0].models),
             (std::vector<std::string>{"Alpha blocked: svm avx2", "beta usable"}));
-  EXPECT_EQ(guest->cpu_models_virttype, "qemu");  // the fake's KVM is not enabled
+  EXPECT_EQ(guest->cpu_modes[0].virttype, "qemu");
+  EXPECT_FALSE(guest->cpu_modes[0].expansion);  // the fake cannot expand
 }
 
 TEST(GuestCpuModels, AnEmulatorWithoutQueryCpuDefinitionsStillYieldsItsGuest) {
@@ -46,8 +48,7 @@ TEST(GuestCpuModels, AnEmulatorWithoutQueryCpuDefinitionsStillYieldsItsGuest) {
   auto guest = ProbeQemuEmulator(fake, fake, QemuOptions{});
   ASSERT_TRUE(guest) << guest.error();
   EXPECT_FALSE(guest->machines.empty());
-  EXPECT_TRUE(guest->cpu_models.empty());
-  EXPECT_EQ(guest->cpu_models_virttype, "");
+  EXPECT_TRUE(guest->cpu_modes.empty());
 }
 
 TEST(GuestCpuModels, SurviveTheCache) {
@@ -61,27 +62,29 @@ TEST(GuestCpuModels, SurviveTheCache) {
   ASSERT_TRUE(WriteQemuCache(dir + "/cache", fake, *identity, facts, *guest));
   auto cached = ReadQemuCache(dir + "/cache", fake, *identity, facts);
   ASSERT_TRUE(cached);
-  EXPECT_EQ(Describe(cached->cpu_models), Describe(guest->cpu_models));
-  EXPECT_EQ(cached->cpu_models_virttype, guest->cpu_models_virttype);
+  ASSERT_EQ(cached->cpu_modes.size(), 1u);
+  EXPECT_EQ(Describe(cached->cpu_modes[0].models), Describe(guest->cpu_modes[0].models));
+  EXPECT_EQ(cached->cpu_modes[0].virttype, guest->cpu_modes[0].virttype);
 }
 
 TEST(GuestCpuModels, X86ModelsAreThoseLibvirtsMapKnowsWithItsVendor) {
   Guest guest;
   guest.arch = "x86_64";
-  guest.cpu_models_virttype = "kvm";
+  GuestCpuModes& modes = guest.cpu_modes.emplace_back();
+  modes.virttype = "kvm";
   for (const char* name : {"EPYC-Milan", "KnightsMill", "qemu64", "Denverton"}) {
-    guest.cpu_models.push_back(GuestCpuModel{name, false, {}, ""});
+    modes.models.push_back(GuestCpuModel{name, false, {}, ""});
   }
   std::vector<Guest> guests{guest};
   ASSERT_TRUE(
       NameGuestCpuModels(testing::SourceDir() + "/tests/fixtures/cpu_map/libvirt-9.0", guests)
           .ok());
-  EXPECT_EQ(Describe(guests[0].cpu_models),
+  EXPECT_EQ(Describe(guests[0].cpu_modes[0].models),
             (std::vector<std::string>{"EPYC-Milan blocked: vendor=AMD",
                                       "qemu64 blocked: vendor=unknown"}));
   std::vector<Guest> unnamed{guest};
   EXPECT_FALSE(NameGuestCpuModels("/no/such/map", unnamed).ok());
-  EXPECT_EQ(unnamed[0].cpu_models.size(), 4u);  // kept as QEMU named them
+  EXPECT_EQ(unnamed[0].cpu_modes[0].models.size(), 4u);  // kept as QEMU named them
 }
 
 // The real qemu-system-x86_64 under KVM on this machine: what the agent reports is
@@ -91,7 +94,7 @@ TEST(GuestCpuModelsLive, DebianQemuUnderKvmMatchesLibvirt) {
   if (!PathExists(qemu)) GTEST_SKIP() << qemu << " is not installed";
   auto guest = ProbeQemuEmulator(qemu, qemu, QemuOptions{});
   ASSERT_TRUE(guest) << guest.error();
-  if (guest->cpu_models_virttype != "kvm") GTEST_SKIP() << "KVM does not come up here";
+  if (!guest->CpuModesFor("kvm")) GTEST_SKIP() << "KVM does not come up here";
   std::vector<Guest> guests{*guest};
   ASSERT_TRUE(
       NameGuestCpuModels(testing::SourceDir() + "/tests/fixtures/cpu_map/libvirt-9.0", guests)
@@ -109,7 +112,7 @@ TEST(GuestCpuModelsLive, DebianQemuUnderKvmMatchesLibvirt) {
     }
   }
   std::vector<std::string> actual;
-  for (const GuestCpuModel& model : guests[0].cpu_models) {
+  for (const GuestCpuModel& model : guests[0].CpuModesFor("kvm")->models) {
     actual.push_back(model.name + (model.usable ? " usable" : " no") + " vendor=" + model.vendor);
   }
   if (actual != expected) {

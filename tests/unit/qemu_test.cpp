@@ -634,7 +634,7 @@ TEST_F(QemuFakeTest, CorruptTruncatedOrForeignCacheFilesAreIgnoredAndRebuilt) {
   std::string file = QemuCachePath(cache, fake);
   auto good = ReadFile(file);
   ASSERT_TRUE(good);
-  ASSERT_TRUE(Contains(*good, "version='2'"));
+  ASSERT_TRUE(Contains(*good, "version='4'"));
 
   auto replace = [](std::string text, const std::string& from, const std::string& to) {
     size_t at = text.find(from);
@@ -647,7 +647,7 @@ TEST_F(QemuFakeTest, CorruptTruncatedOrForeignCacheFilesAreIgnoredAndRebuilt) {
       {"empty", ""},
       {"binary junk", std::string("\x00\xff\x13garbage", 10)},
       {"foreign document", "<capabilities><host/></capabilities>\n"},
-      {"other version", replace(*good, "version='2'", "version='999'")},
+      {"other version", replace(*good, "version='4'", "version='999'")},
       {"other emulator's key", replace(*good, "emulator='" + fake + "'", "emulator='/x'")},
       {"damaged guest", replace(*good, "wordsize='64'", "wordsize='sixty-four'")},
       {"no guest", replace(replace(*good, "<guest ", "<other "), "</guest>", "</other>")},
@@ -808,6 +808,36 @@ TEST_F(QemuFakeTest, HangingEmulatorIsKilledAtTheTimeoutWhileOthersSucceed) {
   ASSERT_TRUE(leader.has_value());
   EXPECT_NE(::kill(static_cast<pid_t>(*leader), 0), 0);
   EXPECT_EQ(errno, ESRCH);
+}
+
+// libvirt's second, TCG-only probe: run when the first came up under KVM, and under
+// the same bounds (its own timeout; killed and reaped when it hangs).
+TEST_F(QemuFakeTest, KvmEmulatorIsProbedAgainUnderTcgAlone) {
+  std::string fake = InstallFake("fake-qmp", dir_ + "/withkvm-cpus");
+  auto results = Probe(OptionsFor({fake}));
+  ASSERT_TRUE(results[0].status.ok()) << results[0].status.message();
+  EXPECT_EQ(Runs(fake), 2u);  // two sessions, two processes
+  const Guest& guest = results[0].guest;
+  ASSERT_EQ(guest.domains.back().type, "kvm");
+  ASSERT_EQ(guest.cpu_modes.size(), 2u);
+  EXPECT_EQ(guest.cpu_modes[0].virttype, "kvm");
+  EXPECT_EQ(guest.cpu_modes[1].virttype, "qemu");
+  EXPECT_EQ(guest.cpu_modes[1].models.size(), 2u);
+}
+
+TEST_F(QemuFakeTest, HangingTcgSessionIsKilledAndFailsTheProbe) {
+  std::string fake = InstallFake("fake-qmp", dir_ + "/withkvm-tcghang");
+  QemuOptions options = OptionsFor({fake}, dir_ + "/cache");
+  options.probe_timeout = milliseconds(300);
+  auto results = Probe(options);
+  ASSERT_FALSE(results[0].status.ok());
+  EXPECT_EQ(results[0].status.message(),
+            fake +
+                ": TCG probe: timed out after 300 ms waiting for the reply to qmp_capabilities; "
+                "killed");
+  EXPECT_LT(results[0].seconds, 5.0);
+  // Nothing half-known is cached: the next refresh probes again.
+  EXPECT_FALSE(PathExists(QemuCachePath(dir_ + "/cache", fake)));
 }
 
 TEST_F(QemuFakeTest, GarbageOutputIsAClearError) {

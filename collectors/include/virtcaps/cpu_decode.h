@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "virtcaps/cpu_map.h"
+#include "virtcaps/model.h"
 #include "virtcaps/probes.h"
 #include "virtcaps/status.h"
 
@@ -43,5 +45,36 @@ struct X86SignatureFields {
   unsigned family = 0, model = 0, stepping = 0;
 };
 X86SignatureFields X86SignatureFromLeaf1(uint32_t eax);
+
+}  // namespace virtcaps
+
+namespace virtcaps {
+
+// libvirt's name of a QEMU x86 CPU feature (QEMU spells some with '-' where libvirt's
+// map has '_', and pclmulqdq as pclmuldq); other names are the same in both.
+std::string LibvirtX86FeatureName(std::string_view qemu_name);
+
+// The CPUID-like data libvirt builds from QEMU's CPU model expansion: every enabled
+// feature the map knows (unknown names are ignored, as libvirt does), the vendor
+// string as CPUID leaf 0, family/model/stepping as leaf 1 EAX. With
+// `migratable_only`, features the expansion marks not migratable are left out.
+X86Data X86DataFromExpansion(const X86CpuMap& map, const std::vector<CpuModelProperty>& expansion,
+                             bool migratable_only);
+
+// A named model as the hypervisor offers it, with what blocks it (libvirt's names).
+struct HypervisorCpuModel {
+  std::string name;
+  std::vector<std::string> blockers;
+};
+
+// libvirt's x86Decode of a hypervisor's CPU into a guest CPU definition (the
+// host-model of domain capabilities): only models the hypervisor knows, of the
+// data's vendor, that the map lets decode guests; each candidate requires the
+// data's features beyond it and disables its own features the data lacks plus its
+// blockers not otherwise provided; a signature match wins, then the fewest features
+// listed, required and disabled together (ties keep the newer). Errors when no
+// model fits.
+Expected<GuestHostModel> DecodeX86HypervisorCpu(const X86CpuMap& map, X86Data data,
+                                                const std::vector<HypervisorCpuModel>& models);
 
 }  // namespace virtcaps

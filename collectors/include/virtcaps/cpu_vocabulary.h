@@ -19,4 +19,11 @@ Status DescribeCpuInLibvirtTerms(const CollectContext& context, const Cpuinfo& c
 // models stay as QEMU named them, vendor empty; the error says why.
 Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& guests);
 
+// libvirt's host-model per virt type of each native x86 guest (virQEMUCapsInitHostCPUModel):
+// the expansion decoded against the map, among the models that virt type offers
+// (so call it after NameGuestCpuModels). Guests it cannot decode keep no host-model;
+// the error says which and why.
+Status DescribeGuestHostModels(const std::string& cpu_map_dir, const std::string& host_arch,
+                               std::vector<Guest>& guests);
+
 }  // namespace virtcaps

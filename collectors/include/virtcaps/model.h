@@ -261,6 +261,51 @@ struct GuestCpuModel {
   std::string vendor;                 // libvirt's map vendor, "unknown" for generic models
 };
 
+// One property of QEMU's CPU model expansion (QMP query-cpu-model-expansion): a CPU
+// feature (boolean), family/model/stepping (number) or vendor/model-id (string).
+struct CpuModelProperty {
+  enum class Kind { kBoolean, kNumber, kString };
+  std::string name;  // QEMU's name
+  Kind kind = Kind::kBoolean;
+  bool enabled = false;  // kBoolean
+  int64_t number = 0;    // kNumber
+  std::string text;      // kString
+  // libvirt asks twice (migratable, and with migratable=off): a feature only the
+  // second expansion enables (invtsc) is enabled here and not migratable.
+  bool migratable = true;
+};
+
+// A feature of libvirt's host-model CPU and what a guest does with it.
+struct CpuFeaturePolicy {
+  std::string policy;  // require, disable
+  std::string name;    // libvirt's name
+};
+
+// libvirt's host-model for one virt type: the model of its CPU map (restricted to
+// those the emulator knows) QEMU's expansion decodes to, with the features to
+// require and to disable on top of it, in libvirt's order.
+struct GuestHostModel {
+  std::string model;
+  std::string vendor;
+  std::vector<CpuFeaturePolicy> features;
+};
+
+// What one accelerator (virt type) offers a guest CPU, as probed under it.
+struct GuestCpuModes {
+  std::string virttype;               // kvm or qemu
+  std::vector<GuestCpuModel> models;  // query-cpu-definitions; empty when not asked
+  bool models_probed = false;         // the emulator answered query-cpu-definitions
+  // query-cpu-model-expansion of "host" (kvm) or "max" (qemu); nullopt when the
+  // emulator cannot expand (old QEMU, a target without it).
+  std::optional<std::vector<CpuModelProperty>> expansion;
+  // "static" (QEMU's canonical names) or "full" (every spelling; libvirt then also
+  // leaves MSR features out of the host-model), as libvirt chooses for this QEMU.
+  std::string expansion_type;
+  // Decoded from `expansion` by the qemu collector against the CPU map (not cached);
+  // nullopt: no host-model (libvirt then says supported='no').
+  std::optional<GuestHostModel> host_model;
+};
+
 // One <guest> of the capabilities document: what one hypervisor can run for one arch.
 struct Guest {
   std::string hypervisor;  // qemu, xen, lxc: which of our hypervisor entries produced it
@@ -272,10 +317,17 @@ struct Guest {
   std::vector<GuestMachine> machines;
   std::vector<GuestDomain> domains;
   std::vector<GuestFeature> features;
-  // Named CPU models under the accelerator the probe ran with (cpu_models_virttype:
-  // kvm when KVM came up, else qemu); empty when the emulator cannot say.
-  std::string cpu_models_virttype;
-  std::vector<GuestCpuModel> cpu_models;
+  // Per virt type, the first probe's accelerator first (kvm when KVM came up, else
+  // qemu), then qemu from libvirt's second, TCG-only probe when the first ran on KVM.
+  std::vector<GuestCpuModes> cpu_modes;
+  std::string qemu_version;  // query-version: "7.2.22"; empty when not known
+
+  const GuestCpuModes* CpuModesFor(const std::string& virttype) const {
+    for (const GuestCpuModes& modes : cpu_modes) {
+      if (modes.virttype == virttype) return &modes;
+    }
+    return nullptr;
+  }
 };
 
 // How one configured hypervisor fared.
