@@ -112,6 +112,19 @@ bool SignatureMatches(const X86Model& model, const X86SignatureFields& host) {
                      });
 }
 
+// libvirt's choice between the candidate models that fit: a model whose signature
+// matches the CPU's beats one whose does not; otherwise the one that needs fewer
+// features listed beside it. `chosen` is the best so far (nullptr: none yet).
+bool IsBetterCandidate(const X86Model& candidate, size_t candidate_features, const X86Model* chosen,
+                       size_t chosen_features, const X86SignatureFields* signature) {
+  if (chosen == nullptr) return true;
+  if (signature != nullptr &&
+      SignatureMatches(*chosen, *signature) != SignatureMatches(candidate, *signature)) {
+    return SignatureMatches(candidate, *signature);
+  }
+  return candidate_features < chosen_features;
+}
+
 // Haswell and early Haswell-EP/Broadwell parts whose TSX microcode disabled: libvirt
 // ignores hle/rtm there, so the noTSX models fit.
 void DropBrokenTsx(const X86CpuMap& map, const X86Vendor* vendor,
@@ -179,16 +192,8 @@ Expected<DecodedCpu> DecodeX86HostCpu(const X86CpuMap& map, X86Data data) {
     extra.Subtract(model->data);
     std::vector<std::string> features = FeaturesIn(map, extra);
 
-    bool better = false;
-    if (chosen == nullptr) {
-      better = true;
-    } else if (have_signature &&
-               SignatureMatches(*chosen, signature) != SignatureMatches(*model, signature)) {
-      better = SignatureMatches(*model, signature);
-    } else {
-      better = features.size() < chosen_features.size();
-    }
-    if (better) {
+    if (IsBetterCandidate(*model, features.size(), chosen, chosen_features.size(),
+                          have_signature ? &signature : nullptr)) {
       chosen = &*model;
       chosen_features = std::move(features);
     }
@@ -350,16 +355,8 @@ Expected<GuestHostModel> DecodeX86HypervisorCpu(const X86CpuMap& map, X86Data da
     for (std::string& name : FeaturesIn(map, extra)) features.push_back({"require", name});
     for (std::string& name : FeaturesIn(map, missing)) features.push_back({"disable", name});
 
-    bool better = false;
-    if (chosen == nullptr) {
-      better = true;
-    } else if (have_signature &&
-               SignatureMatches(*chosen, signature) != SignatureMatches(*model, signature)) {
-      better = SignatureMatches(*model, signature);
-    } else {
-      better = features.size() < chosen_features.size();
-    }
-    if (better) {
+    if (IsBetterCandidate(*model, features.size(), chosen, chosen_features.size(),
+                          have_signature ? &signature : nullptr)) {
       chosen = &*model;
       chosen_features = std::move(features);
     }
