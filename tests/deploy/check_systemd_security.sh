@@ -43,8 +43,8 @@
 # A canary run in the same sandbox (as nobody) checks that it is in force: read-only
 # but for the cache, no namespaces, no netlink socket, no chroot or clock or realtime
 # or personality change, no capabilities, other users' processes hidden, umask 0077.
-# Needs root (unshare, setpriv). The build tree must not be under /home or /tmp (they
-# are hidden in the sandbox); the work files go to /run.
+# Needs root (unshare, setpriv). The work files go to /run, which the sandbox shows
+# (read-only); so does a copy of the agent when its build tree is under /home or /tmp.
 # Usage: check_systemd_security.sh AGENT_BINARY SOURCE_DIR
 set -euo pipefail
 agent=$(realpath "$1")
@@ -56,11 +56,29 @@ need_packages systemd python3-seccomp qemu-system-x86 util-linux libxml2-utils
 ok() { echo "ok   $*"; }
 agent_unit=$source_dir/deploy/systemd/virtcaps-agent.service
 textfile_unit=$source_dir/deploy/textfile/virtcaps-textfile.service
-case $agent in /home/* | /root/* | /tmp/* | /var/tmp/*) fail "$agent is hidden by ProtectHome=/PrivateTmp=: build elsewhere" ;; esac
-
 work=$(mktemp -d -p /run virtcaps-sandbox.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 chmod 0755 "$work"
+# A build tree under /home, /root or /tmp is hidden in the sandbox (ProtectHome=,
+# PrivateTmp=): then both runs use a copy of the agent under /run, and its TLS shims
+# (found through its RUNPATH, which points into the hidden tree) through
+# LD_LIBRARY_PATH. The shims have unversioned names that no emulator asks for.
+case $agent in
+  /home/* | /root/* | /tmp/* | /var/tmp/*)
+    mkdir -m 0755 "$work/bin" "$work/lib"
+    cp "$agent" "$work/bin/virtcaps-agent"
+    runpath=$(readelf -d "$agent" | sed -n 's/.*Library runpath: \[\(.*\)\]/\1/p')
+    IFS=: read -r -a runpath_dirs <<<"$runpath"
+    for dir in "${runpath_dirs[@]}"; do
+      [[ -n $dir && -d $dir ]] && cp -L "$dir"/*.so* "$work/lib/" 2>/dev/null || true
+    done
+    chmod -R a+rX "$work/bin" "$work/lib"
+    export LD_LIBRARY_PATH=$work/lib
+    agent=$work/bin/virtcaps-agent
+    "$agent" --version >/dev/null || fail "the agent's copy under /run does not start"
+    echo "note the build tree is hidden in the sandbox: both runs use a copy in $work"
+    ;;
+esac
 
 # --- (1) the ratings
 for unit in "$agent_unit" "$textfile_unit"; do
