@@ -59,8 +59,24 @@ textfile_unit=$source_dir/deploy/textfile/virtcaps-textfile.service
 work=$(mktemp -d -p /run virtcaps-sandbox.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 chmod 0755 "$work"
-# A build tree under /home, /root or /tmp is hidden in the sandbox (ProtectHome=,
-# PrivateTmp=): then both runs use a copy of the agent under /run, and its TLS shims
+# A source tree under /home, /root or /tmp is hidden in the sandbox (ProtectHome=,
+# PrivateTmp=): then the parts used in there (the units, config, the sandbox scripts,
+# the textfile script) are copied under /run first.
+case $source_dir in
+  /home/* | /root/* | /tmp/* | /var/tmp/*)
+    mkdir -m 0755 "$work/src" "$work/src/tests"
+    cp -r "$source_dir/deploy" "$source_dir/config" "$work/src/"
+    cp -r "$source_dir/tests/deploy" "$source_dir/tests/support" "$work/src/tests/"
+    chmod -R a+rX "$work/src"
+    source_dir=$work/src
+    here=$work/src/tests/deploy
+    agent_unit=$source_dir/deploy/systemd/virtcaps-agent.service
+    textfile_unit=$source_dir/deploy/textfile/virtcaps-textfile.service
+    echo "note the source tree is hidden in the sandbox: its parts used there are copied to $work/src"
+    ;;
+esac
+# A build tree under /home, /root or /tmp is hidden too: then both runs use a copy of
+# the agent under /run, and its TLS shims
 # (found through its RUNPATH, which points into the hidden tree) through
 # LD_LIBRARY_PATH. The shims have unversioned names that no emulator asks for.
 case $agent in
