@@ -4,6 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
+# Some tests run the agent as an unprivileged user (nobody): the checkout must be
+# reachable by other users. A clone in a `mktemp -d` directory (mode 0700) is not, so
+# give its directories search permission (x only, nothing readable is opened up).
+dir=$PWD
+while [[ $dir != / ]]; do
+  if [[ ! -O $dir ]] || [[ $(stat -c %A "$dir") == *x ]]; then dir=$(dirname "$dir"); continue; fi
+  chmod o+x "$dir"
+  dir=$(dirname "$dir")
+done
 build_dir=build
 options=(-DVIRTCAPS_WERROR=ON -DVIRTCAPS_BUILD_TESTS=ON)
 if [[ "${VIRTCAPS_SANITIZE:-0}" == "1" ]]; then
