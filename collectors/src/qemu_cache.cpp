@@ -1,7 +1,7 @@
 // The on-disk cache of emulator probes: one small XML file per emulator, valid for
 // one binary identity and one set of host facts (libvirt's invalidation rules).
 //
-//   <qemuProbeCache version='4'>
+//   <qemuProbeCache version='5'>
 //     <key emulator='...' device='..' inode='..' size='..' mtimeNs='..' ctimeNs='..'
 //          kvmUsable='yes' kernelRelease='..' microcode='..' cpuSignature='..'
 //          nested='..' sev='..'/>
@@ -17,6 +17,11 @@
 //           <property name='family' kind='number' value='6' migratable='yes'/>
 //         </expansion>
 //       </cpuModes>
+//       <deviceFacts>
+//         <answered name='qom-list-types'/>
+//         <found name='type:VGA'/>
+//         <hyperv name='spinlocks'/>
+//       </deviceFacts>
 //     </guest>
 //   </qemuProbeCache>
 #include <sys/stat.h>
@@ -35,7 +40,7 @@ namespace virtcaps {
 namespace {
 
 constexpr const char* kRootName = "qemuProbeCache";
-constexpr const char* kFormatVersion = "4";  // bump when the layout or the probe changes
+constexpr const char* kFormatVersion = "5";  // bump when the layout or the probe changes
 constexpr size_t kMaxCacheFileBytes = 4u << 20;
 
 int64_t Nanoseconds(const struct timespec& time) {
@@ -127,6 +132,19 @@ XmlElement GuestToXml(const Guest& guest) {
         }
         entry.SetAttribute("migratable", YesNo(property.migratable));
       }
+    }
+  }
+  // Host state (swtpm) is not the emulator's and is not cached.
+  if (guest.device_facts) {
+    XmlElement& facts = element.Add("deviceFacts");
+    for (const std::string& name : guest.device_facts->answered) {
+      facts.Add("answered").SetAttribute("name", name);
+    }
+    for (const std::string& name : guest.device_facts->found) {
+      facts.Add("found").SetAttribute("name", name);
+    }
+    for (const std::string& name : guest.device_facts->hyperv) {
+      facts.Add("hyperv").SetAttribute("name", name);
     }
   }
   return element;
@@ -258,6 +276,21 @@ std::optional<Guest> GuestFromXml(const XmlElement& element) {
       modes.expansion = std::move(properties);
     }
     guest.cpu_modes.push_back(std::move(modes));
+  }
+  if (const XmlElement* facts = element.Child("deviceFacts")) {
+    GuestDeviceFacts device_facts;
+    const std::pair<const char*, std::vector<std::string>*> lists[] = {
+        {"answered", &device_facts.answered},
+        {"found", &device_facts.found},
+        {"hyperv", &device_facts.hyperv}};
+    for (const auto& [tag, list] : lists) {
+      for (const XmlElement* entry : facts->ChildrenNamed(tag)) {
+        std::string name;
+        if (!Required(*entry, "name", name) || name.empty()) return std::nullopt;
+        list->push_back(std::move(name));
+      }
+    }
+    guest.device_facts = std::move(device_facts);
   }
   return guest;
 }

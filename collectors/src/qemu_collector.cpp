@@ -61,8 +61,17 @@ class QemuCollector : public Collector {
       }
       probed.push_back(std::move(result.guest));
     }
-    for (Guest& guest : LibvirtQemuGuests(std::move(probed), caps.cpu.arch))
+    // Host state the domain capabilities' TPM depends on, looked at every refresh
+    // (libvirt's virTPMHasSwtpm: swtpm on $PATH), never cached with the probe.
+    bool swtpm = false;
+    for (const char* dir :
+         {"usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin"}) {
+      swtpm = swtpm || PathExists(context.paths.Root(std::string(dir) + "/swtpm"));
+    }
+    for (Guest& guest : LibvirtQemuGuests(std::move(probed), caps.cpu.arch)) {
+      if (guest.device_facts) guest.device_facts->swtpm = swtpm;
       caps.guests.push_back(std::move(guest));
+    }
     // libvirt's model names and vendors (cpu_vocabulary.cpp); a bad map is only noted.
     Status named =
         NameGuestCpuModels(context.paths.Root(context.config.host.cpu_map_dir), caps.guests);

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdio>
 #include <exception>
+#include <iterator>
+#include <map>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -473,6 +475,286 @@ std::string VersionFromQmp(const JsonValue& reply) {
   return version;
 }
 
+// The QOM types libvirt 9.0's virQEMUCapsObjectTypes maps to the flags its domain
+// capabilities read (disk, video, hostdev, rng, filesystem, redirdev, memoryBacking,
+// iothreads, vmcoreinfo, genid, sgx). Only these are kept of qom-list-types.
+constexpr const char* kDeviceQomTypes[] = {
+    "VGA",
+    "bochs-display",
+    "cirrus-vga",
+    "ich9-ahci",
+    "ich9-usb-ehci1",
+    "iothread",
+    "memory-backend-file",
+    "memory-backend-memfd",
+    "nec-usb-xhci",
+    "pci-ohci",
+    "piix3-usb-uhci",
+    "piix4-usb-uhci",
+    "qemu-xhci",
+    "qxl",
+    "ramfb",
+    "rng-builtin",
+    "rng-egd",
+    "rng-random",
+    "sgx-epc",
+    "usb-ehci",
+    "usb-redir",
+    "usb-storage",
+    "vfio-pci",
+    "vhost-scsi-pci-non-transitional",
+    "vhost-scsi-pci-transitional",
+    "vhost-user-fs-device",
+    "vhost-vsock-pci-non-transitional",
+    "vhost-vsock-pci-transitional",
+    "virtio-9p-pci-non-transitional",
+    "virtio-9p-pci-transitional",
+    "virtio-balloon-pci-non-transitional",
+    "virtio-balloon-pci-transitional",
+    "virtio-blk-pci-non-transitional",
+    "virtio-blk-pci-transitional",
+    "virtio-gpu-device",
+    "virtio-gpu-pci",
+    "virtio-net-pci-non-transitional",
+    "virtio-net-pci-transitional",
+    "virtio-rng-ccw",
+    "virtio-rng-device",
+    "virtio-rng-pci",
+    "virtio-rng-pci-non-transitional",
+    "virtio-rng-pci-transitional",
+    "virtio-scsi-pci-non-transitional",
+    "virtio-scsi-pci-transitional",
+    "virtio-serial-pci-non-transitional",
+    "virtio-serial-pci-transitional",
+    "vmcoreinfo",
+    "vmgenid",
+    "vmware-svga",
+    "vt82c686b-usb-uhci",
+};
+
+// The QMP commands libvirt's domain capabilities depend on (virQEMUCapsCommands).
+constexpr const char* kDeviceCommands[] = {"blockdev-reopen", "query-vnc"};
+
+// libvirt's QMP schema queries (virQEMUCapsQMPSchemaQueries) that decide graphics types
+// and incremental backup, in its path syntax: COMMAND/arg-type|ret-type/MEMBER/...,
+// "+NAME" a variant of a union.
+struct SchemaQuery {
+  const char* name;  // the fact recorded as "schema:NAME"
+  const char* path;
+};
+constexpr SchemaQuery kSchemaQueries[] = {
+    {"display-sdl", "query-display-options/ret-type/+sdl"},
+    {"display-egl-headless", "query-display-options/ret-type/+egl-headless"},
+    {"display-dbus", "query-display-options/ret-type/+dbus"},
+    {"block-bitmap-mapping",
+     "migrate-set-parameters/arg-type/block-bitmap-mapping/bitmaps/transform"},
+};
+
+// libvirt 9.0's Hyper-V enlightenments (virDomainHyperv), in its order; QEMU names
+// them "hv-" + the name with '-' for '_'.
+constexpr const char* kHypervFeatures[] = {
+    "relaxed",         "vapic",    "spinlocks", "vpindex",   "runtime",
+    "synic",           "stimer",   "reset",     "vendor_id", "frequencies",
+    "reenlightenment", "tlbflush", "ipi",       "evmcs",     "avic",
+};
+
+// The introspected QMP schema (query-qmp-schema), indexed by entity name.
+class QmpSchema {
+ public:
+  explicit QmpSchema(const JsonValue& reply) {
+    for (const JsonValue& entity : reply.items()) {
+      const JsonValue* name = entity.Find("name");
+      if (name != nullptr && name->is_string()) entities_.emplace(name->string(), &entity);
+    }
+  }
+
+  bool HasCommand(const std::string& name) const {
+    const JsonValue* entity = Lookup(name);
+    return entity != nullptr && MetaType(*entity) == "command";
+  }
+
+  // Whether `path` (libvirt's query syntax, without its ^/$ forms) leads somewhere.
+  bool PathExists(std::string_view path) const {
+    std::vector<std::string_view> parts = Split(path, '/');
+    if (parts.empty()) return false;
+    const JsonValue* entity = Lookup(std::string(parts[0]));
+    if (entity == nullptr || MetaType(*entity) != "command") return false;
+    return Walk(*entity, parts, 1, 0);
+  }
+
+ private:
+  const JsonValue* Lookup(const std::string& name) const {
+    auto found = entities_.find(name);
+    return found == entities_.end() ? nullptr : found->second;
+  }
+
+  static std::string MetaType(const JsonValue& entity) {
+    const JsonValue* meta = entity.Find("meta-type");
+    return meta != nullptr ? meta->string() : "";
+  }
+
+  const JsonValue* TypeNamed(const JsonValue* name) const {
+    return name != nullptr && name->is_string() ? Lookup(name->string()) : nullptr;
+  }
+
+  // `depth` bounds the walk through arrays and alternates (a schema could loop).
+  bool Walk(const JsonValue& entity, const std::vector<std::string_view>& parts, size_t next,
+            int depth) const {
+    if (next == parts.size()) return true;
+    if (depth > 32) return false;
+    std::string meta = MetaType(entity);
+    std::string_view part = parts[next];
+    if (meta == "command") {
+      if (part != "arg-type" && part != "ret-type") return false;
+      const JsonValue* type = TypeNamed(entity.Find(std::string(part)));
+      return type != nullptr && Walk(*type, parts, next + 1, depth + 1);
+    }
+    if (meta == "array") {
+      const JsonValue* element = TypeNamed(entity.Find("element-type"));
+      return element != nullptr && Walk(*element, parts, next, depth + 1);
+    }
+    if (meta == "alternate") {
+      const JsonValue* members = entity.Find("members");
+      if (members == nullptr) return false;
+      for (const JsonValue& member : members->items()) {
+        const JsonValue* type = TypeNamed(member.Find("type"));
+        if (type != nullptr && Walk(*type, parts, next, depth + 1)) return true;
+      }
+      return false;
+    }
+    if (meta != "object") return false;
+    bool variant = !part.empty() && part.front() == '+';
+    std::string_view wanted = variant ? part.substr(1) : part;
+    const JsonValue* list = entity.Find(variant ? "variants" : "members");
+    if (list == nullptr) return false;
+    for (const JsonValue& item : list->items()) {
+      const JsonValue* key = item.Find(variant ? "case" : "name");
+      if (key == nullptr || key->string() != wanted) continue;
+      const JsonValue* type = TypeNamed(item.Find("type"));
+      return type != nullptr && Walk(*type, parts, next + 1, depth + 1);
+    }
+    return false;
+  }
+
+  std::map<std::string, const JsonValue*> entities_;
+};
+
+// The strings of a QMP reply that is a list of strings (query-tpm-models/-types).
+std::vector<std::string> StringItems(const JsonValue& reply) {
+  std::vector<std::string> values;
+  for (const JsonValue& item : reply.items()) {
+    if (item.is_string()) values.push_back(item.string());
+  }
+  return values;
+}
+
+// What libvirt's domain capabilities need of this emulator beyond machines and CPUs,
+// asked as libvirt 9.0 asks it. A command the emulator refuses leaves its facts
+// unknown (the probe goes on); only a broken conversation fails the probe.
+Expected<GuestDeviceFacts> DeviceFactsFromSession(QmpSession& session, const std::string& arch,
+                                                  bool kvm) {
+  std::set<std::string> answered, found;
+  auto ask = [&](const std::string& command,
+                 const std::string& arguments = "") -> Expected<std::optional<JsonValue>> {
+    auto reply = session.Execute(command, /*tolerate_error=*/true, arguments);
+    if (reply) return std::optional<JsonValue>(std::move(reply).value());
+    if (!session.qmp_error()) return reply.status();
+    return std::optional<JsonValue>();
+  };
+
+  auto types = ask("qom-list-types");
+  if (!types) return types.status();
+  if (*types && (*types)->is_array()) {
+    answered.insert("qom-list-types");
+    std::set<std::string_view> wanted(std::begin(kDeviceQomTypes), std::end(kDeviceQomTypes));
+    for (const JsonValue& type : (*types)->items()) {
+      const JsonValue* name = type.Find("name");
+      if (name != nullptr && wanted.count(name->string())) found.insert("type:" + name->string());
+    }
+  }
+
+  auto schema_reply = ask("query-qmp-schema");
+  if (!schema_reply) return schema_reply.status();
+  if (*schema_reply && (*schema_reply)->is_array()) {
+    answered.insert("query-qmp-schema");
+    QmpSchema schema(**schema_reply);
+    for (const char* command : kDeviceCommands) {
+      if (schema.HasCommand(command)) found.insert(std::string("command:") + command);
+    }
+    for (const SchemaQuery& query : kSchemaQueries) {
+      if (schema.PathExists(query.path)) found.insert(std::string("schema:") + query.name);
+    }
+  }
+
+  auto options = ask("query-command-line-options");
+  if (!options) return options.status();
+  if (*options && (*options)->is_array()) {
+    answered.insert("command-line-options");
+    for (const JsonValue& option : (*options)->items()) {
+      const JsonValue* name = option.Find("option");
+      if (name != nullptr && name->string() == "spice") found.insert("option:spice");
+    }
+  }
+
+  // As libvirt: the backends only when the models answered.
+  auto models = ask("query-tpm-models");
+  if (!models) return models.status();
+  if (*models && (*models)->is_array()) {
+    answered.insert("query-tpm-models");
+    for (const std::string& model : StringItems(**models)) {
+      if (model == "tpm-tis" || model == "tpm-crb" || model == "tpm-spapr") {
+        found.insert("tpm-model:" + model);
+      }
+    }
+    auto tpm_types = ask("query-tpm-types");
+    if (!tpm_types) return tpm_types.status();
+    if (*tpm_types && (*tpm_types)->is_array()) {
+      answered.insert("query-tpm-types");
+      for (const std::string& type : StringItems(**tpm_types)) {
+        if (type == "passthrough" || type == "emulator") found.insert("tpm-type:" + type);
+      }
+    }
+  }
+
+  // SGX is asked only of an emulator with the sgx-epc device; an error means the host
+  // cannot run SGX guests, which is an answer too.
+  if (found.count("type:sgx-epc")) {
+    auto sgx = session.Execute("query-sgx-capabilities", /*tolerate_error=*/true);
+    if (!sgx && !session.qmp_error()) return sgx.status();
+    answered.insert("query-sgx-capabilities");
+    if (sgx) found.insert("sgx");
+  }
+
+  // Hyper-V enlightenments: libvirt expands "host" fully, not migratable, with
+  // hv-passthrough, under an accelerator (x86 and Arm) and keeps each hv-* property
+  // that is true, a number above 0 or a string.
+  GuestDeviceFacts facts;
+  bool arm = arch == "aarch64" || arch == "armv7l";
+  if (kvm && (IsX86Target(arch) || arm)) {
+    auto expanded = ask("query-cpu-model-expansion",
+                        "{\"type\": \"full\", \"model\": {\"name\": \"host\", \"props\": "
+                        "{\"migratable\": false, \"hv-passthrough\": true}}}");
+    if (!expanded) return expanded.status();
+    const JsonValue* model = *expanded ? (*expanded)->Find("model") : nullptr;
+    const JsonValue* props = model != nullptr ? model->Find("props") : nullptr;
+    if (props != nullptr && props->is_object()) {
+      answered.insert("hyperv");
+      for (const char* feature : kHypervFeatures) {
+        std::string qemu_name = "hv-" + std::string(feature);
+        std::replace(qemu_name.begin(), qemu_name.end(), '_', '-');
+        const JsonValue* value = props->Find(qemu_name);
+        if (value == nullptr) continue;
+        bool on = (value->is_bool() && value->bool_value()) ||
+                  (value->is_number() && value->number() > 0) || value->is_string();
+        if (on) facts.hyperv.push_back(feature);
+      }
+    }
+  }
+  facts.answered.assign(answered.begin(), answered.end());
+  facts.found.assign(found.begin(), found.end());
+  return facts;
+}
+
 // The conversation, from greeting to quit; the answers become the Guest.
 Expected<Guest> Converse(QmpSession& session, const std::string& emulator, size_t max_machines) {
   Status greeting = session.ReadGreeting();
@@ -520,6 +802,10 @@ Expected<Guest> Converse(QmpSession& session, const std::string& emulator, size_
   auto version = session.Execute("query-version", /*tolerate_error=*/true);
   if (!version && !session.qmp_error()) return version.status();
   if (version) guest.qemu_version = VersionFromQmp(*version);
+  auto device_facts =
+      DeviceFactsFromSession(session, guest.arch, guest.domains.back().type == "kvm");
+  if (!device_facts) return device_facts.status();
+  guest.device_facts = std::move(device_facts).value();
   session.Quit();
   return guest;
 }

@@ -1,11 +1,13 @@
 // libvirt's domain capabilities document (domaincaps.rng), from the probed guests.
 // It says what the agent knows: the emulator, machine, vCPU limit and the CPU modes
 // with every named model and whether it is usable, the host-model's model and feature
-// policies, and SEV where it surely cannot be used. Firmware, devices and the other
-// features are not probed yet and are left out (the schema makes them optional) rather
-// than guessed.
+// policies, <iothreads>, <memoryBacking>, <devices> and <features> as libvirt 9.0
+// computes them from the emulator's probed facts (domain_devices.cpp), and SEV where it
+// surely cannot be used. What was not probed is left out (the schema makes it optional)
+// rather than guessed.
 #include <algorithm>
 
+#include "virtcaps/domain_devices.h"
 #include "virtcaps/renderers.h"
 
 namespace virtcaps {
@@ -42,6 +44,15 @@ void AddEnum(XmlElement& parent, const std::string& name, std::vector<std::strin
   for (std::string& value : values) element.Add("value", std::move(value));
 }
 
+// <name supported='yes'><enum .../>...</name>, or <name supported='no'/>.
+XmlElement& AddSupported(XmlElement& parent, const DomainCapsElement& item) {
+  XmlElement& element = parent.Add(item.name);
+  element.SetAttribute("supported", item.supported ? "yes" : "no");
+  if (!item.supported) return element;
+  for (const DomainCapsEnum& values : item.enums) AddEnum(element, values.name, values.values);
+  return element;
+}
+
 }  // namespace
 
 Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
@@ -71,6 +82,11 @@ Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
   root.Add("machine", machine->canonical.empty() ? machine->name : machine->canonical);
   root.Add("arch", arch);
   if (machine->max_cpus) root.Add("vcpu").SetAttribute("max", std::to_string(*machine->max_cpus));
+
+  DomainDeviceCaps devices = LibvirtDomainDeviceCaps(
+      *guest, arch, machine->canonical.empty() ? machine->name : machine->canonical, virttype,
+      caps);
+  if (devices.iothreads) AddSupported(root, *devices.iothreads);
 
   XmlElement& cpu = root.Add("cpu");
   bool kvm = virttype == "kvm";
@@ -122,7 +138,22 @@ Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
   for (const SecureGuestTechnology& technology : caps.secure_guests) {
     sev_on = sev_on || (technology.name == "sev" && technology.enabled.value_or(false));
   }
-  if (!kvm || !sev_on) root.Add("features").Add("sev").SetAttribute("supported", "no");
+  if (devices.memory_backing) AddSupported(root, *devices.memory_backing);
+  if (!devices.devices.empty()) {
+    XmlElement& list = root.Add("devices");
+    for (const DomainCapsElement& device : devices.devices) AddSupported(list, device);
+  }
+  bool sev_no = !kvm || !sev_on;
+  if (sev_no || !devices.features_before_sev.empty() || !devices.features_after_sev.empty()) {
+    XmlElement& features = root.Add("features");
+    for (const DomainCapsElement& feature : devices.features_before_sev) {
+      AddSupported(features, feature);
+    }
+    if (sev_no) features.Add("sev").SetAttribute("supported", "no");
+    for (const DomainCapsElement& feature : devices.features_after_sev) {
+      AddSupported(features, feature);
+    }
+  }
   return WriteXml(root);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace virtcaps {
@@ -306,6 +307,32 @@ struct GuestCpuModes {
   std::optional<GuestHostModel> host_model;
 };
 
+// What libvirt decides an emulator's domain capabilities <devices>, <features>,
+// <memoryBacking> and <iothreads> by (its QEMU_CAPS_* flags), as probed over QMP. Only
+// the facts libvirt reads are kept, each as one short name in `found`:
+//   "type:NAME"        qom-list-types listed the QOM type NAME (one of a fixed table)
+//   "command:NAME"     the QMP schema has the command NAME (query-vnc, blockdev-reopen)
+//   "schema:NAME"      one of libvirt's QMP schema queries held (display-sdl, ...)
+//   "option:spice"     query-command-line-options knows -spice
+//   "tpm-model:NAME"   query-tpm-models listed NAME; "tpm-type:NAME" query-tpm-types
+//   "sgx"              query-sgx-capabilities answered (the host can run SGX guests)
+// `answered` names the probes that answered (qom-list-types, query-qmp-schema,
+// command-line-options, query-tpm-models, query-tpm-types, query-sgx-capabilities,
+// hyperv): a fact of a probe not listed there is unknown, not absent.
+struct GuestDeviceFacts {
+  std::vector<std::string> answered;  // sorted
+  std::vector<std::string> found;     // sorted
+  // libvirt's names of the Hyper-V enlightenments KVM offers (QEMU's full expansion of
+  // "host" with hv-passthrough), in libvirt's order; meaningful when "hyperv" answered.
+  std::vector<std::string> hyperv;
+  // Host state, set at every refresh by the qemu collector (never cached): whether
+  // swtpm is installed (libvirt's virTPMHasSwtpm), which decides the TPM emulator.
+  std::optional<bool> swtpm;
+
+  bool Answered(std::string_view probe) const;
+  bool Has(std::string_view fact) const;
+};
+
 // One <guest> of the capabilities document: what one hypervisor can run for one arch.
 struct Guest {
   std::string hypervisor;  // qemu, xen, lxc: which of our hypervisor entries produced it
@@ -321,6 +348,9 @@ struct Guest {
   // qemu), then qemu from libvirt's second, TCG-only probe when the first ran on KVM.
   std::vector<GuestCpuModes> cpu_modes;
   std::string qemu_version;  // query-version: "7.2.22"; empty when not known
+  // QEMU guests: what the domain capabilities' devices and features are decided by;
+  // nullopt for other hypervisors (and a probe that asked nothing of it).
+  std::optional<GuestDeviceFacts> device_facts;
 
   const GuestCpuModes* CpuModesFor(const std::string& virttype) const {
     for (const GuestCpuModes& modes : cpu_modes) {
