@@ -634,7 +634,7 @@ TEST_F(QemuFakeTest, CorruptTruncatedOrForeignCacheFilesAreIgnoredAndRebuilt) {
   std::string file = QemuCachePath(cache, fake);
   auto good = ReadFile(file);
   ASSERT_TRUE(good);
-  ASSERT_TRUE(Contains(*good, "version='4'"));
+  ASSERT_TRUE(Contains(*good, "version='5'"));
 
   auto replace = [](std::string text, const std::string& from, const std::string& to) {
     size_t at = text.find(from);
@@ -647,7 +647,7 @@ TEST_F(QemuFakeTest, CorruptTruncatedOrForeignCacheFilesAreIgnoredAndRebuilt) {
       {"empty", ""},
       {"binary junk", std::string("\x00\xff\x13garbage", 10)},
       {"foreign document", "<capabilities><host/></capabilities>\n"},
-      {"other version", replace(*good, "version='4'", "version='999'")},
+      {"other version", replace(*good, "version='5'", "version='999'")},
       {"other emulator's key", replace(*good, "emulator='" + fake + "'", "emulator='/x'")},
       {"damaged guest", replace(*good, "wordsize='64'", "wordsize='sixty-four'")},
       {"no guest", replace(replace(*good, "<guest ", "<other "), "</guest>", "</other>")},
