@@ -1,6 +1,8 @@
 // QEMU emulators probed as libvirt probes them: find qemu-system-* binaries, start
-// each with QMP on stdio, ask query-target / query-kvm / query-machines, quit, and
-// turn the answers into one Guest per binary.
+// each with QMP on stdio, ask query-target / query-kvm / query-machines, the CPU
+// models and expansions, and what the domain capabilities' devices and features are
+// decided by (DeviceFactsFromSession), quit, and turn the answers into one Guest per
+// binary.
 #include <sys/stat.h>
 
 #include <algorithm>
