@@ -2,7 +2,8 @@
 // what the domain capabilities say after <cpu>: <iothreads>, <memoryBacking>,
 // <devices> and <features>. tests/support/libvirt-reference.sh starts this machine's
 // libvirtd (if none runs) and then `virsh domcapabilities` is asked directly for each
-// virt type libvirt offers here and each machine (the default, and q35), and
+// virt type libvirt offers here and each machine (the default, q35 and pc; and the
+// i686 guest's default), and
 // `virtcaps-agent --once --format domcapabilities` must print the same four subtrees
 // (canonicalized: element paths, attributes and text, in document order).
 //
@@ -62,7 +63,8 @@ class DomcapsDevicesLiveTest : public ::testing::Test {
   }
 
   // `virsh domcapabilities` or the agent for one virt type and machine (empty: default).
-  std::string Ask(bool agent, const std::string& virttype, const std::string& machine) {
+  std::string Ask(bool agent, const std::string& virttype, const std::string& machine,
+                  const std::string& arch = "") {
     std::vector<std::string> argv;
     if (agent) {
       argv = {testing::AgentBinary(), "--config.file", config_, "--once", "--format",
@@ -73,6 +75,10 @@ class DomcapsDevicesLiveTest : public ::testing::Test {
     if (!machine.empty()) {
       argv.push_back("--machine");
       argv.push_back(machine);
+    }
+    if (!arch.empty()) {
+      argv.push_back("--arch");
+      argv.push_back(arch);
     }
     auto result = testing::RunProcess(argv, 120);
     EXPECT_EQ(result.exit_code, 0) << (agent ? "agent " : "virsh ") << result.err;
@@ -120,6 +126,19 @@ TEST_F(DomcapsDevicesLiveTest, DevicesAndFeaturesEqualVirshForEachVirtTypeAndMac
         EXPECT_EQ(AfterCpu(ours, "agent " + what), expected) << what;
       }
     }
+  }
+  // On an x86_64 host the i686 guest too (qemu-system-i386, or qemu-system-x86_64).
+  auto capabilities = ReadFile(reference_ + "/capabilities.xml");
+  ASSERT_TRUE(capabilities);
+  if (capabilities->find("<arch name='i686'>") == std::string::npos) {
+    return;
+  }
+  for (const std::string& virttype : virttypes) {
+    std::string what = "arch i686 virttype " + virttype;
+    std::string ours = Ask(true, virttype, "", "i686");
+    ExpectValid(ours, what);
+    EXPECT_EQ(AfterCpu(ours, "agent " + what), AfterCpu(Ask(false, virttype, "", "i686"), what))
+        << what;
   }
 }
 
