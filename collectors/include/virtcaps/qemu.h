@@ -1,5 +1,7 @@
 // QEMU/KVM guests, probed as libvirt probes them: each qemu-system-* binary is started
-// with QMP on a pipe, asked query-target / query-machines / query-kvm, and stopped.
+// with QMP on a pipe, asked query-target / query-machines / query-kvm, its CPU models
+// and expansions, and what the domain capabilities' devices and features depend on
+// (qom-list-types, query-qmp-schema, ...: GuestDeviceFacts), and stopped.
 // Results are cached on disk per binary and host state.
 #pragma once
 
