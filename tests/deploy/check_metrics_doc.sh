@@ -25,6 +25,8 @@ for dir in "$source_dir"/tests/fixtures/hosts/*/; do
 done
 # The served page adds the families read per scrape (process_*, http_requests_total).
 fixture="$source_dir/tests/fixtures/hosts/intel-xeon-vmx-nested"
+# Created here: the background agent's redirection may open it after the first sed.
+: >"$work/served.log"
 "$agent" --config.file="$fixture/virtcaps.yaml" --path.rootfs="$fixture" \
   --web.listen-address=127.0.0.1:0 2>"$work/served.log" &
 agent_pid=$!

@@ -14,11 +14,12 @@ namespace virtcaps {
 namespace {
 
 // The CPU section as lines: the host-model's support, model, vendor and features,
-// then each custom model with its usable flag and vendor, in document order.
-std::vector<std::string> CpuSection(const XmlElement& domcaps) {
+// then each custom model with its usable flag and vendor, in document order. One
+// string of lines, so that a mismatch prints as a diff.
+std::string CpuSection(const XmlElement& domcaps) {
   std::vector<std::string> lines;
   const XmlElement* cpu = domcaps.Child("cpu");
-  if (cpu == nullptr) return {"no <cpu>"};
+  if (cpu == nullptr) return "no <cpu>";
   for (const XmlElement* mode : cpu->ChildrenNamed("mode")) {
     std::string name = *mode->Attribute("name");
     lines.push_back("mode " + name + " supported=" + *mode->Attribute("supported"));
@@ -41,7 +42,9 @@ std::vector<std::string> CpuSection(const XmlElement& domcaps) {
       }
     }
   }
-  return lines;
+  std::string text;
+  for (const std::string& line : lines) text += line + "\n";
+  return text;
 }
 
 class DomcapsLiveTest : public ::testing::Test {
@@ -61,7 +64,7 @@ class DomcapsLiveTest : public ::testing::Test {
   }
 
   // The agent's document for `virttype`, checked against libvirt's schema.
-  std::vector<std::string> Agent(const std::string& virttype) {
+  std::string Agent(const std::string& virttype) {
     auto result = testing::RunProcess({testing::AgentBinary(), "--config.file", config_, "--once",
                                        "--format", "domcapabilities", "--virttype", virttype},
                                       120);
@@ -78,15 +81,15 @@ class DomcapsLiveTest : public ::testing::Test {
         EXPECT_NE(doc->Child(element), nullptr) << element;
       }
     }
-    return doc ? CpuSection(*doc) : std::vector<std::string>{};
+    return doc ? CpuSection(*doc) : std::string();
   }
 
-  std::vector<std::string> Libvirt(const std::string& virttype) {
+  std::string Libvirt(const std::string& virttype) {
     auto text = ReadFile(reference_ + "/domcaps-" + virttype + ".xml");
     EXPECT_TRUE(text) << virttype;
     auto doc = ParseXml(text ? *text : "");
     EXPECT_TRUE(doc) << doc.error();
-    return doc ? CpuSection(*doc) : std::vector<std::string>{};
+    return doc ? CpuSection(*doc) : std::string();
   }
 
   std::string reference_, config_;
@@ -99,8 +102,8 @@ TEST_F(DomcapsLiveTest, CpuSectionEqualsVirshDomcapabilitiesForKvmAndQemu) {
   std::vector<std::string> virttypes = {"qemu"};
   if (kvm) virttypes.insert(virttypes.begin(), "kvm");
   for (const std::string& virttype : virttypes) {
-    std::vector<std::string> ours = Agent(virttype);
-    std::vector<std::string> theirs = Libvirt(virttype);
+    std::string ours = Agent(virttype);
+    std::string theirs = Libvirt(virttype);
     ASSERT_FALSE(theirs.empty()) << virttype;
     EXPECT_EQ(ours, theirs) << "virttype " << virttype;
   }

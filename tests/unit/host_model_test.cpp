@@ -308,6 +308,22 @@ TEST(HostModel, RemovedFeaturesPresentAreRequired) {
   EXPECT_EQ(Describe(DecodeX86HypervisorCpu(map, without, Offer({"amd-a"}))), "amd-a/AMD -tsc");
 }
 
+// libvirt disables a removed feature the data lacks after the decoded features, not in
+// map order (libvirt 9.0 on Icelake-Server hosts lists intel-pt last), and only once.
+TEST(HostModel, AbsentRemovedFeaturesAreDisabledLastInTheModelsOrder) {
+  X86CpuMap map = SmallMap();
+  // amd-a without vme and de (QEMU dropped them); the map keeps the names.
+  map.models[2].data.Subtract(map.FindFeature("vme")->data);
+  map.models[2].data.Subtract(map.FindFeature("de")->data);
+  map.models[2].removed_features = {"de", "vme"};
+  X86Data data = X86DataFromExpansion(map, Expansion("AuthenticAMD", {"fpu", "pse", "mce"}), false);
+  EXPECT_EQ(Describe(DecodeX86HypervisorCpu(map, data, Offer({"amd-a"}))),
+            "amd-a/AMD +mce -tsc -de -vme");
+  // A removed feature QEMU blocks is disabled once, where the blockers are.
+  std::vector<HypervisorCpuModel> offered = {{"amd-a", {"vme"}}};
+  EXPECT_EQ(Describe(DecodeX86HypervisorCpu(map, data, offered)), "amd-a/AMD +mce -vme -tsc -de");
+}
+
 TEST(HostModel, AMatchingSignatureBeatsFewerFeatures) {
   X86CpuMap map = SmallMap();
   map.models[1].signatures = {{6, 85, std::nullopt}};  // intel-a
