@@ -1,11 +1,12 @@
 // libvirt's domain capabilities document (domaincaps.rng), from the probed guests.
 // It says what the agent knows: the emulator, machine, vCPU limit and the CPU modes
 // with every named model and whether it is usable, the host-model's model and feature
-// policies, and SEV where it surely cannot be used. Firmware, devices and the other
-// features are not probed yet and are left out (the schema makes them optional) rather
-// than guessed.
+// policies, <os> (firmware and loaders from QEMU's firmware descriptors), and SEV
+// where it surely cannot be used. Devices and the other features are not probed yet
+// and are left out (the schema makes them optional) rather than guessed.
 #include <algorithm>
 
+#include "virtcaps/firmware.h"
 #include "virtcaps/renderers.h"
 
 namespace virtcaps {
@@ -42,6 +43,30 @@ void AddEnum(XmlElement& parent, const std::string& name, std::vector<std::strin
   for (std::string& value : values) element.Add("value", std::move(value));
 }
 
+// <os>, as libvirt 9.0 prints it (virQEMUCapsFillDomainOSCaps): the firmware kinds
+// the matching descriptors offer, the loader files, and the loader enums. The same for
+// every virt type.
+void AddOs(XmlElement& root, const QemuFirmware& firmware, const std::string& arch,
+           const std::string& machine) {
+  DomainOsCaps os = LibvirtDomainOsCaps(firmware, arch, machine);
+  XmlElement& element = root.Add("os");
+  element.SetAttribute("supported", "yes");
+  std::vector<std::string> kinds;
+  if (os.bios) kinds.push_back("bios");
+  if (os.efi) kinds.push_back("efi");
+  AddEnum(element, "firmware", std::move(kinds));
+  XmlElement& loader = element.Add("loader");
+  loader.SetAttribute("supported", "yes");
+  for (const std::string& path : os.loaders) loader.Add("value", path);
+  AddEnum(loader, "type", {"rom", "pflash"});
+  AddEnum(loader, "readonly", {"yes", "no"});
+  if (os.secure) {
+    AddEnum(loader, "secure", {"yes", "no"});
+  } else {
+    AddEnum(loader, "secure", {"no"});
+  }
+}
+
 }  // namespace
 
 Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
@@ -71,6 +96,11 @@ Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
   root.Add("machine", machine->canonical.empty() ? machine->name : machine->canonical);
   root.Add("arch", arch);
   if (machine->max_cpus) root.Add("vcpu").SetAttribute("max", std::to_string(*machine->max_cpus));
+  // Without the qemu driver's firmware reading (a model from elsewhere) <os> is left out.
+  if (caps.qemu_firmware) {
+    AddOs(root, *caps.qemu_firmware, arch,
+          machine->canonical.empty() ? machine->name : machine->canonical);
+  }
 
   XmlElement& cpu = root.Add("cpu");
   bool kvm = virttype == "kvm";
