@@ -97,6 +97,9 @@ void LogProbeProblems(const HostCapabilities& caps) {
     for (const FirmwareDescriptorProblem& problem : caps.qemu_firmware->invalid) {
       LogWarn("firmware descriptor skipped", {{"path", problem.path}, {"reason", problem.reason}});
     }
+    for (const FirmwareDescriptorProblem& problem : caps.qemu_firmware->ignored) {
+      LogInfo("firmware descriptor ignored", {{"path", problem.path}, {"reason", problem.reason}});
+    }
   }
 }
 

@@ -152,7 +152,17 @@ namespace {
 struct FoundFiles {
   std::map<std::string, std::string> by_name;  // name -> host path of the winning file
   std::vector<FirmwareDescriptorProblem> problems;
+  std::vector<FirmwareDescriptorProblem> ignored;
 };
+
+// Keeps a list of problems bounded (a directory of thousands of FIFOs must not make
+// as many log lines): past the cap, one last entry says how many more there were.
+void CapProblems(std::vector<FirmwareDescriptorProblem>& problems) {
+  if (problems.size() <= kMaxFirmwareDescriptors) return;
+  size_t more = problems.size() - kMaxFirmwareDescriptors + 1;
+  problems.resize(kMaxFirmwareDescriptors - 1);
+  problems.push_back({"...", std::to_string(more) + " more not listed"});
+}
 
 void FindInDirectory(const HostPaths& paths, const std::string& dir, FoundFiles& found) {
   std::string real_dir = paths.Root(dir);
@@ -172,7 +182,7 @@ void FindInDirectory(const HostPaths& paths, const std::string& dir, FoundFiles&
     }
     // libvirt skips what is not a regular file; it does not replace a lower one.
     if (!S_ISREG(info.st_mode)) {
-      found.problems.push_back({path, "not a regular file"});
+      found.ignored.push_back({path, "not a regular file: ignored, as libvirt does"});
       continue;
     }
     found.by_name[name] = path;
@@ -203,6 +213,7 @@ QemuFirmware ReadQemuFirmware(const QemuOptions& options, const HostPaths& paths
   FoundFiles found;
   for (const std::string& dir : options.firmware_dirs) FindInDirectory(paths, dir, found);
   firmware.invalid = std::move(found.problems);
+  firmware.ignored = std::move(found.ignored);
   size_t files = 0;
   for (const auto& [name, path] : found.by_name) {
     if (++files > kMaxFirmwareDescriptors) {
@@ -239,6 +250,8 @@ QemuFirmware ReadQemuFirmware(const QemuOptions& options, const HostPaths& paths
             [](const FirmwareDescriptorProblem& a, const FirmwareDescriptorProblem& b) {
               return a.path < b.path;
             });
+  CapProblems(firmware.invalid);
+  CapProblems(firmware.ignored);
   CheckLoaders(options, paths, firmware);
   return firmware;
 }

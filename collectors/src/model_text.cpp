@@ -70,6 +70,8 @@ void SanitizeModelText(HostCapabilities& caps) {
     }
     for (FirmwareDescriptorProblem& problem : caps.qemu_firmware->invalid)
       Clean(problem.path), Clean(problem.reason);
+    for (FirmwareDescriptorProblem& problem : caps.qemu_firmware->ignored)
+      Clean(problem.path), Clean(problem.reason);
     Clean(caps.qemu_firmware->masked), Clean(caps.qemu_firmware->legacy_loaders);
   }
   for (HypervisorStatus& status : caps.hypervisors) {

@@ -341,12 +341,14 @@ void AddQemuFirmware(Exposition& out, const QemuFirmware& firmware,
                      const std::vector<Guest>& guests) {
   auto descriptors = [&](const std::string& state, size_t count) {
     out.Gauge("virtcaps_qemu_firmware_descriptors",
-              "QEMU firmware descriptors by state: valid (used), invalid (skipped: garbled, "
-              "oversized, not a regular file), masked (an empty file of the same name).",
+              "QEMU firmware descriptor files by state: valid (used), invalid (skipped: garbled, "
+              "oversized, unreadable; libvirt would fail on them), ignored (not a regular file), "
+              "masked (an empty file of the same name).",
               static_cast<double>(count), {{"state", state}});
   };
   descriptors("valid", firmware.descriptors.size());
   descriptors("invalid", firmware.invalid.size());
+  descriptors("ignored", firmware.ignored.size());
   descriptors("masked", firmware.masked.size());
   std::map<std::string, std::set<GuestFirmwareOffer>> by_arch;
   for (const Guest& guest : guests) {

@@ -151,19 +151,39 @@ TEST(FirmwareReadTest, OverridesMasksAndSkipsBadFilesOneByOne) {
   std::map<std::string, std::string> invalid;
   for (const FirmwareDescriptorProblem& problem : firmware.invalid)
     invalid[problem.path] = problem.reason;
-  ASSERT_EQ(invalid.size(), 5u);
+  ASSERT_EQ(invalid.size(), 3u);
   EXPECT_NE(invalid["/usr/share/qemu/firmware/10-garbled.json"].find("not JSON: offset"),
             std::string::npos);
   EXPECT_NE(invalid["/usr/share/qemu/firmware/20-unknown-interface.json"].find("coreboot"),
             std::string::npos);
-  EXPECT_EQ(invalid["/usr/share/qemu/firmware/35-fifo.json"], "not a regular file");
-  EXPECT_EQ(invalid["/etc/qemu/firmware/50-edk2-x86_64-secure.json"], "not a regular file");
+  // FIFOs are passed over, as libvirt does; the one in /etc does not hide the file below.
+  ASSERT_EQ(firmware.ignored.size(), 2u);
+  EXPECT_EQ(firmware.ignored[0].path, "/usr/share/qemu/firmware/35-fifo.json");
+  EXPECT_EQ(firmware.ignored[1].path, "/etc/qemu/firmware/50-edk2-x86_64-secure.json");
+  EXPECT_NE(firmware.ignored[1].reason.find("not a regular file"), std::string::npos);
   EXPECT_NE(invalid["/usr/share/qemu/firmware/80-oversized.json"].find("larger than"),
             std::string::npos)
       << invalid["/usr/share/qemu/firmware/80-oversized.json"];
   // The override's loader exists in /opt; the BIOS image of 70-seabios is not installed.
   EXPECT_TRUE(firmware.descriptors[2].executable_exists);
   EXPECT_FALSE(firmware.descriptors[3].executable_exists);
+}
+
+TEST(FirmwareReadTest, ProblemListsStayBounded) {
+  std::string root = testing::TempDir();
+  std::filesystem::create_directories(root + "/usr/share/qemu/firmware");
+  for (int i = 0; i < 300; ++i) {
+    std::string name = root + "/usr/share/qemu/firmware/" + std::to_string(1000 + i);
+    ASSERT_EQ(::mkfifo((name + "-fifo.json").c_str(), 0644), 0);
+    testing::WriteTestFile(name + "-garbled.json", "{");
+  }
+  QemuFirmware firmware = ReadQemuFirmware(QemuOptions(), Root(root));
+  ASSERT_EQ(firmware.ignored.size(), kMaxFirmwareDescriptors);
+  EXPECT_EQ(firmware.ignored.back().reason, "45 more not listed");
+  // Past kMaxFirmwareDescriptors names nothing is read; those are listed as not read.
+  ASSERT_EQ(firmware.invalid.size(), kMaxFirmwareDescriptors);
+  EXPECT_EQ(firmware.invalid.back().reason, "45 more not listed");
+  EXPECT_TRUE(firmware.descriptors.empty());
 }
 
 TEST(FirmwareReadTest, NoDirectoriesMeansNoDescriptorsButTheLegacyList) {

@@ -33,9 +33,11 @@ Expected<FirmwareDescriptor> ParseFirmwareDescriptor(std::string_view json,
 // Reads the descriptors as libvirt's qemuInteropFetchConfigs finds them: every name
 // not starting with '.' in each of `options.firmware_dirs` (under paths.rootfs), a
 // later directory's file replacing an earlier one's of the same name, only regular
-// files (symlinks followed), sorted by name, an empty file masking the name. Unlike
-// libvirt, one bad file does not spoil the others: it is skipped, with its reason in
-// `invalid`. Also checks which loaders exist (executables, and `options.nvram`).
+// files (symlinks followed; others are listed in `ignored`), sorted by name, an empty
+// file masking the name. Unlike libvirt, one bad file does not spoil the others: it is
+// skipped, with its reason in `invalid` (both lists hold at most
+// kMaxFirmwareDescriptors entries). Also checks which loaders exist (executables, and
+// `options.nvram`).
 QemuFirmware ReadQemuFirmware(const QemuOptions& options, const HostPaths& paths);
 
 // What a refresh loop keeps so that a warm refresh re-reads no descriptor: the last

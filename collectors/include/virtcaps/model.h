@@ -360,9 +360,13 @@ struct FirmwareDescriptorProblem {
 // The QEMU firmware the host offers guests, read by the qemu driver once per change
 // of its descriptor directories (hypervisors[].firmware_dirs), not per guest.
 struct QemuFirmware {
-  std::vector<FirmwareDescriptor> descriptors;     // by file name, libvirt's order
-  std::vector<FirmwareDescriptorProblem> invalid;  // skipped: garbled, oversized, a FIFO, ...
-  std::vector<std::string> masked;                 // names an empty file masks
+  std::vector<FirmwareDescriptor> descriptors;  // by file name, libvirt's order
+  // Skipped files libvirt would fail on: garbled, oversized, unreadable, a dangling link.
+  std::vector<FirmwareDescriptorProblem> invalid;
+  // Entries that are not regular files (a FIFO, a directory): libvirt passes over them
+  // silently, and so a FIFO does not hide a file of the same name in an earlier directory.
+  std::vector<FirmwareDescriptorProblem> ignored;
+  std::vector<std::string> masked;  // names an empty file masks
   // qemu.conf's nvram list (loader paths) whose loader exists under --path.rootfs:
   // what libvirt lists when no descriptor matches (hypervisors[].nvram).
   std::vector<std::string> legacy_loaders;
