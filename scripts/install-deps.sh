@@ -7,7 +7,7 @@ build_packages=(cmake g++ make pkg-config dpkg-dev prometheus-cpp-dev libcivetwe
                 libexpat1-dev zlib1g-dev libcrypt-dev libssl-dev libsystemd-dev)
 test_packages=(libgtest-dev libgmock-dev libvirt0 libxml2-utils prometheus cpuid curl
                python3-prometheus-client
-               qemu-system-x86 clang-format locales jq openssl
+               qemu-system-x86 ovmf clang-format locales jq openssl
                libvirt-daemon-system libvirt-clients
                python3-seccomp lintian devscripts
                virtinst python3-lxml systemd)

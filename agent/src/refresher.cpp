@@ -10,10 +10,10 @@
 namespace virtcaps {
 
 HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel,
-                           QemuProbeMemory* qemu_memory) {
+                           QemuProbeMemory* qemu_memory, QemuFirmwareMemory* firmware_memory) {
   HostPaths paths = HostPaths::FromConfig(config.paths);
   Probes probes = MakeProbes(config.probes, paths);
-  CollectContext context{paths, probes, config, cancel, qemu_memory};
+  CollectContext context{paths, probes, config, cancel, qemu_memory, firmware_memory};
   return CollectHost(context);
 }
 
@@ -93,12 +93,20 @@ void LogProbeProblems(const HostCapabilities& caps) {
                                        {"failed", std::to_string(status.probes_failed)},
                                        {"error", status.detail}});
   }
+  if (caps.qemu_firmware && caps.qemu_firmware->reread) {
+    for (const FirmwareDescriptorProblem& problem : caps.qemu_firmware->invalid) {
+      LogWarn("firmware descriptor skipped", {{"path", problem.path}, {"reason", problem.reason}});
+    }
+    for (const FirmwareDescriptorProblem& problem : caps.qemu_firmware->ignored) {
+      LogInfo("firmware descriptor ignored", {{"path", problem.path}, {"reason", problem.reason}});
+    }
+  }
 }
 
 void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at,
                             bool web_reload_ok) {
   auto start = std::chrono::steady_clock::now();
-  HostCapabilities caps = ProbeHost(config, &cancel_, &qemu_memory_);
+  HostCapabilities caps = ProbeHost(config, &cancel_, &qemu_memory_, &firmware_memory_);
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   LogProbeProblems(caps);
   RefreshFacts facts;

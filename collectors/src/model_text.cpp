@@ -62,6 +62,18 @@ void SanitizeModelText(HostCapabilities& caps) {
     }
     for (GuestFeature& feature : guest.features) Clean(feature.name);
   }
+  if (caps.qemu_firmware) {
+    for (FirmwareDescriptor& descriptor : caps.qemu_firmware->descriptors) {
+      Clean(descriptor.path), Clean(descriptor.executable), Clean(descriptor.nvram_template);
+      Clean(descriptor.interfaces), Clean(descriptor.features);
+      for (FirmwareTarget& target : descriptor.targets) Clean(target.machines);
+    }
+    for (FirmwareDescriptorProblem& problem : caps.qemu_firmware->invalid)
+      Clean(problem.path), Clean(problem.reason);
+    for (FirmwareDescriptorProblem& problem : caps.qemu_firmware->ignored)
+      Clean(problem.path), Clean(problem.reason);
+    Clean(caps.qemu_firmware->masked), Clean(caps.qemu_firmware->legacy_loaders);
+  }
   for (HypervisorStatus& status : caps.hypervisors) {
     Clean(status.name), Clean(status.detail), Clean(status.version);
   }

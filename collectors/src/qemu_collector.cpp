@@ -1,6 +1,7 @@
 // The qemu hypervisor: one guest per emulator, from ProbeQemuEmulators.
 #include "virtcaps/cpu_vocabulary.h"
 #include "virtcaps/files.h"
+#include "virtcaps/firmware.h"
 #include "virtcaps/hypervisors.h"
 #include "virtcaps/qemu.h"
 #include "virtcaps/strings.h"
@@ -79,6 +80,11 @@ class QemuCollector : public Collector {
     Status host_models = DescribeGuestHostModels(
         context.paths.Root(context.config.host.cpu_map_dir), caps.cpu.arch, caps.guests);
     if (!host_models.ok()) errors += (errors.empty() ? "" : "; ") + host_models.message();
+    // The firmware guests can boot (<os> of the domain capabilities); a bad descriptor
+    // is skipped, said in the metrics and logged by the refresh loop.
+    caps.qemu_firmware = context.firmware_memory != nullptr
+                             ? context.firmware_memory->Read(options_, context.paths)
+                             : ReadQemuFirmware(options_, context.paths);
     status.available = status.emulators_found > status.probes_failed;
     status.detail =
         results.empty() ? "no qemu-system-* (or /usr/libexec/qemu-kvm) emulator found" : errors;

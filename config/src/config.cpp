@@ -268,10 +268,11 @@ class Parser : public YamlChecks {
       }
       switch (hypervisor.type) {
         case HypervisorType::kQemu:
-          CheckKeys(entry, path,
-                    {"type", "enabled", "emulator_dirs", "emulators", "probe_timeout",
-                     "parallel_probes", "cache_dir", "max_reply_bytes", "max_output_bytes",
-                     "max_machines", "user", "group", "migration_features"});
+          CheckKeys(
+              entry, path,
+              {"type", "enabled", "emulator_dirs", "emulators", "probe_timeout", "parallel_probes",
+               "cache_dir", "max_reply_bytes", "max_output_bytes", "max_machines", "user", "group",
+               "migration_features", "firmware_dirs", "nvram"});
           ParseQemu(entry, path, hypervisor.qemu);
           break;
         case HypervisorType::kXen:
@@ -338,6 +339,29 @@ class Parser : public YamlChecks {
     if (qemu.group.empty()) Fail(entry["group"], path + ".group", "needs a group name or +gid");
     if (auto value = entry["migration_features"]) {
       qemu.migration_features = BoolValue(value, path + ".migration_features");
+    }
+    if (auto value = entry["firmware_dirs"]) {
+      if (!value.IsSequence())
+        Fail(value, path + ".firmware_dirs", "expected a list of directories");
+      qemu.firmware_dirs.clear();
+      for (size_t i = 0; i < value.size(); ++i) {
+        qemu.firmware_dirs.push_back(
+            AbsolutePath(value[i], path + ".firmware_dirs[" + std::to_string(i) + "]"));
+      }
+    }
+    if (auto value = entry["nvram"]) {
+      if (!value.IsSequence()) Fail(value, path + ".nvram", "expected a list of LOADER:NVRAM");
+      qemu.nvram.clear();
+      for (size_t i = 0; i < value.size(); ++i) {
+        std::string item_path = path + ".nvram[" + std::to_string(i) + "]";
+        std::string pair = StringValue(value[i], item_path);
+        size_t colon = pair.find(':');
+        if (colon == std::string::npos || pair.front() != '/' || colon + 1 >= pair.size() ||
+            pair[colon + 1] != '/' || pair.find(':', colon + 1) != std::string::npos) {
+          Fail(value[i], item_path, "expected LOADER:NVRAM, two absolute paths");
+        }
+        qemu.nvram.push_back(pair);
+      }
     }
   }
 

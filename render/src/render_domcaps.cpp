@@ -1,13 +1,15 @@
 // libvirt's domain capabilities document (domaincaps.rng), from the probed guests.
 // It says what the agent knows: the emulator, machine, vCPU limit and the CPU modes
 // with every named model and whether it is usable, the host-model's model and feature
-// policies, <iothreads>, <memoryBacking>, <devices> and <features> as libvirt 9.0
-// computes them from the emulator's probed facts (domain_devices.cpp), and SEV where it
-// surely cannot be used. What was not probed is left out (the schema makes it optional)
-// rather than guessed.
+// policies, <os> (firmware and loaders from QEMU's firmware descriptors),
+// <iothreads>, <memoryBacking>, <devices> and <features> as libvirt 9.0 computes them
+// from the emulator's probed facts (domain_devices.cpp), and SEV where it surely cannot
+// be used. What was not probed is left out (the schema makes it optional) rather than
+// guessed.
 #include <algorithm>
 
 #include "virtcaps/domain_devices.h"
+#include "virtcaps/firmware.h"
 #include "virtcaps/renderers.h"
 
 namespace virtcaps {
@@ -53,6 +55,30 @@ XmlElement& AddSupported(XmlElement& parent, const DomainCapsElement& item) {
   return element;
 }
 
+// <os>, as libvirt 9.0 prints it (virQEMUCapsFillDomainOSCaps): the firmware kinds
+// the matching descriptors offer, the loader files, and the loader enums. The same for
+// every virt type.
+void AddOs(XmlElement& root, const QemuFirmware& firmware, const std::string& arch,
+           const std::string& machine) {
+  DomainOsCaps os = LibvirtDomainOsCaps(firmware, arch, machine);
+  XmlElement& element = root.Add("os");
+  element.SetAttribute("supported", "yes");
+  std::vector<std::string> kinds;
+  if (os.bios) kinds.push_back("bios");
+  if (os.efi) kinds.push_back("efi");
+  AddEnum(element, "firmware", std::move(kinds));
+  XmlElement& loader = element.Add("loader");
+  loader.SetAttribute("supported", "yes");
+  for (const std::string& path : os.loaders) loader.Add("value", path);
+  AddEnum(loader, "type", {"rom", "pflash"});
+  AddEnum(loader, "readonly", {"yes", "no"});
+  if (os.secure) {
+    AddEnum(loader, "secure", {"yes", "no"});
+  } else {
+    AddEnum(loader, "secure", {"no"});
+  }
+}
+
 }  // namespace
 
 Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
@@ -82,11 +108,12 @@ Expected<std::string> RenderDomainCapabilitiesXml(const HostCapabilities& caps,
   root.Add("machine", machine->canonical.empty() ? machine->name : machine->canonical);
   root.Add("arch", arch);
   if (machine->max_cpus) root.Add("vcpu").SetAttribute("max", std::to_string(*machine->max_cpus));
-
-  DomainDeviceCaps devices = LibvirtDomainDeviceCaps(
-      *guest, arch, machine->canonical.empty() ? machine->name : machine->canonical, virttype,
-      caps);
+  const std::string& machine_name = machine->canonical.empty() ? machine->name : machine->canonical;
+  DomainDeviceCaps devices = LibvirtDomainDeviceCaps(*guest, arch, machine_name, virttype, caps);
+  // The schema's order: vcpu, iothreads, os, cpu.
   if (devices.iothreads) AddSupported(root, *devices.iothreads);
+  // Without the qemu driver's firmware reading (a model from elsewhere) <os> is left out.
+  if (caps.qemu_firmware) AddOs(root, *caps.qemu_firmware, arch, machine_name);
 
   XmlElement& cpu = root.Add("cpu");
   bool kvm = virttype == "kvm";

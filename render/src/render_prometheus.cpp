@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "virtcaps/exposition.h"
+#include "virtcaps/firmware.h"
 #include "virtcaps/renderers.h"
 
 namespace virtcaps {
@@ -334,6 +335,43 @@ void AddVirtRole(Exposition& out, const VirtualizationRole& role) {
             Bool(role.xen_dom0));
 }
 
+// The firmware QEMU guests can boot, from the firmware descriptors: per guest arch,
+// always the three series an alert or a placement rule asks for (bounded: 3 per arch).
+void AddQemuFirmware(Exposition& out, const QemuFirmware& firmware,
+                     const std::vector<Guest>& guests) {
+  auto descriptors = [&](const std::string& state, size_t count) {
+    out.Gauge("virtcaps_qemu_firmware_descriptors",
+              "QEMU firmware descriptor files by state: valid (used), invalid (skipped: garbled, "
+              "oversized, unreadable; libvirt would fail on them), ignored (not a regular file), "
+              "masked (an empty file of the same name).",
+              static_cast<double>(count), {{"state", state}});
+  };
+  descriptors("valid", firmware.descriptors.size());
+  descriptors("invalid", firmware.invalid.size());
+  descriptors("ignored", firmware.ignored.size());
+  descriptors("masked", firmware.masked.size());
+  std::map<std::string, std::set<GuestFirmwareOffer>> by_arch;
+  for (const Guest& guest : guests) {
+    if (guest.hypervisor != "qemu") continue;
+    std::set<GuestFirmwareOffer>& offers = by_arch[guest.arch];
+    for (const GuestFirmwareOffer& offer : GuestFirmwareOffers(firmware, guest))
+      offers.insert(offer);
+  }
+  const std::vector<GuestFirmwareOffer> kinds = {{"bios", false}, {"efi", false}, {"efi", true}};
+  for (const auto& [arch, offers] : by_arch) {
+    for (const GuestFirmwareOffer& kind : kinds) {
+      out.Gauge("virtcaps_guest_firmware_available",
+                "1 if a QEMU firmware descriptor offers guests of this arch this firmware (with "
+                "or without Secure Boot) on some machine type of its emulator, its image present: "
+                "what libvirt's firmware autoselection can pick. 0 if none.",
+                Bool(offers.count(kind) > 0),
+                {{"arch", arch},
+                 {"firmware", kind.firmware},
+                 {"secure_boot", kind.secure_boot ? "yes" : "no"}});
+    }
+  }
+}
+
 void AddHypervisors(Exposition& out, const HostCapabilities& caps, const RefreshFacts& refresh) {
   for (const HypervisorStatus& status : caps.hypervisors) {
     out.Gauge("virtcaps_hypervisor_available",
@@ -435,6 +473,7 @@ void AddHypervisors(Exposition& out, const HostCapabilities& caps, const Refresh
                  {"vendor", modes.host_model->vendor}});
     }
   }
+  if (caps.qemu_firmware) AddQemuFirmware(out, *caps.qemu_firmware, caps.guests);
 }
 
 void AddChecks(Exposition& out, const std::vector<HostCheck>& checks) {
@@ -480,6 +519,7 @@ std::vector<prometheus::MetricFamily> SnapshotFamilies(const HostCapabilities& c
     for (const Guest& guest : caps.guests) {
       if (wanted(guest.hypervisor)) filtered_hypervisors.guests.push_back(guest);
     }
+    if (wanted("qemu")) filtered_hypervisors.qemu_firmware = caps.qemu_firmware;
     hypervisor_caps = &filtered_hypervisors;
   }
   Exposition out;

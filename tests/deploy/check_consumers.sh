@@ -42,6 +42,16 @@ case $mode in
       2>"$work/ours.log" || fail "agent --once --format xml --driver qemu: $(cat "$work/ours.log")"
     "$PYTHON" "$source_dir/tests/deploy/check_virtinst.py" "$work/ours/capabilities.xml" \
       "$work/ours/capabilities-qemu.xml" "$ref_caps" "${goldens[@]}"
+    # virtinst's UEFI decisions (<os> of the domain capabilities), where libvirt runs here.
+    if [[ $reference != - ]]; then
+      for virttype in qemu kvm; do
+        [[ -e $reference/domcaps-$virttype.xml ]] || continue
+        "$agent" --once --format domcapabilities --virttype "$virttype" \
+          >"$work/ours/domcaps-$virttype.xml" 2>"$work/ours.log" \
+          || fail "agent --once --format domcapabilities --virttype $virttype: $(cat "$work/ours.log")"
+      done
+      "$PYTHON" "$source_dir/tests/deploy/check_virtinst_domcaps.py" "$work/ours" "$reference"
+    fi
     ;;
   xpaths)
     for virttype in qemu kvm; do

@@ -15,6 +15,9 @@ if ! command -v virsh >/dev/null || ! command -v libvirtd >/dev/null; then
   echo "libvirt-reference: virsh/libvirtd not installed" >&2
   exit 77
 fi
+# Tests run in parallel (ctest -j): one of them starts the daemon, the others wait.
+exec 9>"${TMPDIR:-/tmp}/virtcaps-test-libvirtd.lock"
+flock 9
 if [[ ! -S $socket ]] || ! virsh -c "$uri" version >/dev/null 2>&1; then
   if [[ $(id -u) -ne 0 ]]; then
     echo "libvirt-reference: no libvirtd listening and not root to start one" >&2
@@ -26,6 +29,7 @@ if [[ ! -S $socket ]] || ! virsh -c "$uri" version >/dev/null 2>&1; then
     sleep 0.1
   done
 fi
+flock -u 9
 # The first call after a start probes every emulator; give it time.
 timeout 120 virsh -c "$uri" capabilities >"$out/capabilities.xml"
 timeout 120 virsh -c "$uri" domcapabilities --virttype qemu >"$out/domcaps-qemu.xml"

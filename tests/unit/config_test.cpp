@@ -55,6 +55,8 @@ TEST(ConfigTest, EmbeddedDefaultMatchesTheStructDefaults) {
   EXPECT_EQ(parsed->hypervisors[0].qemu.user, qemu.user);
   EXPECT_EQ(parsed->hypervisors[0].qemu.group, qemu.group);
   EXPECT_EQ(parsed->hypervisors[0].qemu.migration_features, qemu.migration_features);
+  EXPECT_EQ(parsed->hypervisors[0].qemu.firmware_dirs, qemu.firmware_dirs);
+  EXPECT_EQ(parsed->hypervisors[0].qemu.nvram, qemu.nvram);
   XenOptions xen;
   EXPECT_EQ(parsed->hypervisors[1].xen.emulator, xen.emulator);
   EXPECT_EQ(parsed->hypervisors[1].xen.loader, xen.loader);
@@ -161,6 +163,10 @@ TEST(ConfigTest, RejectsOtherBadValues) {
   expect_error("collectors:\n  gpu:\n    enabled: true\n", "collectors.gpu: unknown key");
   expect_error("probes:\n  cpuid:\n    source: dump\n", "probes.cpuid.dump_file: required");
   expect_error("hypervisors:\n  - type: qemu\n  - type: qemu\n", "listed twice");
+  expect_error("hypervisors:\n  - type: qemu\n    nvram: [/usr/share/OVMF/OVMF_CODE.fd]\n",
+               "hypervisors[0].nvram[0]: expected LOADER:NVRAM");
+  expect_error("hypervisors:\n  - type: qemu\n    firmware_dirs: [relative/dir]\n",
+               "hypervisors[0].firmware_dirs[0]");
   expect_error("hypervisors:\n  - enabled: true\n", "hypervisors[0].type: required");
   expect_error("hypervisors:\n  - type: xen\n    emulator_dirs: [/usr/bin]\n", "unknown key");
   expect_error("web: [1, 2]\n", "web: expected a mapping");

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "virtcaps/config.h"
+#include "virtcaps/firmware.h"
 #include "virtcaps/qemu.h"
 #include "virtcaps/snapshot.h"
 #include "virtcaps/subprocess.h"
@@ -18,11 +19,14 @@ namespace virtcaps {
 
 // Probes the host once with this configuration (what --once and each loop turn do).
 // A cancelled `cancel` ends emulator probes in flight.
-// `qemu_memory`, when given, keeps emulator probes and listings between calls.
+// `qemu_memory`, when given, keeps emulator probes and listings between calls, and
+// `firmware_memory` the QEMU firmware descriptors.
 HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel = nullptr,
-                           QemuProbeMemory* qemu_memory = nullptr);
-// Logs what went wrong in one probe: each failed collector, and the emulators whose
-// probe failed while their hypervisor driver as a whole succeeded (with their reasons).
+                           QemuProbeMemory* qemu_memory = nullptr,
+                           QemuFirmwareMemory* firmware_memory = nullptr);
+// Logs what went wrong in one probe: each failed collector, the emulators whose
+// probe failed while their hypervisor driver as a whole succeeded (with their reasons),
+// and the firmware descriptors skipped, when they were read again (once per change).
 void LogProbeProblems(const HostCapabilities& caps);
 // How metrics pages are rendered under this configuration (collectors.cpu.flags_include).
 MetricsOptions MetricsOptionsFor(const Config& config);
@@ -64,6 +68,7 @@ class Refresher {
   RefreshFacts probe_totals_;  // only the qemu_*_total counters are used
   Cancellation cancel_;        // Stop() cancels a refresh in flight
   QemuProbeMemory qemu_memory_;
+  QemuFirmwareMemory firmware_memory_;
   std::function<void()> on_first_snapshot_;
   std::optional<MetricsOptions> metrics_options_;  // for metrics_options_pattern_
   std::string metrics_options_pattern_;

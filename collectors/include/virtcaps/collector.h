@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "virtcaps/config.h"
+#include "virtcaps/firmware.h"
 #include "virtcaps/host_paths.h"
 #include "virtcaps/model.h"
 #include "virtcaps/probes.h"
@@ -24,6 +25,8 @@ struct CollectContext {
   const Cancellation* cancel = nullptr;
   // Kept by the refresh loop across refreshes (null for a one-off probe).
   QemuProbeMemory* qemu_memory = nullptr;
+  // The QEMU firmware descriptors last read, kept by the refresh loop too.
+  QemuFirmwareMemory* firmware_memory = nullptr;
 };
 
 class Collector {

@@ -360,6 +360,49 @@ struct Guest {
   }
 };
 
+// One target of a QEMU firmware descriptor: an architecture (libvirt's name) and the
+// machine types it boots, as glob patterns ("pc-q35-*").
+struct FirmwareTarget {
+  std::string arch;
+  std::vector<std::string> machines;
+};
+
+// A QEMU firmware descriptor (QEMU's docs/interop/firmware.json), as libvirt 9.0's
+// qemu_firmware.c reads one. The description and tags are not kept.
+struct FirmwareDescriptor {
+  std::string path;                     // the file that won for its name, as the host sees it
+  std::vector<std::string> interfaces;  // uefi, bios, openfirmware, uboot
+  std::string device;                   // flash, memory or kernel
+  std::string flash_mode;               // flash only: split (the default), combined, stateless
+  std::string executable;               // the flash executable, or the memory/kernel filename
+  std::string nvram_template;           // flash, split mode only
+  std::vector<FirmwareTarget> targets;
+  std::vector<std::string> features;  // those libvirt knows (secure-boot, requires-smm, ...)
+  bool executable_exists = false;     // `executable` exists under --path.rootfs
+};
+
+// A descriptor file left out, and why.
+struct FirmwareDescriptorProblem {
+  std::string path;
+  std::string reason;
+};
+
+// The QEMU firmware the host offers guests, read by the qemu driver once per change
+// of its descriptor directories (hypervisors[].firmware_dirs), not per guest.
+struct QemuFirmware {
+  std::vector<FirmwareDescriptor> descriptors;  // by file name, libvirt's order
+  // Skipped files libvirt would fail on: garbled, oversized, unreadable, a dangling link.
+  std::vector<FirmwareDescriptorProblem> invalid;
+  // Entries that are not regular files (a FIFO, a directory): libvirt passes over them
+  // silently, and so a FIFO does not hide a file of the same name in an earlier directory.
+  std::vector<FirmwareDescriptorProblem> ignored;
+  std::vector<std::string> masked;  // names an empty file masks
+  // qemu.conf's nvram list (loader paths) whose loader exists under --path.rootfs:
+  // what libvirt lists when no descriptor matches (hypervisors[].nvram).
+  std::vector<std::string> legacy_loaders;
+  bool reread = false;  // this refresh read the descriptors again (their problems are news)
+};
+
 // How one configured hypervisor fared.
 struct HypervisorStatus {
   std::string name;        // qemu, xen, lxc
@@ -397,6 +440,7 @@ struct HostCapabilities {
   std::optional<VirtualizationRole> virt_role;
   std::vector<HostCheck> checks;
   std::vector<Guest> guests;
+  std::optional<QemuFirmware> qemu_firmware;  // set by the qemu driver
   std::vector<HypervisorStatus> hypervisors;
   std::vector<CollectorOutcome> collectors;
   std::optional<ResctrlMonitor> cache_monitor;  // resctrl llc_* monitoring

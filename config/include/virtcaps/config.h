@@ -117,6 +117,20 @@ struct QemuOptions {
   int64_t max_reply_bytes = 1 << 20;   // one QMP line, 4 KiB .. 256 MiB
   int64_t max_output_bytes = 4 << 20;  // all stdout of one probe, 4 KiB .. 1 GiB
   int max_machines = 1024;             // machine types per emulator, 1 .. 65536
+  // QEMU firmware descriptor directories (QEMU's docs/interop/firmware.json), lowest
+  // priority first, under --path.rootfs: a file overrides one of the same name in an
+  // earlier directory, and an empty file masks it (libvirt's system daemon reads these
+  // two; its session daemon adds $XDG_CONFIG_HOME/qemu/firmware last). At most
+  // kMaxFirmwareDescriptors files are read.
+  std::vector<std::string> firmware_dirs = {"/usr/share/qemu/firmware", "/etc/qemu/firmware"};
+  // qemu.conf's `nvram` list, "LOADER:NVRAM_TEMPLATE" pairs: the loaders libvirt lists
+  // (those that exist) when no descriptor matches. The default is Debian's libvirt 9.0
+  // build default.
+  std::vector<std::string> nvram = {
+      "/usr/share/OVMF/OVMF_CODE.fd:/usr/share/OVMF/OVMF_VARS.fd",
+      "/usr/share/OVMF/OVMF_CODE.secboot.fd:/usr/share/OVMF/OVMF_VARS.fd",
+      "/usr/share/AAVMF/AAVMF_CODE.fd:/usr/share/AAVMF/AAVMF_VARS.fd",
+      "/usr/share/AAVMF/AAVMF32_CODE.fd:/usr/share/AAVMF/AAVMF32_VARS.fd"};
 };
 
 struct XenOptions {
