@@ -72,10 +72,10 @@ Status DescribeX86(const CollectContext& context, const std::string& map_dir, Ho
   const CpuidSource* cpuid = context.probes.cpuid.get();
   if (cpuid == nullptr || !cpuid->status().ok()) return Status();  // nothing to decode
   cpu.tsc = FindTsc(context, *cpuid);
-  auto map = LoadX86CpuMap(map_dir);
+  auto map = LoadSharedX86CpuMap(map_dir);
   if (!map) return Status::Error("CPU model unknown: " + map.error());
-  X86Data data = ReadX86HostData(*cpuid, context.probes.msr.get(), *map);
-  auto decoded = DecodeX86HostCpu(*map, std::move(data));
+  X86Data data = ReadX86HostData(*cpuid, context.probes.msr.get(), **map);
+  auto decoded = DecodeX86HostCpuRemembered(*map, std::move(data));
   if (!decoded) return Status::Error("CPU model unknown: " + decoded.error());
   cpu.libvirt_model = decoded->model;
   cpu.libvirt_features = decoded->features;
@@ -111,16 +111,16 @@ Status DescribeByIds(const std::string& map_dir, const Cpuinfo& cpuinfo, HostCpu
 }  // namespace
 
 Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& guests) {
-  std::optional<Expected<X86CpuMap>> map;
+  std::optional<Expected<std::shared_ptr<const X86CpuMap>>> map;
   for (Guest& guest : guests) {
     if (CpuMapArchFor(guest.arch) != "x86") continue;
     for (GuestCpuModes& modes : guest.cpu_modes) {
       if (modes.models.empty()) continue;
-      if (!map) map = LoadX86CpuMap(cpu_map_dir);
+      if (!map) map = LoadSharedX86CpuMap(cpu_map_dir);
       if (!map->ok()) continue;
       std::vector<GuestCpuModel> known;
       for (GuestCpuModel& model : modes.models) {
-        for (const X86Model& candidate : (*map)->models) {
+        for (const X86Model& candidate : (**map)->models) {
           if (candidate.name != model.name) continue;
           model.vendor = candidate.vendor.empty() ? "unknown" : candidate.vendor;
           known.push_back(std::move(model));
@@ -136,14 +136,14 @@ Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& gu
 
 Status DescribeGuestHostModels(const std::string& cpu_map_dir, const std::string& host_arch,
                                std::vector<Guest>& guests) {
-  std::optional<Expected<X86CpuMap>> map;
+  std::optional<Expected<std::shared_ptr<const X86CpuMap>>> map;
   std::string problems;
   for (Guest& guest : guests) {
     if (!IsX86(guest.arch) || !QemuGuestIsNative(host_arch, guest.arch)) continue;
     for (GuestCpuModes& modes : guest.cpu_modes) {
       modes.host_model.reset();
       if (!modes.expansion) continue;
-      if (!map) map = LoadX86CpuMap(cpu_map_dir);
+      if (!map) map = LoadSharedX86CpuMap(cpu_map_dir);
       if (!map->ok()) break;
       std::vector<HypervisorCpuModel> offered;
       for (const GuestCpuModel& model : modes.models) {
@@ -154,8 +154,9 @@ Status DescribeGuestHostModels(const std::string& cpu_map_dir, const std::string
         offered.push_back(std::move(entry));
       }
       // libvirt reports the non-migratable variant (invtsc and the like included).
-      X86Data data = X86DataFromExpansion(**map, *modes.expansion, /*migratable_only=*/false);
-      auto decoded = DecodeX86HypervisorCpu(**map, std::move(data), offered);
+      const X86CpuMap& cpu_map = ***map;
+      X86Data data = X86DataFromExpansion(cpu_map, *modes.expansion, /*migratable_only=*/false);
+      auto decoded = DecodeX86HypervisorCpu(cpu_map, std::move(data), offered);
       if (decoded) {
         modes.host_model = std::move(decoded).value();
         // With a full expansion libvirt drops MSR features from the host-model.
@@ -164,7 +165,7 @@ Status DescribeGuestHostModels(const std::string& cpu_map_dir, const std::string
           features.erase(std::remove_if(features.begin(), features.end(),
                                         [&](const CpuFeaturePolicy& feature) {
                                           const X86Feature* known =
-                                              (*map)->FindFeature(feature.name);
+                                              cpu_map.FindFeature(feature.name);
                                           return known != nullptr && !known->data.msr.empty();
                                         }),
                          features.end());

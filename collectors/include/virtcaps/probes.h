@@ -17,6 +17,7 @@ namespace virtcaps {
 
 struct CpuidRegisters {
   uint32_t eax = 0, ebx = 0, ecx = 0, edx = 0;
+  bool operator==(const CpuidRegisters&) const = default;
 };
 
 class CpuidSource {
