@@ -1,6 +1,9 @@
 #include "virtcaps/cpu_vocabulary.h"
 
 #include <algorithm>
+#include <list>
+#include <memory>
+#include <mutex>
 
 #include "virtcaps/cpu_decode.h"
 #include "virtcaps/cpu_map.h"
@@ -134,8 +137,78 @@ Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& gu
   return Status();
 }
 
+namespace {
+
+// libvirt's host-model for one virt type of a native x86 guest, from its expansion.
+Expected<GuestHostModel> DecodeHostModel(const X86CpuMap& map, const GuestCpuModes& modes) {
+  std::vector<HypervisorCpuModel> offered;
+  for (const GuestCpuModel& model : modes.models) {
+    HypervisorCpuModel entry{model.name, {}};
+    for (const std::string& blocker : model.blockers) {
+      entry.blockers.push_back(LibvirtX86FeatureName(blocker));
+    }
+    offered.push_back(std::move(entry));
+  }
+  // libvirt reports the non-migratable variant (invtsc and the like included).
+  X86Data data = X86DataFromExpansion(map, *modes.expansion, /*migratable_only=*/false);
+  auto decoded = DecodeX86HypervisorCpu(map, std::move(data), offered);
+  // With a full expansion libvirt drops MSR features from the host-model.
+  if (decoded && modes.expansion_type == "full") {
+    auto& features = decoded->features;
+    features.erase(std::remove_if(features.begin(), features.end(),
+                                  [&](const CpuFeaturePolicy& feature) {
+                                    const X86Feature* known = map.FindFeature(feature.name);
+                                    return known != nullptr && !known->data.msr.empty();
+                                  }),
+                   features.end());
+  }
+  return decoded;
+}
+
+// DecodeHostModel, remembered: its answer depends only on the mode's expansion, the
+// models it offers (with their blockers), the expansion type and the map. The map is
+// the remembered one (LoadSharedX86CpuMap), held here so that its address stands for
+// its contents. A warm refresh decodes the same few modes again (each ~2.5 M
+// instructions), so a few entries, the oldest dropped first.
+class HostModelMemory {
+ public:
+  Expected<GuestHostModel> Decode(const std::shared_ptr<const X86CpuMap>& map,
+                                  const GuestCpuModes& modes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto entry = entries_.begin(); entry != entries_.end(); ++entry) {
+        if (entry->map == map && entry->expansion_type == modes.expansion_type &&
+            entry->expansion == *modes.expansion && entry->models == modes.models) {
+          entries_.splice(entries_.begin(), entries_, entry);  // most recent first
+          return entries_.front().decoded;
+        }
+      }
+    }
+    Expected<GuestHostModel> decoded = DecodeHostModel(*map, modes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.push_front({map, *modes.expansion, modes.models, modes.expansion_type, decoded});
+    if (entries_.size() > kEntries) entries_.pop_back();
+    return decoded;
+  }
+
+ private:
+  static constexpr size_t kEntries = 8;
+  struct Entry {
+    std::shared_ptr<const X86CpuMap> map;
+    std::vector<CpuModelProperty> expansion;
+    std::vector<GuestCpuModel> models;
+    std::string expansion_type;
+    Expected<GuestHostModel> decoded;
+  };
+  std::mutex mutex_;
+  std::list<Entry> entries_;
+};
+
+}  // namespace
+
 Status DescribeGuestHostModels(const std::string& cpu_map_dir, const std::string& host_arch,
                                std::vector<Guest>& guests) {
+  static auto* memory = new HostModelMemory();  // never destroyed: used until exit
   std::optional<Expected<std::shared_ptr<const X86CpuMap>>> map;
   std::string problems;
   for (Guest& guest : guests) {
@@ -145,31 +218,9 @@ Status DescribeGuestHostModels(const std::string& cpu_map_dir, const std::string
       if (!modes.expansion) continue;
       if (!map) map = LoadSharedX86CpuMap(cpu_map_dir);
       if (!map->ok()) break;
-      std::vector<HypervisorCpuModel> offered;
-      for (const GuestCpuModel& model : modes.models) {
-        HypervisorCpuModel entry{model.name, {}};
-        for (const std::string& blocker : model.blockers) {
-          entry.blockers.push_back(LibvirtX86FeatureName(blocker));
-        }
-        offered.push_back(std::move(entry));
-      }
-      // libvirt reports the non-migratable variant (invtsc and the like included).
-      const X86CpuMap& cpu_map = ***map;
-      X86Data data = X86DataFromExpansion(cpu_map, *modes.expansion, /*migratable_only=*/false);
-      auto decoded = DecodeX86HypervisorCpu(cpu_map, std::move(data), offered);
+      auto decoded = memory->Decode(**map, modes);
       if (decoded) {
         modes.host_model = std::move(decoded).value();
-        // With a full expansion libvirt drops MSR features from the host-model.
-        if (modes.expansion_type == "full") {
-          auto& features = modes.host_model->features;
-          features.erase(std::remove_if(features.begin(), features.end(),
-                                        [&](const CpuFeaturePolicy& feature) {
-                                          const X86Feature* known =
-                                              cpu_map.FindFeature(feature.name);
-                                          return known != nullptr && !known->data.msr.empty();
-                                        }),
-                         features.end());
-        }
       } else {
         problems += (problems.empty() ? "" : "; ") + guest.emulator + " (" + modes.virttype +
                     "): " + decoded.error();
