@@ -4,6 +4,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 
 #include "virtcaps/cpu_decode.h"
 #include "virtcaps/cpu_map.h"
@@ -113,22 +114,48 @@ Status DescribeByIds(const std::string& map_dir, const Cpuinfo& cpuinfo, HostCpu
 
 }  // namespace
 
+namespace {
+
+// The vendor of each model of a map, by name ("unknown" for generic models), made once
+// per remembered map (held here, so its address stands for its contents): naming a
+// guest's ~100 models searched the map's ~100 models for each, every refresh.
+std::shared_ptr<const std::unordered_map<std::string, std::string>> ModelVendors(
+    const std::shared_ptr<const X86CpuMap>& map) {
+  static std::mutex mutex;
+  static auto* held = new std::shared_ptr<const X86CpuMap>();  // never destroyed
+  static auto* vendors = new std::shared_ptr<const std::unordered_map<std::string, std::string>>();
+  std::lock_guard<std::mutex> lock(mutex);
+  if (*held != map || *vendors == nullptr) {
+    auto made = std::make_shared<std::unordered_map<std::string, std::string>>();
+    for (const X86Model& model : map->models) {
+      // The first model of a name, as the search over the map's models found it.
+      made->emplace(model.name, model.vendor.empty() ? "unknown" : model.vendor);
+    }
+    *held = map;
+    *vendors = std::move(made);
+  }
+  return *vendors;
+}
+
+}  // namespace
+
 Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& guests) {
   std::optional<Expected<std::shared_ptr<const X86CpuMap>>> map;
+  std::shared_ptr<const std::unordered_map<std::string, std::string>> vendors;
   for (Guest& guest : guests) {
     if (CpuMapArchFor(guest.arch) != "x86") continue;
     for (GuestCpuModes& modes : guest.cpu_modes) {
       if (modes.models.empty()) continue;
       if (!map) map = LoadSharedX86CpuMap(cpu_map_dir);
       if (!map->ok()) continue;
+      if (!vendors) vendors = ModelVendors(**map);
       std::vector<GuestCpuModel> known;
+      known.reserve(modes.models.size());
       for (GuestCpuModel& model : modes.models) {
-        for (const X86Model& candidate : (**map)->models) {
-          if (candidate.name != model.name) continue;
-          model.vendor = candidate.vendor.empty() ? "unknown" : candidate.vendor;
-          known.push_back(std::move(model));
-          break;
-        }
+        auto vendor = vendors->find(model.name);
+        if (vendor == vendors->end()) continue;  // libvirt names only the map's models
+        model.vendor = vendor->second;
+        known.push_back(std::move(model));
       }
       modes.models = std::move(known);
     }
