@@ -140,13 +140,18 @@ std::shared_ptr<const std::unordered_map<std::string, std::string>> ModelVendors
 }  // namespace
 
 Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& guests) {
-  std::optional<Expected<std::shared_ptr<const X86CpuMap>>> map;
+  LazyX86CpuMap map(cpu_map_dir);
+  return NameGuestCpuModels(map, guests);
+}
+
+Status NameGuestCpuModels(LazyX86CpuMap& lazy_map, std::vector<Guest>& guests) {
+  const Expected<std::shared_ptr<const X86CpuMap>>* map = nullptr;
   std::shared_ptr<const std::unordered_map<std::string, std::string>> vendors;
   for (Guest& guest : guests) {
     if (CpuMapArchFor(guest.arch) != "x86") continue;
     for (GuestCpuModes& modes : guest.cpu_modes) {
       if (modes.models.empty()) continue;
-      if (!map) map = LoadSharedX86CpuMap(cpu_map_dir);
+      if (!map) map = &lazy_map.Get();
       if (!map->ok()) continue;
       if (!vendors) vendors = ModelVendors(**map);
       std::vector<GuestCpuModel> known;
@@ -235,15 +240,21 @@ class HostModelMemory {
 
 Status DescribeGuestHostModels(const std::string& cpu_map_dir, const std::string& host_arch,
                                std::vector<Guest>& guests) {
+  LazyX86CpuMap map(cpu_map_dir);
+  return DescribeGuestHostModels(map, host_arch, guests);
+}
+
+Status DescribeGuestHostModels(LazyX86CpuMap& lazy_map, const std::string& host_arch,
+                               std::vector<Guest>& guests) {
   static auto* memory = new HostModelMemory();  // never destroyed: used until exit
-  std::optional<Expected<std::shared_ptr<const X86CpuMap>>> map;
+  const Expected<std::shared_ptr<const X86CpuMap>>* map = nullptr;
   std::string problems;
   for (Guest& guest : guests) {
     if (!IsX86(guest.arch) || !QemuGuestIsNative(host_arch, guest.arch)) continue;
     for (GuestCpuModes& modes : guest.cpu_modes) {
       modes.host_model.reset();
       if (!modes.expansion) continue;
-      if (!map) map = LoadSharedX86CpuMap(cpu_map_dir);
+      if (!map) map = &lazy_map.Get();
       if (!map->ok()) break;
       auto decoded = memory->Decode(**map, modes);
       if (decoded) {
