@@ -68,7 +68,8 @@ struct Probes {
   std::unique_ptr<MsrReader> msr;      // null with source none
 };
 
-// Builds the probes the configuration asks for.
+// Builds the probes the configuration asks for, for one refresh: the ioctl KVM probe
+// answers each device once per Probes (both collectors that ask get the same answer).
 Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths);
 
 // Individual implementations, exposed for tests.
