@@ -361,16 +361,10 @@ Expected<GuestHostModel> DecodeX86HypervisorCpu(const X86CpuMap& map, X86Data da
                                 [&](const HypervisorCpuModel& m) { return m.name == model->name; });
     if (offered == models.end()) continue;  // the hypervisor does not know it
     if (vendor && !model->vendor.empty() && model->vendor != vendor->name) continue;
-    // The model's removed features are not in its data: present ones are required
-    // (extra), absent ones disabled, as libvirt lists them for a guest CPU.
     X86Data extra = data;
     extra.Subtract(model->data);
     X86Data missing = model->data;
     missing.Subtract(data);
-    for (const std::string& name : model->removed_features) {
-      const X86Feature* feature = map.FindFeature(name);
-      if (feature != nullptr && !data.Contains(feature->data)) missing.Add(feature->data);
-    }
     // A blocker the data does not provide beyond the model is disabled too.
     for (const std::string& blocker : offered->blockers) {
       const X86Feature* feature = map.FindFeature(blocker);
@@ -380,6 +374,14 @@ Expected<GuestHostModel> DecodeX86HypervisorCpu(const X86CpuMap& map, X86Data da
     std::vector<CpuFeaturePolicy> features;
     for (std::string& name : FeaturesIn(map, extra)) features.push_back({"require", name});
     for (std::string& name : FeaturesIn(map, missing)) features.push_back({"disable", name});
+    // The model's removed features are not in its data: a present one is required
+    // above (extra); every other one is disabled after all the rest, in the model's
+    // order, as libvirt adds them to a guest CPU (each unless already listed).
+    for (const std::string& name : model->removed_features) {
+      bool listed = std::any_of(features.begin(), features.end(),
+                                [&](const CpuFeaturePolicy& f) { return f.name == name; });
+      if (!listed) features.push_back({"disable", name});
+    }
 
     if (IsBetterCandidate(*model, features.size(), chosen, chosen_features.size(),
                           have_signature ? &signature : nullptr)) {
