@@ -122,12 +122,56 @@ PreparedResponse PrepareResponse(std::string_view content_type, std::string_view
   return response;
 }
 
+namespace {
+
+// Whether `current` renders the same capability bodies as `previous`: equal in every
+// field (the model's defaulted ==) but those that change every refresh and are rendered
+// only among the refresh facts: the collectors' durations and this refresh's QEMU probe
+// counts (cache hits, probes spawned and failed; their running totals are RefreshFacts).
+// Those are set to the previous values for the comparison and put back afterwards.
+bool SameCapabilities(const HostCapabilities& previous, HostCapabilities& current) {
+  if (previous.collectors.size() != current.collectors.size() ||
+      previous.hypervisors.size() != current.hypervisors.size()) {
+    return false;
+  }
+  std::vector<CollectorOutcome> collectors = current.collectors;
+  std::vector<HypervisorStatus> hypervisors = current.hypervisors;
+  for (size_t i = 0; i < collectors.size(); ++i) {
+    current.collectors[i].duration_seconds = previous.collectors[i].duration_seconds;
+  }
+  for (size_t i = 0; i < hypervisors.size(); ++i) {
+    current.hypervisors[i].cache_hits = previous.hypervisors[i].cache_hits;
+    current.hypervisors[i].probes_spawned = previous.hypervisors[i].probes_spawned;
+    current.hypervisors[i].probes_failed = previous.hypervisors[i].probes_failed;
+  }
+  bool same = previous == current;
+  current.collectors = std::move(collectors);
+  current.hypervisors = std::move(hypervisors);
+  return same;
+}
+
+bool SameOptions(const MetricsOptions& a, const MetricsOptions& b) {
+  // The filter is compiled once per pattern and held by both snapshots: the same object.
+  return a.collectors == b.collectors && a.cpu_features_include == b.cpu_features_include;
+}
+
+}  // namespace
+
 std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts refresh,
                                              const Snapshot* previous,
                                              MetricsOptions metrics_options) {
   auto snapshot = std::make_shared<Snapshot>();
+  // A model that equals the previous one in everything but durations and probe counts
+  // renders the same XML and the same capability parts of the metrics texts: those are
+  // taken over, and only the refresh facts are rendered.
+  bool reuse = previous != nullptr && previous->capability_texts != nullptr &&
+               SameOptions(previous->metrics_options, metrics_options) &&
+               SameCapabilities(previous->caps, caps);
+  snapshot->capability_bodies_reused = reuse;
   // One building of the families for both texts.
-  Expositions texts = RenderExpositions(caps, refresh, CurrentBuildInfo(), metrics_options);
+  Expositions texts = RenderExpositions(caps, refresh, CurrentBuildInfo(), metrics_options,
+                                        reuse ? previous->capability_texts : nullptr);
+  snapshot->capability_texts = std::move(texts.capability_texts);
   // A body whose bytes equal the previous snapshot's keeps its compressed bytes (the XML
   // changes only when the host does). The metrics texts carry each refresh's durations:
   // they are compressed when a request first asks for them (LazyGzip).
@@ -140,15 +184,20 @@ std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts
   snapshot->openmetrics =
       PrepareResponse(kOpenMetricsContentType, "", std::move(texts.openmetrics));
   snapshot->metrics_options = std::move(metrics_options);
-  std::string xml = RenderCapabilitiesXml(caps);
-  if (previous != nullptr && previous->xml.body() == xml) {
+  if (reuse) {
+    snapshot->xml = previous->xml;
     snapshot->xml_gzip = previous->xml_gzip;
   } else {
-    snapshot->xml_gzip = PrepareResponse(kXmlContentType, "gzip", Gzip(xml));
-    ++snapshot->bodies_compressed;
+    std::string xml = RenderCapabilitiesXml(caps);
+    if (previous != nullptr && previous->xml.body() == xml) {
+      snapshot->xml_gzip = previous->xml_gzip;
+    } else {
+      snapshot->xml_gzip = PrepareResponse(kXmlContentType, "gzip", Gzip(xml));
+      ++snapshot->bodies_compressed;
+    }
+    snapshot->xml = PrepareResponse(kXmlContentType, "", std::move(xml));
   }
   snapshot->metrics = PrepareResponse(kMetricsContentType, "", std::move(texts.prometheus));
-  snapshot->xml = PrepareResponse(kXmlContentType, "", std::move(xml));
   snapshot->caps = std::move(caps);
   snapshot->refresh = refresh;
   return snapshot;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <mutex>
 
 namespace virtcaps {
 
@@ -206,6 +207,31 @@ Expected<DecodedCpu> DecodeX86HostCpu(const X86CpuMap& map, X86Data data) {
   decoded.model = chosen->name;
   decoded.vendor = vendor ? vendor->name : std::string();
   decoded.features = std::move(chosen_features);
+  return decoded;
+}
+
+Expected<DecodedCpu> DecodeX86HostCpuRemembered(const std::shared_ptr<const X86CpuMap>& map,
+                                                X86Data data, bool* reused) {
+  struct Memory {
+    std::mutex mutex;
+    std::shared_ptr<const X86CpuMap> map;  // held, so its address is not reused
+    X86Data data;
+    std::optional<Expected<DecodedCpu>> decoded;
+  };
+  static auto* memory = new Memory();  // never destroyed: used until exit
+  {
+    std::lock_guard<std::mutex> lock(memory->mutex);
+    if (memory->decoded && memory->map == map && memory->data == data) {
+      if (reused) *reused = true;
+      return *memory->decoded;
+    }
+  }
+  if (reused) *reused = false;
+  Expected<DecodedCpu> decoded = DecodeX86HostCpu(*map, data);
+  std::lock_guard<std::mutex> lock(memory->mutex);
+  memory->map = map;
+  memory->data = std::move(data);
+  memory->decoded = decoded;
   return decoded;
 }
 

@@ -20,7 +20,8 @@ template <typename Map>
 class MapMemory {
  public:
   template <typename Read>
-  Expected<Map> Get(const std::string& dir, const std::string& arch, Read read) {
+  Expected<std::shared_ptr<const Map>> Get(const std::string& dir, const std::string& arch,
+                                           Read read) {
     std::string identity = DirectoryIdentity(dir);
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -28,20 +29,22 @@ class MapMemory {
         if (entry->dir != dir || entry->arch != arch) continue;
         if (!identity.empty() && entry->identity == identity) {
           entries_.splice(entries_.begin(), entries_, entry);  // most recent first
-          return *entries_.front().map;
+          return entries_.front().map;
         }
         entries_.erase(entry);
         break;
       }
     }
     Expected<Map> map = read();
+    if (!map) return map.status();
+    auto shared = std::make_shared<const Map>(std::move(map).value());
     // A directory that changes while it is read is not remembered under either identity.
-    if (map && !identity.empty() && identity == DirectoryIdentity(dir)) {
+    if (!identity.empty() && identity == DirectoryIdentity(dir)) {
       std::lock_guard<std::mutex> lock(mutex_);
-      entries_.push_front({dir, arch, identity, std::make_shared<const Map>(*map)});
+      entries_.push_front({dir, arch, identity, shared});
       if (entries_.size() > kEntries) entries_.pop_back();
     }
-    return map;
+    return shared;
   }
 
  private:
@@ -56,14 +59,22 @@ class MapMemory {
 
 }  // namespace
 
-Expected<X86CpuMap> LoadX86CpuMap(const std::string& dir) {
+Expected<std::shared_ptr<const X86CpuMap>> LoadSharedX86CpuMap(const std::string& dir) {
   static auto* memory = new MapMemory<X86CpuMap>();  // never destroyed: used until exit
   return memory->Get(dir, "x86", [&] { return ReadX86CpuMap(dir); });
 }
 
+Expected<X86CpuMap> LoadX86CpuMap(const std::string& dir) {
+  auto map = LoadSharedX86CpuMap(dir);
+  if (!map) return map.status();
+  return **map;
+}
+
 Expected<IdCpuMap> LoadIdCpuMap(const std::string& dir, const std::string& map_arch) {
   static auto* memory = new MapMemory<IdCpuMap>();
-  return memory->Get(dir, map_arch, [&] { return ReadIdCpuMap(dir, map_arch); });
+  auto map = memory->Get(dir, map_arch, [&] { return ReadIdCpuMap(dir, map_arch); });
+  if (!map) return map.status();
+  return **map;
 }
 
 }  // namespace virtcaps

@@ -1,6 +1,10 @@
 #include "virtcaps/cpu_vocabulary.h"
 
 #include <algorithm>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 
 #include "virtcaps/cpu_decode.h"
 #include "virtcaps/cpu_map.h"
@@ -72,10 +76,10 @@ Status DescribeX86(const CollectContext& context, const std::string& map_dir, Ho
   const CpuidSource* cpuid = context.probes.cpuid.get();
   if (cpuid == nullptr || !cpuid->status().ok()) return Status();  // nothing to decode
   cpu.tsc = FindTsc(context, *cpuid);
-  auto map = LoadX86CpuMap(map_dir);
+  auto map = LoadSharedX86CpuMap(map_dir);
   if (!map) return Status::Error("CPU model unknown: " + map.error());
-  X86Data data = ReadX86HostData(*cpuid, context.probes.msr.get(), *map);
-  auto decoded = DecodeX86HostCpu(*map, std::move(data));
+  X86Data data = ReadX86HostData(*cpuid, context.probes.msr.get(), **map);
+  auto decoded = DecodeX86HostCpuRemembered(*map, std::move(data));
   if (!decoded) return Status::Error("CPU model unknown: " + decoded.error());
   cpu.libvirt_model = decoded->model;
   cpu.libvirt_features = decoded->features;
@@ -110,22 +114,53 @@ Status DescribeByIds(const std::string& map_dir, const Cpuinfo& cpuinfo, HostCpu
 
 }  // namespace
 
+namespace {
+
+// The vendor of each model of a map, by name ("unknown" for generic models), made once
+// per remembered map (held here, so its address stands for its contents): naming a
+// guest's ~100 models searched the map's ~100 models for each, every refresh.
+std::shared_ptr<const std::unordered_map<std::string, std::string>> ModelVendors(
+    const std::shared_ptr<const X86CpuMap>& map) {
+  static std::mutex mutex;
+  static auto* held = new std::shared_ptr<const X86CpuMap>();  // never destroyed
+  static auto* vendors = new std::shared_ptr<const std::unordered_map<std::string, std::string>>();
+  std::lock_guard<std::mutex> lock(mutex);
+  if (*held != map || *vendors == nullptr) {
+    auto made = std::make_shared<std::unordered_map<std::string, std::string>>();
+    for (const X86Model& model : map->models) {
+      // The first model of a name, as the search over the map's models found it.
+      made->emplace(model.name, model.vendor.empty() ? "unknown" : model.vendor);
+    }
+    *held = map;
+    *vendors = std::move(made);
+  }
+  return *vendors;
+}
+
+}  // namespace
+
 Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& guests) {
-  std::optional<Expected<X86CpuMap>> map;
+  LazyX86CpuMap map(cpu_map_dir);
+  return NameGuestCpuModels(map, guests);
+}
+
+Status NameGuestCpuModels(LazyX86CpuMap& lazy_map, std::vector<Guest>& guests) {
+  const Expected<std::shared_ptr<const X86CpuMap>>* map = nullptr;
+  std::shared_ptr<const std::unordered_map<std::string, std::string>> vendors;
   for (Guest& guest : guests) {
     if (CpuMapArchFor(guest.arch) != "x86") continue;
     for (GuestCpuModes& modes : guest.cpu_modes) {
       if (modes.models.empty()) continue;
-      if (!map) map = LoadX86CpuMap(cpu_map_dir);
+      if (!map) map = &lazy_map.Get();
       if (!map->ok()) continue;
+      if (!vendors) vendors = ModelVendors(**map);
       std::vector<GuestCpuModel> known;
+      known.reserve(modes.models.size());
       for (GuestCpuModel& model : modes.models) {
-        for (const X86Model& candidate : (*map)->models) {
-          if (candidate.name != model.name) continue;
-          model.vendor = candidate.vendor.empty() ? "unknown" : candidate.vendor;
-          known.push_back(std::move(model));
-          break;
-        }
+        auto vendor = vendors->find(model.name);
+        if (vendor == vendors->end()) continue;  // libvirt names only the map's models
+        model.vendor = vendor->second;
+        known.push_back(std::move(model));
       }
       modes.models = std::move(known);
     }
@@ -134,41 +169,96 @@ Status NameGuestCpuModels(const std::string& cpu_map_dir, std::vector<Guest>& gu
   return Status();
 }
 
+namespace {
+
+// libvirt's host-model for one virt type of a native x86 guest, from its expansion.
+Expected<GuestHostModel> DecodeHostModel(const X86CpuMap& map, const GuestCpuModes& modes) {
+  std::vector<HypervisorCpuModel> offered;
+  for (const GuestCpuModel& model : modes.models) {
+    HypervisorCpuModel entry{model.name, {}};
+    for (const std::string& blocker : model.blockers) {
+      entry.blockers.push_back(LibvirtX86FeatureName(blocker));
+    }
+    offered.push_back(std::move(entry));
+  }
+  // libvirt reports the non-migratable variant (invtsc and the like included).
+  X86Data data = X86DataFromExpansion(map, *modes.expansion, /*migratable_only=*/false);
+  auto decoded = DecodeX86HypervisorCpu(map, std::move(data), offered);
+  // With a full expansion libvirt drops MSR features from the host-model.
+  if (decoded && modes.expansion_type == "full") {
+    auto& features = decoded->features;
+    features.erase(std::remove_if(features.begin(), features.end(),
+                                  [&](const CpuFeaturePolicy& feature) {
+                                    const X86Feature* known = map.FindFeature(feature.name);
+                                    return known != nullptr && !known->data.msr.empty();
+                                  }),
+                   features.end());
+  }
+  return decoded;
+}
+
+// DecodeHostModel, remembered: its answer depends only on the mode's expansion, the
+// models it offers (with their blockers), the expansion type and the map. The map is
+// the remembered one (LoadSharedX86CpuMap), held here so that its address stands for
+// its contents. A warm refresh decodes the same few modes again (each ~2.5 M
+// instructions), so a few entries, the oldest dropped first.
+class HostModelMemory {
+ public:
+  Expected<GuestHostModel> Decode(const std::shared_ptr<const X86CpuMap>& map,
+                                  const GuestCpuModes& modes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto entry = entries_.begin(); entry != entries_.end(); ++entry) {
+        if (entry->map == map && entry->expansion_type == modes.expansion_type &&
+            entry->expansion == *modes.expansion && entry->models == modes.models) {
+          entries_.splice(entries_.begin(), entries_, entry);  // most recent first
+          return entries_.front().decoded;
+        }
+      }
+    }
+    Expected<GuestHostModel> decoded = DecodeHostModel(*map, modes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.push_front({map, *modes.expansion, modes.models, modes.expansion_type, decoded});
+    if (entries_.size() > kEntries) entries_.pop_back();
+    return decoded;
+  }
+
+ private:
+  static constexpr size_t kEntries = 8;
+  struct Entry {
+    std::shared_ptr<const X86CpuMap> map;
+    std::vector<CpuModelProperty> expansion;
+    std::vector<GuestCpuModel> models;
+    std::string expansion_type;
+    Expected<GuestHostModel> decoded;
+  };
+  std::mutex mutex_;
+  std::list<Entry> entries_;
+};
+
+}  // namespace
+
 Status DescribeGuestHostModels(const std::string& cpu_map_dir, const std::string& host_arch,
                                std::vector<Guest>& guests) {
-  std::optional<Expected<X86CpuMap>> map;
+  LazyX86CpuMap map(cpu_map_dir);
+  return DescribeGuestHostModels(map, host_arch, guests);
+}
+
+Status DescribeGuestHostModels(LazyX86CpuMap& lazy_map, const std::string& host_arch,
+                               std::vector<Guest>& guests) {
+  static auto* memory = new HostModelMemory();  // never destroyed: used until exit
+  const Expected<std::shared_ptr<const X86CpuMap>>* map = nullptr;
   std::string problems;
   for (Guest& guest : guests) {
     if (!IsX86(guest.arch) || !QemuGuestIsNative(host_arch, guest.arch)) continue;
     for (GuestCpuModes& modes : guest.cpu_modes) {
       modes.host_model.reset();
       if (!modes.expansion) continue;
-      if (!map) map = LoadX86CpuMap(cpu_map_dir);
+      if (!map) map = &lazy_map.Get();
       if (!map->ok()) break;
-      std::vector<HypervisorCpuModel> offered;
-      for (const GuestCpuModel& model : modes.models) {
-        HypervisorCpuModel entry{model.name, {}};
-        for (const std::string& blocker : model.blockers) {
-          entry.blockers.push_back(LibvirtX86FeatureName(blocker));
-        }
-        offered.push_back(std::move(entry));
-      }
-      // libvirt reports the non-migratable variant (invtsc and the like included).
-      X86Data data = X86DataFromExpansion(**map, *modes.expansion, /*migratable_only=*/false);
-      auto decoded = DecodeX86HypervisorCpu(**map, std::move(data), offered);
+      auto decoded = memory->Decode(**map, modes);
       if (decoded) {
         modes.host_model = std::move(decoded).value();
-        // With a full expansion libvirt drops MSR features from the host-model.
-        if (modes.expansion_type == "full") {
-          auto& features = modes.host_model->features;
-          features.erase(std::remove_if(features.begin(), features.end(),
-                                        [&](const CpuFeaturePolicy& feature) {
-                                          const X86Feature* known =
-                                              (*map)->FindFeature(feature.name);
-                                          return known != nullptr && !known->data.msr.empty();
-                                        }),
-                         features.end());
-        }
       } else {
         problems += (problems.empty() ? "" : "; ") + guest.emulator + " (" + modes.virttype +
                     "): " + decoded.error();

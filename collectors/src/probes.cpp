@@ -9,6 +9,10 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -150,6 +154,29 @@ class IoctlKvmProbe : public KvmProbe {
     ::close(fd);
     return result;
   }
+};
+
+// One refresh asks /dev/kvm twice (the kvm collector, and the cpu collector for the
+// TSC of a scratch vCPU); each asking creates and destroys a VM and a vCPU, which
+// costs more CPU in the kernel than the rest of a warm refresh. The Probes of one
+// refresh (MakeProbes) keep the first answer per device, so the two agree and the
+// kernel is asked once; the next refresh makes new Probes and asks again.
+class OncePerRefreshKvmProbe : public KvmProbe {
+ public:
+  explicit OncePerRefreshKvmProbe(std::unique_ptr<KvmProbe> probe) : probe_(std::move(probe)) {}
+  KvmIoctlResult Probe(const std::string& device_path) const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = answers_.find(device_path);
+    if (found == answers_.end()) {
+      found = answers_.emplace(device_path, probe_->Probe(device_path)).first;
+    }
+    return found->second;
+  }
+
+ private:
+  std::unique_ptr<KvmProbe> probe_;
+  mutable std::mutex mutex_;
+  mutable std::map<std::string, KvmIoctlResult> answers_;
 };
 
 class FixedKvmProbe : public KvmProbe {
@@ -321,7 +348,7 @@ Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths) {
   switch (config.kvm.source) {
     case KvmProbeConfig::Source::kAuto:
     case KvmProbeConfig::Source::kIoctl:
-      probes.kvm = MakeIoctlKvmProbe();
+      probes.kvm = std::make_unique<OncePerRefreshKvmProbe>(MakeIoctlKvmProbe());
       break;
     case KvmProbeConfig::Source::kFixed:
       probes.kvm = MakeFixedKvmProbe(config.kvm);

@@ -74,11 +74,11 @@ class QemuCollector : public Collector {
       caps.guests.push_back(std::move(guest));
     }
     // libvirt's model names and vendors (cpu_vocabulary.cpp); a bad map is only noted.
-    Status named =
-        NameGuestCpuModels(context.paths.Root(context.config.host.cpu_map_dir), caps.guests);
+    // Both use one load of the map (one check of its directory).
+    LazyX86CpuMap map(context.paths.Root(context.config.host.cpu_map_dir));
+    Status named = NameGuestCpuModels(map, caps.guests);
     if (!named.ok()) errors += (errors.empty() ? "" : "; ") + named.message();
-    Status host_models = DescribeGuestHostModels(
-        context.paths.Root(context.config.host.cpu_map_dir), caps.cpu.arch, caps.guests);
+    Status host_models = DescribeGuestHostModels(map, caps.cpu.arch, caps.guests);
     if (!host_models.ok()) errors += (errors.empty() ? "" : "; ") + host_models.message();
     // The firmware guests can boot (<os> of the domain capabilities); a bad descriptor
     // is skipped, said in the metrics and logged by the refresh loop.

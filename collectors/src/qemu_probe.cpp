@@ -1051,7 +1051,7 @@ std::vector<Guest> LibvirtQemuGuests(std::vector<Guest> probed, std::string_view
   std::vector<Guest> guests;
   for (Guest& guest : probed) {
     if (host_arch == "aarch64" && has_aarch64 && guest.arch == "armv7l") continue;
-    guests.push_back(guest);
+    guests.push_back(std::move(guest));  // moved: a guest with its CPU models is large
     const Guest& from = guests.back();
     if (from.arch == "x86_64" && i686_from_x86_64) {
       guests.push_back(derive(from, "i686", 32));

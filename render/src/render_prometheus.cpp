@@ -2,7 +2,9 @@
 #include <prometheus/metric_family.h>
 
 #include <cmath>
+#include <iterator>
 #include <map>
+#include <memory>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -25,9 +27,12 @@ double Tristate(const std::optional<bool>& value) { return value ? Bool(*value) 
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
-// Collects families so each name is declared once (the serializer does not merge).
+// Collects families so each name is declared once (the serializer does not merge),
+// in runs (StartRun): a family belongs to one run only, so the text of each run can be
+// written on its own and the page is the runs' texts one after another.
 class Exposition {
  public:
+  void StartRun() { runs_.push_back(families_.size()); }
   void Gauge(const std::string& name, const std::string& help, double value,
              const Labels& labels = {}) {
     Add(name, help, prometheus::MetricType::Gauge, value, labels);
@@ -37,11 +42,28 @@ class Exposition {
     Add(name, help, prometheus::MetricType::Counter, value, labels);
   }
   std::vector<prometheus::MetricFamily> TakeFamilies() { return std::move(families_); }
+  // The families of each run, in order (the families before the first StartRun are
+  // the first run's).
+  std::vector<std::vector<prometheus::MetricFamily>> TakeRuns() {
+    std::vector<std::vector<prometheus::MetricFamily>> runs;
+    std::vector<size_t> starts = runs_;
+    if (starts.empty() || starts.front() != 0) starts.insert(starts.begin(), 0);
+    for (size_t i = 0; i < starts.size(); ++i) {
+      size_t end = i + 1 < starts.size() ? starts[i + 1] : families_.size();
+      runs.emplace_back(std::make_move_iterator(families_.begin() + starts[i]),
+                        std::make_move_iterator(families_.begin() + end));
+    }
+    families_.clear();
+    return runs;
+  }
 
  private:
   void Add(const std::string& name, const std::string& help, prometheus::MetricType type,
            double value, const Labels& labels) {
     auto found = index_.find(name);
+    if (found != index_.end() && !runs_.empty() && found->second < runs_.back()) {
+      throw std::logic_error("metric family in two runs: " + name);
+    }
     if (found == index_.end()) {
       if (!prometheus::CheckMetricName(name)) throw std::logic_error("bad metric name " + name);
       found = index_.emplace(name, families_.size()).first;
@@ -65,6 +87,7 @@ class Exposition {
 
   std::vector<prometheus::MetricFamily> families_;
   std::map<std::string, size_t> index_;
+  std::vector<size_t> runs_;  // where each StartRun began, in families_
 };
 
 std::string Hex(uint64_t value) {
@@ -372,7 +395,7 @@ void AddQemuFirmware(Exposition& out, const QemuFirmware& firmware,
   }
 }
 
-void AddHypervisors(Exposition& out, const HostCapabilities& caps, const RefreshFacts& refresh) {
+void AddHypervisorStatus(Exposition& out, const HostCapabilities& caps) {
   for (const HypervisorStatus& status : caps.hypervisors) {
     out.Gauge("virtcaps_hypervisor_available",
               "1 if the host can run guests with this hypervisor (qemu, xen, lxc) as configured.",
@@ -389,6 +412,14 @@ void AddHypervisors(Exposition& out, const HostCapabilities& caps, const Refresh
     out.Gauge("virtcaps_qemu_emulators",
               "qemu-system-* emulators found in the configured directories and list.",
               status.emulators_found);
+  }
+}
+
+// What changes every refresh: the probe counts summed since the start.
+void AddQemuProbeCounters(Exposition& out, const HostCapabilities& caps,
+                          const RefreshFacts& refresh) {
+  for (const HypervisorStatus& status : caps.hypervisors) {
+    if (status.name != "qemu") continue;
     out.Counter("virtcaps_qemu_emulator_probe_failures_total",
                 "Emulator QMP probes that failed, summed over all refreshes since the start.",
                 static_cast<double>(refresh.qemu_probe_failures_total));
@@ -400,6 +431,9 @@ void AddHypervisors(Exposition& out, const HostCapabilities& caps, const Refresh
                 "Emulators started for a QMP probe, summed over all refreshes since the start.",
                 static_cast<double>(refresh.qemu_probes_spawned_total));
   }
+}
+
+void AddGuests(Exposition& out, const HostCapabilities& caps) {
   // One series per emulator binary (a guest derived from one, i686 from
   // qemu-system-x86_64, is not a second emulator).
   std::set<std::string> emulators;
@@ -500,10 +534,25 @@ void AddQemuProbeCounts(const HostCapabilities& caps, RefreshFacts& facts) {
 
 namespace {
 
-std::vector<prometheus::MetricFamily> SnapshotFamilies(const HostCapabilities& caps,
-                                                       const RefreshFacts& refresh,
-                                                       const BuildInfo& build,
-                                                       const MetricsOptions& options) {
+// The runs of a snapshot's page, in page order. The two capability runs depend only on
+// the model (less its per-refresh durations and probe counts), the build and the
+// options; the other two change every refresh.
+enum Run : unsigned {
+  kCapabilitiesHead = 0,  // build, host parts, hypervisor status
+  kProbeCounters = 1,     // QEMU probe counts since the start
+  kCapabilitiesTail = 2,  // guests, checks, collector success
+  kRefreshFacts = 3,      // collector durations, refresh and reload facts
+  kRunCount = 4,
+};
+constexpr unsigned kAllRuns = (1u << kRunCount) - 1;
+
+// The families of the runs in `wanted_runs` (bit n: run n), as kRunCount lists (a run
+// not wanted is empty).
+std::vector<std::vector<prometheus::MetricFamily>> SnapshotRuns(const HostCapabilities& caps,
+                                                                const RefreshFacts& refresh,
+                                                                const BuildInfo& build,
+                                                                const MetricsOptions& options,
+                                                                unsigned wanted_runs) {
   auto wanted = [&](const std::string& collector) {
     return !options.collectors || options.collectors->count(collector) > 0;
   };
@@ -523,57 +572,96 @@ std::vector<prometheus::MetricFamily> SnapshotFamilies(const HostCapabilities& c
     hypervisor_caps = &filtered_hypervisors;
   }
   Exposition out;
-  out.Gauge(
-      "virtcaps_build_info",
-      "Build of virtcaps-agent: version, git revision and compiler (value is always 1).", 1,
-      {{"version", build.version}, {"revision", build.revision}, {"compiler", build.compiler}});
-  if (ran("cpu")) AddCpu(out, caps.cpu, options.cpu_features_include.get());
-  if (ran("kvm")) AddKvm(out, caps.kvm);
-  if (ran("numa")) AddNuma(out, caps);
-  if (ran("cache")) AddResctrl(out, caps);
-  if (caps.iommu && wanted("iommu")) AddIommu(out, *caps.iommu);
-  if (caps.facilities && wanted("facilities")) AddFacilities(out, *caps.facilities);
-  if (!caps.secure_guests.empty() && wanted("secure_guest"))
-    AddSecureGuests(out, caps.secure_guests);
-  if (caps.virt_role && wanted("virt_role")) AddVirtRole(out, *caps.virt_role);
-  if (!caps.kernel_release.empty() && wanted("host")) {
-    out.Gauge("virtcaps_kernel_info", "Kernel release of the host (/proc/sys/kernel/osrelease).", 1,
-              {{"release", caps.kernel_release}});
+  auto run = [&](Run next) {
+    out.StartRun();
+    return ((wanted_runs >> next) & 1) != 0;
+  };
+  if (run(kCapabilitiesHead)) {
+    out.Gauge(
+        "virtcaps_build_info",
+        "Build of virtcaps-agent: version, git revision and compiler (value is always 1).", 1,
+        {{"version", build.version}, {"revision", build.revision}, {"compiler", build.compiler}});
+    if (ran("cpu")) AddCpu(out, caps.cpu, options.cpu_features_include.get());
+    if (ran("kvm")) AddKvm(out, caps.kvm);
+    if (ran("numa")) AddNuma(out, caps);
+    if (ran("cache")) AddResctrl(out, caps);
+    if (caps.iommu && wanted("iommu")) AddIommu(out, *caps.iommu);
+    if (caps.facilities && wanted("facilities")) AddFacilities(out, *caps.facilities);
+    if (!caps.secure_guests.empty() && wanted("secure_guest"))
+      AddSecureGuests(out, caps.secure_guests);
+    if (caps.virt_role && wanted("virt_role")) AddVirtRole(out, *caps.virt_role);
+    if (!caps.kernel_release.empty() && wanted("host")) {
+      out.Gauge("virtcaps_kernel_info", "Kernel release of the host (/proc/sys/kernel/osrelease).",
+                1, {{"release", caps.kernel_release}});
+    }
+    AddHypervisorStatus(out, *hypervisor_caps);
   }
-  AddHypervisors(out, *hypervisor_caps, refresh);
-  AddChecks(out, caps.checks);
-  for (const CollectorOutcome& outcome : caps.collectors) {
-    if (!wanted(outcome.name)) continue;
-    out.Gauge("virtcaps_scrape_collector_success",
-              "1 if the collector succeeded in the latest refresh, 0 if it failed.",
-              Bool(outcome.success), {{"collector", outcome.name}});
+  if (run(kProbeCounters)) AddQemuProbeCounters(out, *hypervisor_caps, refresh);
+  if (run(kCapabilitiesTail)) {
+    AddGuests(out, *hypervisor_caps);
+    AddChecks(out, caps.checks);
+    for (const CollectorOutcome& outcome : caps.collectors) {
+      if (!wanted(outcome.name)) continue;
+      out.Gauge("virtcaps_scrape_collector_success",
+                "1 if the collector succeeded in the latest refresh, 0 if it failed.",
+                Bool(outcome.success), {{"collector", outcome.name}});
+    }
   }
-  for (const CollectorOutcome& outcome : caps.collectors) {
-    if (!wanted(outcome.name)) continue;
-    out.Gauge("virtcaps_scrape_collector_duration_seconds",
-              "How long the collector took in the latest refresh.", outcome.duration_seconds,
-              {{"collector", outcome.name}});
+  if (run(kRefreshFacts)) {
+    for (const CollectorOutcome& outcome : caps.collectors) {
+      if (!wanted(outcome.name)) continue;
+      out.Gauge("virtcaps_scrape_collector_duration_seconds",
+                "How long the collector took in the latest refresh.", outcome.duration_seconds,
+                {{"collector", outcome.name}});
+    }
+    out.Gauge("virtcaps_last_refresh_timestamp_seconds",
+              "Unix time the snapshot being served was finished.", refresh.finished_at_seconds);
+    out.Gauge("virtcaps_refresh_duration_seconds", "How long the latest refresh took.",
+              refresh.duration_seconds);
+    out.Gauge("virtcaps_refresh_interval_seconds",
+              "The configured time between refreshes (refresh_interval).",
+              refresh.interval_seconds);
+    out.Gauge(
+        "virtcaps_config_last_reload_successful",
+        "1 if the latest configuration reload (SIGHUP) was applied, 0 if it was rejected and the "
+        "previous configuration stays in force.",
+        Bool(refresh.config_reload_ok));
+    out.Gauge(
+        "virtcaps_web_config_last_reload_successful",
+        "1 if the latest re-read of --web.config.file was applied (or there is none), 0 if it "
+        "was refused and the previous web settings stay in force.",
+        Bool(refresh.web_config_reload_ok));
+    out.Gauge("virtcaps_config_last_reload_success_timestamp_seconds",
+              "Unix time the configuration in force was loaded.", refresh.config_loaded_at_seconds);
+    out.Counter("virtcaps_refreshes_total", "Refreshes completed since the agent started.",
+                static_cast<double>(refresh.refreshes_total));
   }
-  out.Gauge("virtcaps_last_refresh_timestamp_seconds",
-            "Unix time the snapshot being served was finished.", refresh.finished_at_seconds);
-  out.Gauge("virtcaps_refresh_duration_seconds", "How long the latest refresh took.",
-            refresh.duration_seconds);
-  out.Gauge("virtcaps_refresh_interval_seconds",
-            "The configured time between refreshes (refresh_interval).", refresh.interval_seconds);
-  out.Gauge(
-      "virtcaps_config_last_reload_successful",
-      "1 if the latest configuration reload (SIGHUP) was applied, 0 if it was rejected and the "
-      "previous configuration stays in force.",
-      Bool(refresh.config_reload_ok));
-  out.Gauge("virtcaps_web_config_last_reload_successful",
-            "1 if the latest re-read of --web.config.file was applied (or there is none), 0 if it "
-            "was refused and the previous web settings stay in force.",
-            Bool(refresh.web_config_reload_ok));
-  out.Gauge("virtcaps_config_last_reload_success_timestamp_seconds",
-            "Unix time the configuration in force was loaded.", refresh.config_loaded_at_seconds);
-  out.Counter("virtcaps_refreshes_total", "Refreshes completed since the agent started.",
-              static_cast<double>(refresh.refreshes_total));
-  return out.TakeFamilies();
+  return out.TakeRuns();
+}
+
+std::vector<prometheus::MetricFamily> SnapshotFamilies(const HostCapabilities& caps,
+                                                       const RefreshFacts& refresh,
+                                                       const BuildInfo& build,
+                                                       const MetricsOptions& options) {
+  std::vector<prometheus::MetricFamily> families;
+  for (auto& run : SnapshotRuns(caps, refresh, build, options, kAllRuns)) {
+    families.insert(families.end(), std::make_move_iterator(run.begin()),
+                    std::make_move_iterator(run.end()));
+  }
+  return families;
+}
+
+// The page: the capability texts with the refresh runs' texts between and after them.
+std::string Page(const std::string (&capabilities)[2], const std::string& probe_counters,
+                 const std::string& refresh_facts) {
+  std::string page;
+  page.reserve(capabilities[0].size() + probe_counters.size() + capabilities[1].size() +
+               refresh_facts.size());
+  page += capabilities[0];
+  page += probe_counters;
+  page += capabilities[1];
+  page += refresh_facts;
+  return page;
 }
 
 }  // namespace
@@ -592,9 +680,25 @@ bool FeatureFilter::Matches(const std::string& flag) const {
 }
 
 Expositions RenderExpositions(const HostCapabilities& caps, const RefreshFacts& refresh,
-                              const BuildInfo& build, const MetricsOptions& options) {
-  std::vector<prometheus::MetricFamily> families = SnapshotFamilies(caps, refresh, build, options);
-  return {SerializeText(families), SerializeOpenMetrics(families)};
+                              const BuildInfo& build, const MetricsOptions& options,
+                              std::shared_ptr<const CapabilityTexts> reuse) {
+  unsigned runs_wanted = reuse ? (1u << kProbeCounters) | (1u << kRefreshFacts) : kAllRuns;
+  auto runs = SnapshotRuns(caps, refresh, build, options, runs_wanted);
+  if (!reuse) {
+    auto made = std::make_shared<CapabilityTexts>();
+    made->prometheus[0] = SerializeText(runs[kCapabilitiesHead]);
+    made->prometheus[1] = SerializeText(runs[kCapabilitiesTail]);
+    made->openmetrics[0] = SerializeOpenMetrics(runs[kCapabilitiesHead]);
+    made->openmetrics[1] = SerializeOpenMetrics(runs[kCapabilitiesTail]);
+    reuse = std::move(made);
+  }
+  Expositions texts;
+  texts.prometheus = Page(reuse->prometheus, SerializeText(runs[kProbeCounters]),
+                          SerializeText(runs[kRefreshFacts]));
+  texts.openmetrics = Page(reuse->openmetrics, SerializeOpenMetrics(runs[kProbeCounters]),
+                           SerializeOpenMetrics(runs[kRefreshFacts]));
+  texts.capability_texts = std::move(reuse);
+  return texts;
 }
 
 std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& refresh,

@@ -250,6 +250,56 @@ TEST(CpuMapTest, RemovedFeaturesAreNotPartOfTheModel) {
   EXPECT_TRUE(icelake->data.Contains(Map().FindFeature("avx512f")->data));
 }
 
+// Issue 13: the decode is remembered under its inputs (CPUID and MSR data, the map
+// object): the same inputs give the previous answer, a changed leaf or another map
+// decodes again, and every answer is what DecodeX86HostCpu says.
+TEST(X86DecodeRemembered, SameInputsReuseTheAnswerChangedInputsDecodeAgain) {
+  auto map = LoadSharedX86CpuMap(MapDir());
+  ASSERT_TRUE(map) << map.error();
+  X86Data rome = ReadCpuData(DecodeFixture("x86_64-cpuid-EPYC-7502-32-Core.xml"));
+  X86Data skylake = ReadCpuData(DecodeFixture("x86_64-cpuid-Xeon-Gold-6148.xml"));
+  auto expect_same = [](const virtcaps::Expected<DecodedCpu>& got,
+                        const virtcaps::Expected<DecodedCpu>& want) {
+    ASSERT_EQ(got.ok(), want.ok());
+    if (!got.ok()) return;
+    EXPECT_EQ(got->model, want->model);
+    EXPECT_EQ(got->vendor, want->vendor);
+    EXPECT_EQ(got->features, want->features);
+  };
+  bool reused = true;
+  auto first = DecodeX86HostCpuRemembered(*map, rome, &reused);
+  EXPECT_FALSE(reused);
+  expect_same(first, DecodeX86HostCpu(**map, rome));
+  auto again = DecodeX86HostCpuRemembered(*map, rome, &reused);
+  EXPECT_TRUE(reused);
+  expect_same(again, first);
+  // Another CPU: decoded again, and its own answer.
+  auto other = DecodeX86HostCpuRemembered(*map, skylake, &reused);
+  EXPECT_FALSE(reused);
+  expect_same(other, DecodeX86HostCpu(**map, skylake));
+  EXPECT_NE(other->model, first->model);
+  // One bit less (AVX2): decoded again, and no EPYC model fits any more.
+  X86Data without_avx2 = rome;
+  without_avx2.cpuid[{7, 0}].ebx &= ~(1u << 5);
+  DecodeX86HostCpuRemembered(*map, rome, &reused);
+  auto changed = DecodeX86HostCpuRemembered(*map, without_avx2, &reused);
+  EXPECT_FALSE(reused);
+  expect_same(changed, DecodeX86HostCpu(**map, without_avx2));
+  EXPECT_EQ(changed->model.find("EPYC"), std::string::npos) << changed->model;
+  // An MSR value is part of the key too.
+  X86Data with_msr = rome;
+  with_msr.msr[0x10a] = 0x1;
+  DecodeX86HostCpuRemembered(*map, rome, &reused);
+  DecodeX86HostCpuRemembered(*map, with_msr, &reused);
+  EXPECT_FALSE(reused);
+  // The same contents in another map object (a copy) is another key: decoded again.
+  auto copy = std::make_shared<const X86CpuMap>(**map);
+  DecodeX86HostCpuRemembered(*map, rome, &reused);
+  auto from_copy = DecodeX86HostCpuRemembered(copy, rome, &reused);
+  EXPECT_FALSE(reused);
+  expect_same(from_copy, first);
+}
+
 TEST(X86DecodeRules, SignatureMatchBeatsFewerFeatures) {
   // The Rome dump, with its signature moved to family 23 model 1 (EPYC's): EPYC-Rome
   // needs fewer extra features, but a model whose signature matches wins.

@@ -3,6 +3,7 @@
 // replies recorded on the build machine, and from small made-up maps for each rule.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -203,6 +204,49 @@ TEST(HostModel, FullExpansionsWhenQemuLacksCanonicalNamesAndThenNoMsrFeatures) {
   EXPECT_TRUE(full.count("arch-capabilities"));  // a CPUID bit, kept
   EXPECT_EQ(all.size() - full.size(), 6u);       // rdctl-no rsba skip-l1dfl-vmentry mds-no
                                                  // pschange-mc-no taa-no
+}
+
+// Issue 13: the host-model decode is remembered under its inputs. Decoding the same
+// guest again gives the same answer; a changed expansion, a model no longer offered or
+// a changed expansion type each give that input's own answer, not the remembered one.
+TEST(HostModel, RememberedDecodeFollowsEachInput) {
+  Guest recorded = RecordedGuest();
+  ASSERT_FALSE(recorded.cpu_modes.empty());
+  ASSERT_TRUE(recorded.cpu_modes[0].expansion);
+  auto decode = [](Guest guest) {
+    std::vector<Guest> guests{std::move(guest)};
+    EXPECT_TRUE(NameGuestCpuModels(MapDir(), guests).ok());
+    EXPECT_TRUE(DescribeGuestHostModels(MapDir(), "x86_64", guests).ok());
+    return guests[0].cpu_modes[0].host_model.value_or(GuestHostModel{});
+  };
+  GuestHostModel first = decode(recorded);
+  ASSERT_FALSE(first.model.empty());
+  EXPECT_EQ(decode(recorded), first);
+  // The expansion without one feature the host-model requires: that feature is no
+  // longer required.
+  auto required = std::find_if(first.features.begin(), first.features.end(),
+                               [](const CpuFeaturePolicy& f) { return f.policy == "require"; });
+  ASSERT_NE(required, first.features.end());
+  Guest fewer = recorded;
+  bool dropped = false;
+  for (CpuModelProperty& property : *fewer.cpu_modes[0].expansion) {
+    if (LibvirtX86FeatureName(property.name) == required->name) {
+      property.enabled = false;
+      dropped = true;
+    }
+  }
+  ASSERT_TRUE(dropped) << required->name;
+  GuestHostModel without = decode(fewer);
+  EXPECT_EQ(std::count(without.features.begin(), without.features.end(), *required), 0);
+  // The chosen model no longer offered: another model.
+  Guest unoffered = recorded;
+  auto& models = unoffered.cpu_modes[0].models;
+  models.erase(std::remove_if(models.begin(), models.end(),
+                              [&](const GuestCpuModel& m) { return m.name == first.model; }),
+               models.end());
+  EXPECT_NE(decode(unoffered).model, first.model);
+  // And the first inputs once more: the first answer.
+  EXPECT_EQ(decode(recorded), first);
 }
 
 // A made-up map: vendors, a few features on leaf 1 EDX, and models built from them.

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include "test_support.h"
+#include "virtcaps/files.h"
 #include "virtcaps/http_server.h"
+#include "virtcaps/refresher.h"
 
 namespace virtcaps {
 namespace {
@@ -99,6 +101,104 @@ TEST(HttpHandlerTest, SnapshotsReuseTheCompressedBodiesThatDidNotChange) {
   EXPECT_EQ(testing::Gunzip(next->openmetrics_gzip_open().bytes +
                             GzipClose(next->openmetrics_gzip_open(), "# EOF\n")),
             std::string(next->openmetrics.body()) + "# EOF\n");
+}
+
+// Issue 13: a snapshot whose model equals the previous one's but for durations and
+// probe counts takes over the XML and the capability parts of the metrics texts and
+// renders only the refresh facts; the bodies are byte for byte a full rendering.
+TEST(HttpHandlerTest, AnUnchangedModelReusesTheCapabilityBodies) {
+  HostCapabilities caps;
+  caps.cpu.arch = "x86_64";
+  caps.kernel_release = "6.1.0";
+  caps.collectors = {{"cpu", true, 0.001, ""}, {"qemu", true, 0.002, ""}};
+  caps.hypervisors.push_back(HypervisorStatus{"qemu", true, "", "", 1, 0, 1, 0});
+  RefreshFacts facts;
+  facts.refreshes_total = 1;
+  auto first = MakeSnapshot(caps, facts);
+  EXPECT_FALSE(first->capability_bodies_reused);
+  // The next refresh: other durations, probe counts and facts; the same capabilities.
+  HostCapabilities again = caps;
+  again.collectors[0].duration_seconds = 0.5;
+  again.hypervisors[0].cache_hits = 0;
+  again.hypervisors[0].probes_spawned = 1;
+  facts.refreshes_total = 2;
+  facts.duration_seconds = 0.25;
+  facts.qemu_probes_spawned_total = 1;
+  auto second = MakeSnapshot(again, facts, first.get());
+  EXPECT_TRUE(second->capability_bodies_reused);
+  EXPECT_EQ(second->bodies_compressed, 0);
+  EXPECT_EQ(second->metrics_text(), RenderPrometheus(again, facts, CurrentBuildInfo()));
+  EXPECT_EQ(second->openmetrics.body(),
+            RenderOpenMetrics(again, facts, CurrentBuildInfo(), {}, /*terminate=*/false));
+  EXPECT_EQ(second->xml_text(), RenderCapabilitiesXml(again));
+  EXPECT_NE(second->metrics_text().find(
+                "virtcaps_scrape_collector_duration_seconds{collector=\"cpu\"} 0.5\n"),
+            std::string::npos);
+  EXPECT_NE(second->metrics_text().find("virtcaps_refreshes_total 2\n"), std::string::npos);
+  // The restored durations are this refresh's, not the previous one's.
+  EXPECT_EQ(second->caps.collectors[0].duration_seconds, 0.5);
+  EXPECT_EQ(second->caps.hypervisors[0].probes_spawned, 1u);
+  // A changed capability renders everything again.
+  HostCapabilities changed = again;
+  changed.kernel_release = "6.2.0";
+  auto third = MakeSnapshot(changed, facts, second.get());
+  EXPECT_FALSE(third->capability_bodies_reused);
+  EXPECT_EQ(third->metrics_text(), RenderPrometheus(changed, facts, CurrentBuildInfo()));
+  EXPECT_NE(third->metrics_text().find("release=\"6.2.0\""), std::string::npos);
+  // A collector that now fails is a change too (its success is a capability part).
+  HostCapabilities failing = changed;
+  failing.collectors[0].success = false;
+  auto fourth = MakeSnapshot(failing, facts, third.get());
+  EXPECT_FALSE(fourth->capability_bodies_reused);
+  EXPECT_NE(fourth->metrics_text().find("virtcaps_scrape_collector_success{collector=\"cpu\"} 0\n"),
+            std::string::npos);
+  // Other metrics options (a flags filter): rendered again, filtered.
+  MetricsOptions options;
+  options.cpu_features_include = std::make_shared<const FeatureFilter>("^$");
+  auto filtered = MakeSnapshot(failing, facts, fourth.get(), options);
+  EXPECT_FALSE(filtered->capability_bodies_reused);
+}
+
+// The same through the collectors on a fixture host: an unchanged host reuses the
+// capability bodies on the next refresh; a changed host file (the CPU's model name in
+// /proc/cpuinfo) is in the very next snapshot, which renders everything again.
+TEST(HttpHandlerTest, AChangedHostFileIsInTheNextSnapshot) {
+  std::string root = testing::TempDir() + "/host";
+  auto copied =
+      testing::RunProcess({"/bin/cp", "-rL", testing::FixtureHost("amd-epyc-pvm-guest"), root});
+  ASSERT_EQ(copied.exit_code, 0) << copied.err;
+  Config config = testing::FixtureConfig("amd-epyc-pvm-guest");
+  config.paths.rootfs = root;
+  RefreshFacts facts;
+  auto first = MakeSnapshot(ProbeHost(config), facts);
+  EXPECT_FALSE(first->capability_bodies_reused);
+  auto second = MakeSnapshot(ProbeHost(config), facts, first.get());
+  EXPECT_TRUE(second->capability_bodies_reused);
+  // The fixture's collectors all work from the copy (so every part is in the bodies).
+  for (const CollectorOutcome& outcome : second->caps.collectors) {
+    EXPECT_TRUE(outcome.success) << outcome.name << ": " << outcome.error;
+  }
+  EXPECT_NE(second->metrics_text().find("virtcaps_hypervisor_available{hypervisor=\"qemu\"} 1\n"),
+            std::string::npos);
+  EXPECT_TRUE(second->xml_text() == first->xml_text());
+  EXPECT_TRUE(second->metrics_text() == RenderPrometheus(second->caps, facts, CurrentBuildInfo()));
+  EXPECT_NE(second->metrics_text().find("model_name=\"AMD EPYC\""), std::string::npos);
+
+  std::string cpuinfo = *ReadFile(root + "/proc/cpuinfo");
+  for (size_t at = cpuinfo.find("AMD EPYC\n"); at != std::string::npos;
+       at = cpuinfo.find("AMD EPYC\n", at)) {
+    cpuinfo.replace(at, 9, "AMD EPYC Changed\n");
+  }
+  testing::WriteTestFile(root + "/proc/cpuinfo", cpuinfo);
+  auto third = MakeSnapshot(ProbeHost(config), facts, second.get());
+  EXPECT_FALSE(third->capability_bodies_reused);
+  EXPECT_NE(third->metrics_text().find("model_name=\"AMD EPYC Changed\""), std::string::npos);
+  EXPECT_EQ(third->metrics_text().find("model_name=\"AMD EPYC\""), std::string::npos);
+  EXPECT_TRUE(third->xml_text() == RenderCapabilitiesXml(third->caps));
+  auto fourth = MakeSnapshot(ProbeHost(config), facts, third.get());
+  EXPECT_TRUE(fourth->capability_bodies_reused);
+  EXPECT_TRUE(fourth->metrics_text() == RenderPrometheus(fourth->caps, facts, CurrentBuildInfo()));
+  EXPECT_TRUE(fourth->xml_text() == third->xml_text());
 }
 
 }  // namespace

@@ -68,6 +68,12 @@ struct Snapshot {
   // Bodies this snapshot compressed when it was made (0 or 1: the XML); otherwise the
   // previous snapshot's bytes.
   int bodies_compressed = 0;
+  // The capability parts of the metrics texts, for the next snapshot to reuse.
+  std::shared_ptr<const CapabilityTexts> capability_texts;
+  // Whether this snapshot took the previous one's XML and capability texts (its model
+  // was the same but for durations and probe counts) and rendered only the refresh
+  // facts, instead of rendering everything.
+  bool capability_bodies_reused = false;
 
   const OpenGzip& metrics_gzip_open() const { return metrics_gzip.Get(metrics.body()); }
   const OpenGzip& openmetrics_gzip_open() const { return openmetrics_gzip.Get(openmetrics.body()); }

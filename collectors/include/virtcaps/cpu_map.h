@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -24,6 +25,7 @@ struct X86Data {
   void Subtract(const X86Data& other);         // clears other's bits
   bool Contains(const X86Data& subset) const;  // every bit of subset is set here
   bool Empty() const;                          // no bit set anywhere
+  bool operator==(const X86Data&) const = default;
 };
 
 struct X86Feature {
@@ -85,6 +87,9 @@ Expected<IdCpuMap> ReadIdCpuMap(const std::string& dir, const std::string& map_a
 // its directory and files are unchanged (DirectoryIdentity), so a warm refresh does not
 // parse the ~80 files of libvirt's map (twice: host CPU and guest models) every time.
 Expected<X86CpuMap> LoadX86CpuMap(const std::string& dir);
+// The remembered x86 map itself, not a copy: the same object (same address) while the
+// directory is unchanged, so what is derived from it can be remembered under it.
+Expected<std::shared_ptr<const X86CpuMap>> LoadSharedX86CpuMap(const std::string& dir);
 Expected<IdCpuMap> LoadIdCpuMap(const std::string& dir, const std::string& map_arch);
 
 }  // namespace virtcaps

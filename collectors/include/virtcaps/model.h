@@ -1,5 +1,9 @@
 // The capabilities data model: what the collectors found, with no knowledge of XML
 // or Prometheus. std::optional separates "could not tell" from a known answer.
+// Every struct compares with a defaulted == (all its fields, new ones included): a
+// refresh whose model equals the previous one's reuses what was derived from it
+// (snapshot.cpp: the rendered bodies; cpu_vocabulary.cpp: the host-model decode). A
+// field whose type has no == makes that a compile error, not a silent difference.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +18,7 @@ struct CpuSignature {
   unsigned family = 0;
   unsigned model = 0;
   unsigned stepping = 0;
+  bool operator==(const CpuSignature&) const = default;
 };
 
 // As libvirt reports it: sockets, dies per socket, cores per die, threads per core.
@@ -32,6 +37,7 @@ struct CpuTopology {
   unsigned physical_packages = 0;  // distinct physical_package_id of online CPUs
   unsigned offline_cpus = 0;       // present but offline, as libvirt counts them
   unsigned physical_dies = 0;      // distinct (physical_package_id, die_id) of online CPUs
+  bool operator==(const CpuTopology&) const = default;
 };
 
 // One logical CPU as sysfs describes it, read once per refresh by the cpu collector
@@ -44,6 +50,7 @@ struct LogicalCpu {
   unsigned core_id = 0;            // core_id; missing reads as 0
   std::vector<unsigned> siblings;  // thread siblings, including itself
   std::string siblings_source;     // thread_siblings_list, thread_siblings (mask), self
+  bool operator==(const LogicalCpu&) const = default;
 };
 
 // Hardware virtualization as three separate signals (they disagree on real hosts).
@@ -53,6 +60,7 @@ struct HardwareVirtualization {
   std::optional<bool> kernel_enabled;     // the kernel lists it in /proc/cpuinfo
   std::optional<bool> firmware_disabled;  // implemented, but the firmware turned it off
   std::string firmware_evidence;          // how firmware_disabled was decided
+  bool operator==(const HardwareVirtualization&) const = default;
 };
 
 // libvirt's <counter name='tsc'>: the invariant TSC's frequency, and whether KVM
@@ -61,6 +69,7 @@ struct TscCounter {
   uint64_t frequency_hz = 0;
   std::optional<bool> scaling;  // KVM_CAP_TSC_CONTROL; unknown without KVM
   std::string source;           // kvm (KVM_GET_TSC_KHZ, as libvirt), cpuid-0x40000010, cpuid-0x15
+  bool operator==(const TscCounter&) const = default;
 };
 
 struct HostCpu {
@@ -90,6 +99,7 @@ struct HostCpu {
   bool logical_cpus_read = false;              // logical_cpus is this refresh's sysfs read
   bool huge_page_sizes_listed = false;         // page_sizes_kib holds this refresh's listing
   std::string cpuinfo_problem;                 // what /proc/cpuinfo lacked, for humans
+  bool operator==(const HostCpu&) const = default;
 };
 
 struct KvmState {
@@ -106,6 +116,7 @@ struct KvmState {
   bool usable() const {
     return device_present && device_accessible.value_or(false) && vm_creatable.value_or(false);
   }
+  bool operator==(const KvmState&) const = default;
 };
 
 // One logical CPU of a NUMA cell, with libvirt's topology ids.
@@ -113,6 +124,7 @@ struct CellCpu {
   unsigned id = 0;
   std::optional<unsigned> socket_id, die_id, core_id;
   std::vector<unsigned> siblings;  // thread siblings, including itself
+  bool operator==(const CellCpu&) const = default;
 };
 
 // A page pool of one size: huge pages from sysfs, or the base pages left over.
@@ -120,6 +132,7 @@ struct PagePool {
   uint64_t size_kib = 0;
   uint64_t total = 0;
   std::optional<uint64_t> free;  // huge pages only
+  bool operator==(const PagePool&) const = default;
 };
 
 struct NumaCell {
@@ -128,6 +141,7 @@ struct NumaCell {
   std::vector<PagePool> pages;  // base page size first, then huge page sizes ascending
   std::vector<std::pair<unsigned, unsigned>> distances;  // (node id, distance)
   std::vector<CellCpu> cpus;
+  bool operator==(const NumaCell&) const = default;
 };
 
 // What resctrl lets guests allocate of one cache bank (libvirt's <control>).
@@ -136,6 +150,7 @@ struct CacheControl {
   uint64_t min_bytes = 0;          // min_cbm_bits x granularity; 0 when one bit suffices
   std::string type;                // both, code, data (CDP splits both into code and data)
   unsigned max_allocs = 0;         // num_closids
+  bool operator==(const CacheControl&) const = default;
 };
 
 // resctrl monitoring (info/L3_MON): libvirt's <monitor> of <cache> or <memory_bandwidth>.
@@ -144,6 +159,7 @@ struct ResctrlMonitor {
   std::optional<uint64_t> reuse_threshold;  // cache monitors only: max_threshold_occupancy
   unsigned max_monitors = 0;                // num_rmids
   std::vector<std::string> features;        // mon_features with this monitor's prefix
+  bool operator==(const ResctrlMonitor&) const = default;
 };
 
 // Memory bandwidth allocation (info/MB) on one last-level cache bank.
@@ -153,6 +169,7 @@ struct MemoryBandwidthNode {
   unsigned granularity_percent = 0;  // bandwidth_gran
   unsigned min_percent = 0;          // min_bandwidth
   unsigned max_allocs = 0;           // num_closids
+  bool operator==(const MemoryBandwidthNode&) const = default;
 };
 
 struct CacheBank {
@@ -162,12 +179,14 @@ struct CacheBank {
   uint64_t size_bytes = 0;
   std::vector<unsigned> cpus;
   std::vector<CacheControl> controls;  // resctrl allocation, libvirt's <control>
+  bool operator==(const CacheBank&) const = default;
 };
 
 struct IommuState {
   bool kernel_enabled = false;  // /sys/kernel/iommu_groups is non-empty
   unsigned groups = 0;
   std::vector<std::string> firmware_tables;  // ACPI DMAR (Intel), IVRS (AMD), IORT (Arm) found
+  bool operator==(const IommuState&) const = default;
 };
 
 // The Linux security module guests are confined by, libvirt's <secmodel>.
@@ -178,18 +197,21 @@ struct SecurityModel {
   std::vector<std::pair<std::string, std::string>> baselabels;
   // The hypervisor driver whose document alone carries it (DAC: qemu); empty: every one.
   std::string hypervisor;
+  bool operator==(const SecurityModel&) const = default;
 };
 
 // libvirt's <migration_features>, as its QEMU driver prints them.
 struct MigrationFeatures {
   bool live = true;
   std::vector<std::string> uri_transports;  // tcp, rdma
+  bool operator==(const MigrationFeatures&) const = default;
 };
 
 struct PowerManagement {
   bool suspend_mem = false;
   bool suspend_disk = false;
   bool suspend_hybrid = false;
+  bool operator==(const PowerManagement&) const = default;
 };
 
 // Device nodes, cgroup controllers and namespaces that guests and containers need.
@@ -200,6 +222,7 @@ struct HostFacilities {
   std::vector<std::pair<std::string, bool>>
       namespaces;                 // ipc, mnt, pid, uts, net, user -> available
   bool fuse_connections = false;  // /sys/fs/fuse/connections, for LXC
+  bool operator==(const HostFacilities&) const = default;
 };
 
 // A confidential-computing technology: does the CPU have it, is it switched on.
@@ -208,6 +231,7 @@ struct SecureGuestTechnology {
   std::optional<bool> cpu_supported;
   std::optional<bool> enabled;  // the kernel/KVM has it on and the device exists
   std::string detail;
+  bool operator==(const SecureGuestTechnology&) const = default;
 };
 
 // Whether this host itself runs inside a virtual machine, and under what.
@@ -218,6 +242,7 @@ struct VirtualizationRole {
   std::string evidence;    // which source said so: cpuid, dmi, sysfs, device-tree
   bool xen_dom0 = false;   // a Xen control domain (it hosts guests through Xen)
   std::string role;        // host, guest, or both (a guest that can run KVM guests itself)
+  bool operator==(const VirtualizationRole&) const = default;
 };
 
 // One check of libvirt's virt-host-validate (QEMU and LXC), made from the model.
@@ -228,6 +253,7 @@ struct HostCheck {
   std::string severity;  // fail or warn: what a failed check means
   bool passed = false;
   std::string note;  // the truth behind a pass/fail, or the hint when it fails
+  bool operator==(const HostCheck&) const = default;
 };
 
 // A machine type a guest can use (QEMU's -machine NAME).
@@ -237,6 +263,7 @@ struct GuestMachine {
   std::optional<unsigned> max_cpus;
   bool deprecated = false;
   bool is_default = false;  // QEMU's default machine (not in libvirt's XML)
+  bool operator==(const GuestMachine&) const = default;
 };
 
 // A domain type (accelerator) for a guest: qemu (TCG), kvm, xen, lxc.
@@ -244,6 +271,7 @@ struct GuestDomain {
   std::string type;
   std::string emulator;                // only when it differs from the guest's
   std::vector<GuestMachine> machines;  // only when they differ from the guest's
+  bool operator==(const GuestDomain&) const = default;
 };
 
 // A guest feature as libvirt lists it: <pae/>, or <acpi default='on' toggle='yes'/>.
@@ -251,6 +279,7 @@ struct GuestFeature {
   std::string name;
   std::optional<bool> default_on;
   std::optional<bool> toggle;
+  bool operator==(const GuestFeature&) const = default;
 };
 
 // A named CPU model an emulator offers (QMP query-cpu-definitions), as libvirt's
@@ -260,6 +289,7 @@ struct GuestCpuModel {
   bool usable = false;                // unavailable-features is empty
   std::vector<std::string> blockers;  // unavailable-features: what the host lacks for it
   std::string vendor;                 // libvirt's map vendor, "unknown" for generic models
+  bool operator==(const GuestCpuModel&) const = default;
 };
 
 // One property of QEMU's CPU model expansion (QMP query-cpu-model-expansion): a CPU
@@ -274,12 +304,14 @@ struct CpuModelProperty {
   // libvirt asks twice (migratable, and with migratable=off): a feature only the
   // second expansion enables (invtsc) is enabled here and not migratable.
   bool migratable = true;
+  bool operator==(const CpuModelProperty&) const = default;
 };
 
 // A feature of libvirt's host-model CPU and what a guest does with it.
 struct CpuFeaturePolicy {
   std::string policy;  // require, disable
   std::string name;    // libvirt's name
+  bool operator==(const CpuFeaturePolicy&) const = default;
 };
 
 // libvirt's host-model for one virt type: the model of its CPU map (restricted to
@@ -289,6 +321,7 @@ struct GuestHostModel {
   std::string model;
   std::string vendor;
   std::vector<CpuFeaturePolicy> features;
+  bool operator==(const GuestHostModel&) const = default;
 };
 
 // What one accelerator (virt type) offers a guest CPU, as probed under it.
@@ -305,6 +338,7 @@ struct GuestCpuModes {
   // Decoded from `expansion` by the qemu collector against the CPU map (not cached);
   // nullopt: no host-model (libvirt then says supported='no').
   std::optional<GuestHostModel> host_model;
+  bool operator==(const GuestCpuModes&) const = default;
 };
 
 // What libvirt decides an emulator's domain capabilities <devices>, <features>,
@@ -331,6 +365,7 @@ struct GuestDeviceFacts {
 
   bool Answered(std::string_view probe) const;
   bool Has(std::string_view fact) const;
+  bool operator==(const GuestDeviceFacts&) const = default;
 };
 
 // One <guest> of the capabilities document: what one hypervisor can run for one arch.
@@ -358,6 +393,7 @@ struct Guest {
     }
     return nullptr;
   }
+  bool operator==(const Guest&) const = default;
 };
 
 // One target of a QEMU firmware descriptor: an architecture (libvirt's name) and the
@@ -365,6 +401,7 @@ struct Guest {
 struct FirmwareTarget {
   std::string arch;
   std::vector<std::string> machines;
+  bool operator==(const FirmwareTarget&) const = default;
 };
 
 // A QEMU firmware descriptor (QEMU's docs/interop/firmware.json), as libvirt 9.0's
@@ -379,12 +416,14 @@ struct FirmwareDescriptor {
   std::vector<FirmwareTarget> targets;
   std::vector<std::string> features;  // those libvirt knows (secure-boot, requires-smm, ...)
   bool executable_exists = false;     // `executable` exists under --path.rootfs
+  bool operator==(const FirmwareDescriptor&) const = default;
 };
 
 // A descriptor file left out, and why.
 struct FirmwareDescriptorProblem {
   std::string path;
   std::string reason;
+  bool operator==(const FirmwareDescriptorProblem&) const = default;
 };
 
 // The QEMU firmware the host offers guests, read by the qemu driver once per change
@@ -401,6 +440,7 @@ struct QemuFirmware {
   // what libvirt lists when no descriptor matches (hypervisors[].nvram).
   std::vector<std::string> legacy_loaders;
   bool reread = false;  // this refresh read the descriptors again (their problems are news)
+  bool operator==(const QemuFirmware&) const = default;
 };
 
 // How one configured hypervisor fared.
@@ -413,6 +453,7 @@ struct HypervisorStatus {
   unsigned probes_failed = 0;
   unsigned cache_hits = 0;  // emulators answered from the on-disk cache
   unsigned probes_spawned = 0;
+  bool operator==(const HypervisorStatus&) const = default;
 };
 
 // How one collector fared during a refresh.
@@ -421,6 +462,7 @@ struct CollectorOutcome {
   bool success = false;
   double duration_seconds = 0;
   std::string error;
+  bool operator==(const CollectorOutcome&) const = default;
 };
 
 struct HostCapabilities {
@@ -446,6 +488,7 @@ struct HostCapabilities {
   std::optional<ResctrlMonitor> cache_monitor;  // resctrl llc_* monitoring
   std::vector<MemoryBandwidthNode> memory_bandwidth;
   std::optional<ResctrlMonitor> memory_bandwidth_monitor;  // resctrl mbm_* monitoring
+  bool operator==(const HostCapabilities&) const = default;
 };
 
 // Makes every string in the model fit for XML 1.0 and the Prometheus text format

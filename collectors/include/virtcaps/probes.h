@@ -17,6 +17,7 @@ namespace virtcaps {
 
 struct CpuidRegisters {
   uint32_t eax = 0, ebx = 0, ecx = 0, edx = 0;
+  bool operator==(const CpuidRegisters&) const = default;
 };
 
 class CpuidSource {
@@ -67,7 +68,8 @@ struct Probes {
   std::unique_ptr<MsrReader> msr;      // null with source none
 };
 
-// Builds the probes the configuration asks for.
+// Builds the probes the configuration asks for, for one refresh: the ioctl KVM probe
+// answers each device once per Probes (both collectors that ask get the same answer).
 Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths);
 
 // Individual implementations, exposed for tests.

@@ -98,13 +98,28 @@ std::string RenderPrometheus(const HostCapabilities& caps, const RefreshFacts& r
 std::string RenderOpenMetrics(const HostCapabilities& caps, const RefreshFacts& refresh,
                               const BuildInfo& build, const MetricsOptions& options = {},
                               bool terminate = true);
+// The parts of both texts that depend only on the capability model, the build and the
+// options (everything but the QEMU probe counters and the refresh facts: collector
+// durations, refresh time and count, reload results), as one rendering wrote them:
+// [0] what comes before the probe counters, [1] what comes between them and the
+// refresh facts.
+struct CapabilityTexts {
+  std::string prometheus[2];
+  std::string openmetrics[2];
+};
 // Both of the above (OpenMetrics unterminated) from one building of the families, as
-// each snapshot needs them.
+// each snapshot needs them, and the capability parts they were made of.
 struct Expositions {
   std::string prometheus;
   std::string openmetrics;
+  std::shared_ptr<const CapabilityTexts> capability_texts;
 };
+// With `reuse` (the capability_texts of an earlier rendering of a model the caller
+// knows to be the same in everything but durations and probe counts, with the same
+// build and options), only the refresh parts are rendered and the capability parts are
+// taken from it: the texts are byte for byte what a full rendering would give.
 Expositions RenderExpositions(const HostCapabilities& caps, const RefreshFacts& refresh,
-                              const BuildInfo& build, const MetricsOptions& options = {});
+                              const BuildInfo& build, const MetricsOptions& options = {},
+                              std::shared_ptr<const CapabilityTexts> reuse = nullptr);
 
 }  // namespace virtcaps
