@@ -10,9 +10,10 @@
 namespace virtcaps {
 
 HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel,
-                           QemuProbeMemory* qemu_memory, QemuFirmwareMemory* firmware_memory) {
+                           QemuProbeMemory* qemu_memory, QemuFirmwareMemory* firmware_memory,
+                           HostProbeMemory* probe_memory) {
   HostPaths paths = HostPaths::FromConfig(config.paths);
-  Probes probes = MakeProbes(config.probes, paths);
+  Probes probes = MakeProbes(config.probes, paths, probe_memory);
   CollectContext context{paths, probes, config, cancel, qemu_memory, firmware_memory};
   return CollectHost(context);
 }
@@ -106,7 +107,8 @@ void LogProbeProblems(const HostCapabilities& caps) {
 void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at,
                             bool web_reload_ok) {
   auto start = std::chrono::steady_clock::now();
-  HostCapabilities caps = ProbeHost(config, &cancel_, &qemu_memory_, &firmware_memory_);
+  HostCapabilities caps =
+      ProbeHost(config, &cancel_, &qemu_memory_, &firmware_memory_, &probe_memory_);
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   LogProbeProblems(caps);
   RefreshFacts facts;

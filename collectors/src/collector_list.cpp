@@ -1,6 +1,7 @@
 #include <chrono>
 
 #include "virtcaps/collector.h"
+#include "virtcaps/cpu_vocabulary.h"
 #include "virtcaps/files.h"
 #include "virtcaps/host_checks.h"
 #include "virtcaps/hypervisors.h"
@@ -107,7 +108,10 @@ void RunTimed(Collector& collector, const CollectContext& context, HostCapabilit
 
 }  // namespace
 
-HostCapabilities CollectHost(const CollectContext& context) {
+HostCapabilities CollectHost(const CollectContext& given) {
+  LazyX86CpuMap x86_cpu_map(given.paths.Root(given.config.host.cpu_map_dir));
+  CollectContext context = given;
+  if (context.x86_cpu_map == nullptr) context.x86_cpu_map = &x86_cpu_map;
   ReadBudget budget(static_cast<size_t>(context.config.host.read_budget_bytes));
   HostCapabilities caps;
   caps.cpu.arch = HostArch(context.paths);

@@ -12,8 +12,8 @@ namespace virtcaps {
 
 namespace {
 
-// A few maps by (directory, architecture), each with the identity of its directory
-// when it was read. Only successful reads are kept: a broken map is read (and its
+// A few maps by (directory, architecture), each with a watch on its directory begun
+// before it was read. Only successful reads are kept: a broken map is read (and its
 // error reported) every time, until it is fixed. Tests read many fixture maps, so the
 // table is small and the oldest entry goes first.
 template <typename Map>
@@ -22,12 +22,11 @@ class MapMemory {
   template <typename Read>
   Expected<std::shared_ptr<const Map>> Get(const std::string& dir, const std::string& arch,
                                            Read read) {
-    std::string identity = DirectoryIdentity(dir);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       for (auto entry = entries_.begin(); entry != entries_.end(); ++entry) {
         if (entry->dir != dir || entry->arch != arch) continue;
-        if (!identity.empty() && entry->identity == identity) {
+        if (!entry->changes->Changed()) {
           entries_.splice(entries_.begin(), entries_, entry);  // most recent first
           return entries_.front().map;
         }
@@ -35,13 +34,14 @@ class MapMemory {
         break;
       }
     }
+    auto changes = std::make_unique<DirectoryChanges>(dir);
     Expected<Map> map = read();
     if (!map) return map.status();
     auto shared = std::make_shared<const Map>(std::move(map).value());
-    // A directory that changes while it is read is not remembered under either identity.
-    if (!identity.empty() && identity == DirectoryIdentity(dir)) {
+    // A directory that changed while it was read is not remembered.
+    if (!changes->Changed()) {
       std::lock_guard<std::mutex> lock(mutex_);
-      entries_.push_front({dir, arch, identity, shared});
+      entries_.push_front({dir, arch, std::move(changes), shared});
       if (entries_.size() > kEntries) entries_.pop_back();
     }
     return shared;
@@ -50,7 +50,8 @@ class MapMemory {
  private:
   static constexpr size_t kEntries = 4;
   struct Entry {
-    std::string dir, arch, identity;
+    std::string dir, arch;
+    std::unique_ptr<DirectoryChanges> changes;
     std::shared_ptr<const Map> map;
   };
   std::mutex mutex_;

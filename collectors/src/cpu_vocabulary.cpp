@@ -76,7 +76,8 @@ Status DescribeX86(const CollectContext& context, const std::string& map_dir, Ho
   const CpuidSource* cpuid = context.probes.cpuid.get();
   if (cpuid == nullptr || !cpuid->status().ok()) return Status();  // nothing to decode
   cpu.tsc = FindTsc(context, *cpuid);
-  auto map = LoadSharedX86CpuMap(map_dir);
+  LazyX86CpuMap own_map(map_dir);
+  const auto& map = (context.x86_cpu_map ? *context.x86_cpu_map : own_map).Get();
   if (!map) return Status::Error("CPU model unknown: " + map.error());
   X86Data data = ReadX86HostData(*cpuid, context.probes.msr.get(), **map);
   auto decoded = DecodeX86HostCpuRemembered(*map, std::move(data));

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -119,8 +120,15 @@ class InstructionCpuid : public CpuidSource {
 };
 #endif
 
+int64_t ChangeTimeNs(const struct stat& node) {
+  return static_cast<int64_t>(node.st_ctim.tv_sec) * 1'000'000'000 + node.st_ctim.tv_nsec;
+}
+
 class IoctlKvmProbe : public KvmProbe {
  public:
+  IoctlKvmProbe() = default;
+  IoctlKvmProbe(HostProbeMemory& memory, Duration recheck) : memory_(&memory), recheck_(recheck) {}
+
   KvmIoctlResult Probe(const std::string& device_path) const override {
     KvmIoctlResult result;
     int fd = ::open(device_path.c_str(), O_RDWR | O_CLOEXEC);
@@ -133,27 +141,98 @@ class IoctlKvmProbe : public KvmProbe {
     if (version >= 0) result.api_version = version;
     int max_vcpus = ::ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
     if (max_vcpus > 0) result.max_vcpus = max_vcpus;
-    // A VM file descriptor is the proof that KVM works; it is closed straight away.
-    int vm = ::ioctl(fd, KVM_CREATE_VM, 0);
-    if (vm >= 0) {
-      result.vm_creatable = true;
-      // libvirt's <counter name='tsc'>: the TSC frequency a scratch vCPU gets.
-      int vcpu = ::ioctl(vm, KVM_CREATE_VCPU, 0);
-      if (vcpu >= 0) {
-        int khz = ::ioctl(vcpu, KVM_GET_TSC_KHZ, 0);
-        if (khz > 0) result.tsc_khz = static_cast<uint64_t>(khz);
-        ::close(vcpu);
-      }
+    if (!Remembered(fd, device_path, result)) CreateScratchVm(fd, device_path, result);
+    if (result.vm_creatable.value_or(false)) {
       int scaling = ::ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_CONTROL);
       if (scaling >= 0) result.tsc_scaling = scaling > 0;
-      ::close(vm);
-    } else {
-      result.vm_creatable = false;
-      result.create_vm_error = std::string("KVM_CREATE_VM: ") + std::strerror(errno);
     }
     ::close(fd);
     return result;
   }
+
+ private:
+  // Creating and destroying a VM and a vCPU costs more CPU (in the kernel) than the
+  // rest of a warm refresh, so a success is taken over from memory while the device
+  // node is the same one and the answer is younger than recheck_.
+  bool Remembered(int fd, const std::string& device_path, KvmIoctlResult& result) const {
+    if (memory_ == nullptr || recheck_.count() == 0) return false;
+    struct stat node;
+    if (::fstat(fd, &node) != 0) return false;
+    std::lock_guard<std::mutex> lock(memory_->mutex);
+    auto found = memory_->kvm_vms.find(device_path);
+    if (found == memory_->kvm_vms.end()) return false;
+    const HostProbeMemory::KvmVm& vm = found->second;
+    if (vm.device != node.st_dev || vm.inode != node.st_ino || vm.rdev != node.st_rdev ||
+        vm.changed_ns != ChangeTimeNs(node) ||
+        std::chrono::steady_clock::now() - vm.checked_at >= recheck_) {
+      return false;
+    }
+    result.vm_creatable = true;
+    result.tsc_khz = vm.tsc_khz;
+    result.vm_answer_remembered = true;
+    return true;
+  }
+
+  void CreateScratchVm(int fd, const std::string& device_path, KvmIoctlResult& result) const {
+    // A VM file descriptor is the proof that KVM works; it is closed straight away.
+    int vm = ::ioctl(fd, KVM_CREATE_VM, 0);
+    if (vm < 0) {
+      result.vm_creatable = false;
+      result.create_vm_error = std::string("KVM_CREATE_VM: ") + std::strerror(errno);
+      if (memory_ != nullptr) {
+        std::lock_guard<std::mutex> lock(memory_->mutex);
+        memory_->kvm_vms.erase(device_path);
+      }
+      return;
+    }
+    result.vm_creatable = true;
+    // libvirt's <counter name='tsc'>: the TSC frequency a scratch vCPU gets.
+    int vcpu = ::ioctl(vm, KVM_CREATE_VCPU, 0);
+    if (vcpu >= 0) {
+      int khz = ::ioctl(vcpu, KVM_GET_TSC_KHZ, 0);
+      if (khz > 0) result.tsc_khz = static_cast<uint64_t>(khz);
+      ::close(vcpu);
+    }
+    ::close(vm);
+    struct stat node;
+    if (memory_ == nullptr || ::fstat(fd, &node) != 0) return;
+    std::lock_guard<std::mutex> lock(memory_->mutex);
+    memory_->kvm_vms[device_path] = {
+        static_cast<uint64_t>(node.st_dev),  static_cast<uint64_t>(node.st_ino),
+        static_cast<uint64_t>(node.st_rdev), ChangeTimeNs(node),
+        std::chrono::steady_clock::now(),    result.tsc_khz};
+  }
+
+  HostProbeMemory* memory_ = nullptr;
+  Duration recheck_{0};
+};
+
+// Each CPUID instruction traps to the hypervisor when the agent runs in a VM (several
+// microseconds each; the host CPU's decode asks ~100 leaves), and the answers do not
+// change while the microcode revision stays the same.
+class RememberingCpuid : public CpuidSource {
+ public:
+  RememberingCpuid(std::unique_ptr<CpuidSource> live, HostProbeMemory& memory, std::string key)
+      : live_(std::move(live)), memory_(memory) {
+    std::lock_guard<std::mutex> lock(memory_.mutex);
+    if (!memory_.cpuid || memory_.cpuid->key != key) {
+      memory_.cpuid = HostProbeMemory::Cpuid{std::move(key), {}};
+    }
+  }
+  Status status() const override { return live_->status(); }
+  std::optional<CpuidRegisters> Query(uint32_t leaf, uint32_t subleaf) const override {
+    std::lock_guard<std::mutex> lock(memory_.mutex);
+    auto& answers = memory_.cpuid->answers;
+    auto found = answers.find({leaf, subleaf});
+    if (found == answers.end()) {
+      found = answers.emplace(std::make_pair(leaf, subleaf), live_->Query(leaf, subleaf)).first;
+    }
+    return found->second;
+  }
+
+ private:
+  std::unique_ptr<CpuidSource> live_;
+  HostProbeMemory& memory_;
 };
 
 // One refresh asks /dev/kvm twice (the kvm collector, and the cpu collector for the
@@ -311,6 +390,15 @@ std::unique_ptr<CpuidSource> MakeTableCpuid(CpuidTable table) {
 
 std::unique_ptr<KvmProbe> MakeIoctlKvmProbe() { return std::make_unique<IoctlKvmProbe>(); }
 
+std::unique_ptr<KvmProbe> MakeRememberingIoctlKvmProbe(HostProbeMemory& memory, Duration recheck) {
+  return std::make_unique<IoctlKvmProbe>(memory, recheck);
+}
+
+std::unique_ptr<CpuidSource> MakeRememberingCpuid(std::unique_ptr<CpuidSource> live,
+                                                  HostProbeMemory& memory, std::string key) {
+  return std::make_unique<RememberingCpuid>(std::move(live), memory, std::move(key));
+}
+
 std::unique_ptr<KvmProbe> MakeFixedKvmProbe(const KvmProbeConfig& config) {
   return std::make_unique<FixedKvmProbe>(config);
 }
@@ -332,12 +420,19 @@ std::unique_ptr<MsrReader> MakeFixedMsrReader(std::map<uint32_t, uint64_t> value
   return std::make_unique<FixedMsrReader>(std::move(values));
 }
 
-Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths) {
+Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths, HostProbeMemory* memory) {
   Probes probes;
   switch (config.cpuid.source) {
     case CpuidProbeConfig::Source::kAuto:
     case CpuidProbeConfig::Source::kInstruction:
       probes.cpuid = MakeInstructionCpuid();
+      if (probes.cpuid && memory != nullptr) {
+        // Absent in VMs and without the microcode driver: then nothing can load new
+        // microcode either, and the answers hold for the agent's life.
+        auto revision = ReadValue(paths.Sys("devices/system/cpu/cpu0/microcode/version"));
+        probes.cpuid =
+            MakeRememberingCpuid(std::move(probes.cpuid), *memory, revision ? *revision : "");
+      }
       break;
     case CpuidProbeConfig::Source::kDump:
       probes.cpuid = MakeDumpCpuid(config.cpuid.dump_file);
@@ -348,7 +443,9 @@ Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths) {
   switch (config.kvm.source) {
     case KvmProbeConfig::Source::kAuto:
     case KvmProbeConfig::Source::kIoctl:
-      probes.kvm = std::make_unique<OncePerRefreshKvmProbe>(MakeIoctlKvmProbe());
+      probes.kvm = std::make_unique<OncePerRefreshKvmProbe>(
+          memory ? MakeRememberingIoctlKvmProbe(*memory, config.kvm.recheck_interval)
+                 : MakeIoctlKvmProbe());
       break;
     case KvmProbeConfig::Source::kFixed:
       probes.kvm = MakeFixedKvmProbe(config.kvm);

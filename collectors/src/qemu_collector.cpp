@@ -74,8 +74,9 @@ class QemuCollector : public Collector {
       caps.guests.push_back(std::move(guest));
     }
     // libvirt's model names and vendors (cpu_vocabulary.cpp); a bad map is only noted.
-    // Both use one load of the map (one check of its directory).
-    LazyX86CpuMap map(context.paths.Root(context.config.host.cpu_map_dir));
+    // Both use the refresh's one load of the map (one check of its directory).
+    LazyX86CpuMap own_map(context.paths.Root(context.config.host.cpu_map_dir));
+    LazyX86CpuMap& map = context.x86_cpu_map ? *context.x86_cpu_map : own_map;
     Status named = NameGuestCpuModels(map, caps.guests);
     if (!named.ok()) errors += (errors.empty() ? "" : "; ") + named.message();
     Status host_models = DescribeGuestHostModels(map, caps.cpu.arch, caps.guests);

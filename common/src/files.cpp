@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -226,10 +227,12 @@ Expected<std::vector<std::string>> ListDirectory(const std::string& path) {
 namespace {
 void AppendIdentity(std::string& out, std::string_view name, const struct stat& info) {
   // The fields' bytes as they are: only compared, never shown.
-  const uint64_t fields[] = {static_cast<uint64_t>(info.st_dev), static_cast<uint64_t>(info.st_ino),
-                             static_cast<uint64_t>(info.st_size),
-                             static_cast<uint64_t>(info.st_mtim.tv_sec),
-                             static_cast<uint64_t>(info.st_mtim.tv_nsec)};
+  const uint64_t fields[] = {
+      static_cast<uint64_t>(info.st_dev), static_cast<uint64_t>(info.st_ino),
+      static_cast<uint64_t>(info.st_size), static_cast<uint64_t>(info.st_mtim.tv_sec),
+      static_cast<uint64_t>(info.st_mtim.tv_nsec),
+      // a chmod that makes a file unreadable changes only this
+      static_cast<uint64_t>(info.st_ctim.tv_sec), static_cast<uint64_t>(info.st_ctim.tv_nsec)};
   out.append(name);
   out += '\0';
   out.append(reinterpret_cast<const char*>(fields), sizeof(fields));
@@ -259,6 +262,51 @@ std::string DirectoryIdentity(const std::string& path) {
   std::sort(entries.begin(), entries.end());  // readdir's order is not stable across renames
   for (const std::string& entry : entries) identity += entry;
   return identity;
+}
+
+namespace {
+// The directory's own (dev, inode, mtime), following symlinks: a different directory
+// under the path, or one whose entries changed.
+std::string OwnIdentity(const std::string& path) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) return "";
+  std::string identity;
+  AppendIdentity(identity, ".", info);
+  return identity;
+}
+}  // namespace
+
+DirectoryChanges::DirectoryChanges(std::string path, bool use_inotify) : path_(std::move(path)) {
+  if (use_inotify) inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_ >= 0) {
+    constexpr uint32_t kEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM |
+                                 IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF |
+                                 IN_MOVE_SELF;
+    if (::inotify_add_watch(inotify_, path_.c_str(), kEvents | IN_ONLYDIR) < 0) {
+      ::close(inotify_);
+      inotify_ = -1;
+    }
+  }
+  identity_ = inotify_ >= 0 ? OwnIdentity(path_) : DirectoryIdentity(path_);
+  valid_ = !identity_.empty();
+}
+
+DirectoryChanges::~DirectoryChanges() {
+  if (inotify_ >= 0) ::close(inotify_);
+}
+
+bool DirectoryChanges::Changed() {
+  if (changed_ || !valid_) return true;
+  if (inotify_ >= 0) {
+    // Any event at all (IN_Q_OVERFLOW and IN_IGNORED included) is a change; a read
+    // that finds none fails with EAGAIN.
+    alignas(struct inotify_event) char events[4096];
+    ssize_t n = ::read(inotify_, events, sizeof(events));
+    changed_ = n > 0 || (n < 0 && errno != EAGAIN) || OwnIdentity(path_) != identity_;
+  } else {
+    changed_ = DirectoryIdentity(path_) != identity_;
+  }
+  return changed_;
 }
 
 Status WriteFileAtomically(const std::string& path, const std::string& content) {

@@ -167,7 +167,8 @@ class Parser : public YamlChecks {
       using Source = KvmProbeConfig::Source;
       ExpectMap(kvm, "probes.kvm");
       CheckKeys(kvm, "probes.kvm",
-                {"source", "api_version", "vm_creatable", "max_vcpus", "tsc_khz", "tsc_scaling"});
+                {"source", "api_version", "vm_creatable", "max_vcpus", "tsc_khz", "tsc_scaling",
+                 "recheck_interval"});
       if (auto source = kvm["source"]) {
         probes.kvm.source = EnumValue<Source>(source, "probes.kvm.source",
                                               {{"auto", Source::kAuto},
@@ -192,6 +193,10 @@ class Parser : public YamlChecks {
       }
       if (auto value = kvm["tsc_scaling"]) {
         probes.kvm.tsc_scaling = BoolValue(value, "probes.kvm.tsc_scaling");
+      }
+      if (auto value = kvm["recheck_interval"]) {
+        probes.kvm.recheck_interval = DurationValue(value, "probes.kvm.recheck_interval",
+                                                    Duration(0), std::chrono::hours(24));
       }
     }
     if (auto msr = node["msr"]) {

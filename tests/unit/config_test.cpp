@@ -35,6 +35,7 @@ TEST(ConfigTest, EmbeddedDefaultMatchesTheStructDefaults) {
   EXPECT_EQ(parsed->paths.rootfs, defaults.paths.rootfs);
   EXPECT_EQ(parsed->probes.cpuid.source, defaults.probes.cpuid.source);
   EXPECT_EQ(parsed->probes.kvm.source, defaults.probes.kvm.source);
+  EXPECT_EQ(parsed->probes.kvm.recheck_interval, defaults.probes.kvm.recheck_interval);
   EXPECT_EQ(parsed->probes.msr.source, defaults.probes.msr.source);
   EXPECT_EQ(parsed->host.uuid_source, defaults.host.uuid_source);
   EXPECT_EQ(parsed->host.cpu_map_dir, defaults.host.cpu_map_dir);
@@ -85,6 +86,18 @@ TEST(ConfigTest, MsrSourceKvm) {
       ParseConfig("probes:\n  msr:\n    source: ioctl\n", "msr.yaml", ".", CollectorDefaults());
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().find("probes.msr.source"), std::string::npos) << bad.error();
+}
+
+TEST(ConfigTest, KvmRecheckInterval) {
+  auto config = ParseConfig("probes:\n  kvm:\n    recheck_interval: 0s\n", "kvm.yaml", ".",
+                            CollectorDefaults());
+  ASSERT_TRUE(config) << config.error();
+  EXPECT_EQ(config->probes.kvm.recheck_interval, Duration(0));
+  auto bad = ParseConfig("probes:\n  kvm:\n    recheck_interval: 2d\n", "kvm.yaml", ".",
+                         CollectorDefaults());
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().find("kvm.yaml:3:23: probes.kvm.recheck_interval"), std::string::npos)
+      << bad.error();
 }
 
 TEST(ConfigTest, ReadsEveryValueOfACustomFile) {

@@ -58,3 +58,68 @@ TEST(CpuidInstructionTest, AgreesWithProcCpuinfoOnThisHost) {
 
 }  // namespace
 }  // namespace virtcaps
+
+namespace virtcaps {
+namespace {
+
+// Counts the questions that reach the live source.
+class CountingCpuid : public CpuidSource {
+ public:
+  CountingCpuid(int* asked, uint32_t eax) : asked_(asked), eax_(eax) {}
+  std::optional<CpuidRegisters> Query(uint32_t leaf, uint32_t) const override {
+    ++*asked_;
+    if (leaf > 0x20) return std::nullopt;
+    return CpuidRegisters{eax_ + leaf, 0, 0, 0};
+  }
+
+ private:
+  int* asked_;
+  uint32_t eax_;
+};
+
+TEST(CpuidMemoryTest, AnswersAreRememberedUnderTheMicrocodeRevision) {
+  HostProbeMemory memory;
+  int asked = 0;
+  {
+    auto cpuid = MakeRememberingCpuid(std::make_unique<CountingCpuid>(&asked, 100), memory, "0x1");
+    EXPECT_EQ(cpuid->Query(1, 0)->eax, 101u);
+    EXPECT_EQ(cpuid->Query(1, 0)->eax, 101u);
+    EXPECT_FALSE(cpuid->Query(0x40, 0));
+    EXPECT_FALSE(cpuid->Query(0x40, 0));  // "no such leaf" is remembered too
+  }
+  EXPECT_EQ(asked, 2);
+  {
+    // The next refresh, same revision: nothing reaches the CPU.
+    auto cpuid = MakeRememberingCpuid(std::make_unique<CountingCpuid>(&asked, 200), memory, "0x1");
+    EXPECT_EQ(cpuid->Query(1, 0)->eax, 101u);
+  }
+  EXPECT_EQ(asked, 2);
+  {
+    // Late-loaded microcode can change CPUID bits: everything is asked again.
+    auto cpuid = MakeRememberingCpuid(std::make_unique<CountingCpuid>(&asked, 200), memory, "0x2");
+    EXPECT_EQ(cpuid->Query(1, 0)->eax, 201u);
+  }
+  EXPECT_EQ(asked, 3);
+}
+
+TEST(CpuidMemoryTest, MakeProbesKeysTheMemoryOnCpu0sMicrocodeFile) {
+  std::string root = testing::TempDir();
+  testing::WriteTestFile(root + "/sys/devices/system/cpu/cpu0/microcode/version", "0xb000040\n");
+  Config config;
+  config.paths.rootfs = root;
+  HostPaths paths = HostPaths::FromConfig(config.paths);
+  HostProbeMemory memory;
+  Probes probes = MakeProbes(config.probes, paths, &memory);
+  if (!probes.cpuid) GTEST_SKIP() << "no CPUID instruction on this architecture";
+  auto live = MakeInstructionCpuid()->Query(0, 0);
+  EXPECT_EQ(probes.cpuid->Query(0, 0), live);
+  ASSERT_TRUE(memory.cpuid);
+  EXPECT_EQ(memory.cpuid->key, "0xb000040");
+  EXPECT_EQ(memory.cpuid->answers.size(), 1u);
+  // Without a memory, nothing is kept anywhere (a one-off --once).
+  Probes once = MakeProbes(config.probes, paths);
+  EXPECT_EQ(once.cpuid->Query(0, 0), live);
+}
+
+}  // namespace
+}  // namespace virtcaps

@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -228,6 +231,71 @@ TEST(FilesTest, DirectoryIdentityChangesWithWhatIsInTheDirectory) {
   EXPECT_NE(DirectoryIdentity(dir), aged);
   EXPECT_EQ(DirectoryIdentity(dir + "/absent"), "");
 }
+
+// Each kind of change, seen by a watch begun before it, with inotify and without.
+class DirectoryChangesTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    dir_ = testing::TempDir() + "/watched";
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    testing::WriteTestFile(dir_ + "/a.xml", "<a/>");
+    // Coarse file system timestamps: make sure a rewrite gets another mtime.
+    struct timespec old_times[2] = {{1, 0}, {1, 0}};
+    ASSERT_EQ(utimensat(AT_FDCWD, (dir_ + "/a.xml").c_str(), old_times, 0), 0);
+  }
+  // A watch that has seen no change yet.
+  std::unique_ptr<DirectoryChanges> Watch() {
+    auto changes = std::make_unique<DirectoryChanges>(dir_, GetParam());
+    EXPECT_TRUE(changes->valid());
+    EXPECT_FALSE(changes->Changed());
+    EXPECT_FALSE(changes->Changed());
+    return changes;
+  }
+  std::string dir_;
+};
+
+TEST_P(DirectoryChangesTest, NothingChangedReadsAsUnchanged) {
+  auto changes = Watch();
+  ASSERT_TRUE(ReadFile(dir_ + "/a.xml"));  // reading is not a change
+  EXPECT_FALSE(changes->Changed());
+}
+
+TEST_P(DirectoryChangesTest, EachKindOfChangeIsSeen) {
+  std::vector<std::pair<std::string, std::function<void()>>> changes = {
+      {"rewritten in place, same size", [&] { testing::WriteTestFile(dir_ + "/a.xml", "<b/>"); }},
+      {"new file", [&] { testing::WriteTestFile(dir_ + "/c.xml", "<c/>"); }},
+      {"removed", [&] { std::filesystem::remove(dir_ + "/a.xml"); }},
+      {"renamed over",
+       [&] {
+         testing::WriteTestFile(dir_ + "/../a.xml.new", "<new/>");
+         std::filesystem::rename(dir_ + "/../a.xml.new", dir_ + "/a.xml");
+       }},
+      {"mode changed", [&] { ASSERT_EQ(chmod((dir_ + "/a.xml").c_str(), 0600), 0); }},
+      {"directory replaced",
+       [&] {
+         std::filesystem::rename(dir_, dir_ + ".old");
+         std::filesystem::create_directories(dir_);
+         std::filesystem::remove_all(dir_ + ".old");
+       }},
+  };
+  for (auto& [what, change] : changes) {
+    SetUp();
+    auto watch = Watch();
+    change();
+    EXPECT_TRUE(watch->Changed()) << what;
+    EXPECT_TRUE(watch->Changed()) << what << " (stays changed)";
+  }
+}
+
+TEST_P(DirectoryChangesTest, AMissingDirectoryIsNeverUnchanged) {
+  DirectoryChanges changes(dir_ + "/absent", GetParam());
+  EXPECT_FALSE(changes.valid());
+  EXPECT_TRUE(changes.Changed());
+}
+
+INSTANTIATE_TEST_SUITE_P(Inotify, DirectoryChangesTest, ::testing::Values(true, false),
+                         [](const auto& test) { return test.param ? "inotify" : "stat"; });
 
 }  // namespace
 }  // namespace virtcaps

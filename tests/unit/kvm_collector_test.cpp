@@ -1,4 +1,12 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
 
 #include "test_support.h"
 #include "virtcaps/collector.h"
@@ -97,6 +105,62 @@ TEST(KvmLiveTest, ThisHostCanCreateAVmWhenDevKvmIsThere) {
   EXPECT_TRUE(caps.kvm.usable()) << caps.kvm.problem;
   EXPECT_EQ(caps.kvm.api_version, 12);
   EXPECT_GT(caps.kvm.max_vcpus.value_or(0), 0);
+}
+
+// The scratch VM's success is remembered for the recheck interval, per device node; a
+// new node (a module reload makes one) or an elapsed interval asks KVM again.
+TEST(KvmLiveTest, ASuccessfulScratchVmIsRememberedPerDeviceNode) {
+  if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "no usable /dev/kvm on this machine";
+  HostProbeMemory memory;
+  auto remembering = MakeRememberingIoctlKvmProbe(memory, std::chrono::hours(1));
+  KvmIoctlResult first = remembering->Probe("/dev/kvm");
+  ASSERT_TRUE(first.vm_creatable.value_or(false)) << first.create_vm_error;
+  EXPECT_FALSE(first.vm_answer_remembered);
+  KvmIoctlResult second = remembering->Probe("/dev/kvm");
+  EXPECT_TRUE(second.vm_answer_remembered);
+  EXPECT_EQ(second.vm_creatable, first.vm_creatable);
+  EXPECT_EQ(second.tsc_khz, first.tsc_khz);
+  EXPECT_EQ(second.tsc_scaling, first.tsc_scaling);
+  EXPECT_EQ(second.api_version, first.api_version);  // the cheap ioctls are asked live
+
+  // A second node of the same device is another node: asked again, then remembered.
+  std::string dir = testing::TempDir();
+  std::string node = dir + "/kvm";
+  struct stat kvm;
+  ASSERT_EQ(stat("/dev/kvm", &kvm), 0);
+  unlink(node.c_str());
+  if (mknod(node.c_str(), S_IFCHR | 0600, kvm.st_rdev) != 0) {
+    GTEST_SKIP() << "mknod: " << std::strerror(errno) << " (needs CAP_MKNOD)";
+  }
+  EXPECT_FALSE(remembering->Probe(node).vm_answer_remembered);
+  EXPECT_TRUE(remembering->Probe(node).vm_answer_remembered);
+  // Replaced by a new node under the same path (as a module reload does): asked again.
+  // The file system may give it the same inode number; its change time differs (the
+  // pause makes sure of that on file systems with coarse timestamps).
+  ASSERT_EQ(unlink(node.c_str()), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(mknod(node.c_str(), S_IFCHR | 0600, kvm.st_rdev), 0);
+  EXPECT_FALSE(remembering->Probe(node).vm_answer_remembered);
+  unlink(node.c_str());
+
+  // A zero interval remembers nothing.
+  auto every_time = MakeRememberingIoctlKvmProbe(memory, Duration(0));
+  EXPECT_FALSE(every_time->Probe("/dev/kvm").vm_answer_remembered);
+  EXPECT_FALSE(every_time->Probe("/dev/kvm").vm_answer_remembered);
+}
+
+TEST(KvmProbeMemoryTest, AFailureIsNeverRemembered) {
+  // /dev/null opens read-write and refuses every KVM ioctl.
+  HostProbeMemory memory;
+  auto remembering = MakeRememberingIoctlKvmProbe(memory, std::chrono::hours(1));
+  for (int i = 0; i < 2; ++i) {
+    KvmIoctlResult result = remembering->Probe("/dev/null");
+    EXPECT_TRUE(result.opened);
+    EXPECT_EQ(result.vm_creatable, false);
+    EXPECT_FALSE(result.vm_answer_remembered);
+    EXPECT_NE(result.create_vm_error.find("KVM_CREATE_VM"), std::string::npos);
+  }
+  EXPECT_TRUE(memory.kvm_vms.empty());
 }
 
 }  // namespace

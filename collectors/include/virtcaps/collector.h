@@ -17,6 +17,8 @@
 
 namespace virtcaps {
 
+class LazyX86CpuMap;
+
 struct CollectContext {
   const HostPaths& paths;
   const Probes& probes;
@@ -27,6 +29,9 @@ struct CollectContext {
   QemuProbeMemory* qemu_memory = nullptr;
   // The QEMU firmware descriptors last read, kept by the refresh loop too.
   QemuFirmwareMemory* firmware_memory = nullptr;
+  // The configured x86 CPU map, loaded (its directory checked) at most once per
+  // refresh for the host CPU and the guests; CollectHost sets it when it is null.
+  LazyX86CpuMap* x86_cpu_map = nullptr;
 };
 
 class Collector {

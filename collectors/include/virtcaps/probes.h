@@ -2,9 +2,11 @@
 // MSRs. Live implementations ask the hardware; fixture stand-ins replay recordings.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -43,6 +45,8 @@ struct KvmIoctlResult {
   std::optional<int> max_vcpus;
   std::optional<uint64_t> tsc_khz;  // KVM_GET_TSC_KHZ on a scratch vCPU, as libvirt asks
   std::optional<bool> tsc_scaling;  // KVM_CHECK_EXTENSION(KVM_CAP_TSC_CONTROL)
+  // vm_creatable and tsc_khz come from an earlier refresh's scratch VM (HostProbeMemory).
+  bool vm_answer_remembered = false;
 };
 
 class KvmProbe {
@@ -62,6 +66,31 @@ class MsrReader {
   virtual std::optional<uint64_t> ReadFeature(uint32_t index) const { return Read(index); }
 };
 
+// What the live probes remember across the refreshes of one agent (the Refresher holds
+// it): the answers that cost a trap to the hypervisor or a scratch VM each time, kept
+// only while what would change them is unchanged. Safe to share between threads.
+class HostProbeMemory {
+ public:
+  // CPUID answers by (leaf, subleaf), valid while `key` (CPU 0's microcode revision
+  // file; a late microcode load can change CPUID bits) reads the same.
+  struct Cpuid {
+    std::string key;
+    std::map<std::pair<uint32_t, uint32_t>, std::optional<CpuidRegisters>> answers;
+  };
+  // A KVM device's last successful scratch VM: which device node it was (a module
+  // reload makes a new one, with a new change time even where the inode number is
+  // reused) and when.
+  struct KvmVm {
+    uint64_t device = 0, inode = 0, rdev = 0;
+    int64_t changed_ns = 0;
+    std::chrono::steady_clock::time_point checked_at;
+    std::optional<uint64_t> tsc_khz;
+  };
+  std::mutex mutex;
+  std::optional<Cpuid> cpuid;
+  std::map<std::string, KvmVm> kvm_vms;  // by device path
+};
+
 struct Probes {
   std::unique_ptr<CpuidSource> cpuid;  // null when there is no CPUID (non-x86, source none)
   std::unique_ptr<KvmProbe> kvm;       // null with source none
@@ -70,13 +99,22 @@ struct Probes {
 
 // Builds the probes the configuration asks for, for one refresh: the ioctl KVM probe
 // answers each device once per Probes (both collectors that ask get the same answer).
-Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths);
+// With `memory`, the live CPUID answers and a KVM device's successful scratch VM are
+// remembered there across calls (see HostProbeMemory and probes.kvm.recheck_interval).
+Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths,
+                  HostProbeMemory* memory = nullptr);
 
 // Individual implementations, exposed for tests.
 std::unique_ptr<CpuidSource> MakeInstructionCpuid();  // null off x86
 std::unique_ptr<CpuidSource> MakeDumpCpuid(const std::string& dump_file);
 std::unique_ptr<CpuidSource> MakeTableCpuid(CpuidTable table);
 std::unique_ptr<KvmProbe> MakeIoctlKvmProbe();
+// The ioctl probe that creates a scratch VM only when `memory` holds no success for
+// the same device node younger than `recheck` (a failure is never remembered).
+std::unique_ptr<KvmProbe> MakeRememberingIoctlKvmProbe(HostProbeMemory& memory, Duration recheck);
+// `live`'s answers, remembered in `memory` under `key` (forgotten when the key differs).
+std::unique_ptr<CpuidSource> MakeRememberingCpuid(std::unique_ptr<CpuidSource> live,
+                                                  HostProbeMemory& memory, std::string key);
 std::unique_ptr<KvmProbe> MakeFixedKvmProbe(const KvmProbeConfig& config);
 std::unique_ptr<MsrReader> MakeDeviceMsrReader(const std::string& msr_device);
 // KVM_GET_MSRS on the KVM system device: ReadFeature() only (KVM's guest view).

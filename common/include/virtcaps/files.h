@@ -88,6 +88,32 @@ Expected<std::vector<std::string>> ListDirectory(const std::string& path);
 // Empty when the directory cannot be listed.
 std::string DirectoryIdentity(const std::string& path);
 
+// Whether anything in a directory may have changed since it started being watched:
+// an entry added, removed, renamed, written or its metadata changed, or the directory
+// itself replaced (a symlink on the way retargeted). With inotify a check is one read()
+// and one stat() however many files there are; where inotify cannot be had (limits)
+// it compares DirectoryIdentity, a stat per file. Construct it before reading what it
+// guards: a change during the read then counts as a change.
+class DirectoryChanges {
+ public:
+  // use_inotify false: always the stat per file (how it runs without inotify).
+  explicit DirectoryChanges(std::string path, bool use_inotify = true);
+  ~DirectoryChanges();
+  DirectoryChanges(const DirectoryChanges&) = delete;
+  DirectoryChanges& operator=(const DirectoryChanges&) = delete;
+  // False only when nothing changed since construction; once true, stays true.
+  bool Changed();
+  // The directory could be listed or watched when the watch began.
+  bool valid() const { return valid_; }
+
+ private:
+  std::string path_;
+  int inotify_ = -1;
+  bool valid_ = false;
+  bool changed_ = false;
+  std::string identity_;  // DirectoryIdentity without inotify; the directory's stat with it
+};
+
 // Writes a file so readers see either the old or the new content, never a part. The
 // temporary file is created with O_EXCL|O_NOFOLLOW, so nothing planted under its name
 // (a symlink to a root-owned file) is followed or reused.

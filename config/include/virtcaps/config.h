@@ -67,6 +67,10 @@ struct KvmProbeConfig {
   // can scale a guest's TSC (KVM_CAP_TSC_CONTROL).
   uint64_t tsc_khz = 0;
   bool tsc_scaling = false;
+  // With source ioctl: how long a successful scratch VM (KVM_CREATE_VM, and the TSC
+  // its vCPU reports) is taken as still true while /dev/kvm stays the same device
+  // node. A failure is asked again every refresh. 0: a scratch VM every refresh.
+  Duration recheck_interval = std::chrono::minutes(5);
 };
 
 struct MsrProbeConfig {
