@@ -206,7 +206,8 @@ void AddKvm(Exposition& out, const KvmState& kvm) {
             "1 if the agent may open /dev/kvm read-write, NaN if unknown.",
             Tristate(kvm.device_accessible));
   out.Gauge("virtcaps_kvm_usable",
-            "1 if a KVM virtual machine could be created (KVM_CREATE_VM, closed at once).",
+            "1 if a KVM virtual machine could be created (KVM_CREATE_VM, closed at once; a "
+            "success is asked again after probes.kvm.recheck_interval, a failure every refresh).",
             Bool(kvm.usable()));
   out.Gauge("virtcaps_kvm_nested_enabled",
             "1 if the KVM module's nested parameter is on, 0 if off or absent, NaN if unreadable.",

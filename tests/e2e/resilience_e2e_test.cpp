@@ -38,7 +38,7 @@ std::vector<std::string> FixtureArgsWithWeb(const std::string& profile, const st
 std::string MetricsUrl(int port) { return "http://127.0.0.1:" + std::to_string(port) + "/metrics"; }
 
 // Issue 13: one peer with 300 connections of one kind cannot deny a second peer's
-// scrapes. Each attack runs 10 s (the issue's 30 s, shortened to keep CI time sane).
+// scrapes. Each attack runs 30 s (testing::AttackSeconds).
 TEST(ResilienceTest, ThreeHundredIdleConnectionsFromOnePeerDoNotDenyScrapes) {
   AgentProcess agent(FixtureArgs("intel-xeon-vmx-nested"));
   ASSERT_TRUE(agent.started()) << agent.log();

@@ -633,13 +633,13 @@ TEST(TlsAuthE2eTest, InstalledLayoutFindsTheShimBesideTheBinary) {
 }
 
 // Issue 13: 300 half-open TLS connections (a ClientHello that never finishes) from one
-// peer, while a second peer scrapes over HTTPS once a second for 10 s.
+// peer, while a second peer scrapes over HTTPS once a second for 30 s (AttackSeconds).
 TEST(TlsAuthE2eTest, ThreeHundredHalfOpenTlsConnectionsFromOnePeerDoNotDenyScrapes) {
   AgentProcess agent(AgentArgs(WriteWebConfig(TlsSection())));
   ASSERT_TRUE(agent.started()) << agent.log();
   ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
   testing::ExpectScrapesSurviveAttack(agent, testing::HostileClients::Mode::kHalfOpenTls,
-                                      Https(agent.port(), "/metrics"), 10,
+                                      Https(agent.port(), "/metrics"), testing::AttackSeconds(),
                                       {"--cacert", Pki::Get().Path("ca.pem")});
   EXPECT_EQ(Curl(Https(agent.port(), "/healthz"), TrustingCa()).status, 200);
   EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();

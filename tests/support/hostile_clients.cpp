@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -155,6 +156,13 @@ ProcessFootprint FootprintOf(int pid) {
     if (name == "VmRSS:") fields >> footprint.rss_kb;
   }
   return footprint;
+}
+
+int AttackSeconds() {
+  const char* value = std::getenv("VIRTCAPS_ATTACK_SECONDS");
+  if (value == nullptr || *value == '\0') return 30;
+  int seconds = std::atoi(value);
+  return seconds >= 1 && seconds <= 600 ? seconds : 30;
 }
 
 void ExpectScrapesSurviveAttack(AgentProcess& agent, HostileClients::Mode mode,
