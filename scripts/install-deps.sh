@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_packages=(cmake g++ make pkg-config dpkg-dev prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev
-                libexpat1-dev zlib1g-dev libcrypt-dev libssl-dev libsystemd-dev)
+                libexpat1-dev zlib1g-dev libcrypt-dev libssl-dev)
 test_packages=(libgtest-dev libgmock-dev libvirt0 libxml2-utils prometheus cpuid curl
                python3-prometheus-client
                qemu-system-x86 ovmf clang-format locales jq openssl

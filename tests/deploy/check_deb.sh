@@ -236,7 +236,7 @@ field() { sed -n "s/^$1: //p" "$work/status"; }
 depends=$(field Depends)
 # Every library the installed agent loads from outside the package is a dependency.
 # The libraries the agent itself links (its NEEDED entries): what those load in turn
-# (libsystemd's libcap, liblz4...) is their own packages' dependencies.
+# (libssl's libcrypto, ...) is their own packages' dependencies.
 direct=$(readelf -d /usr/bin/virtcaps-agent | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 needed=(adduser)
 while read -r soname path; do

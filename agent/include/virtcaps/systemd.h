@@ -1,5 +1,6 @@
 // systemd integration: socket activation (--web.systemd-socket) and sd_notify
-// (Type=notify: READY, RELOADING, STOPPING, WATCHDOG), through libsystemd.
+// (Type=notify: READY, RELOADING, STOPPING, WATCHDOG), speaking the documented
+// protocol of sd_listen_fds(3) and sd_notify(3) without libsystemd.
 #pragma once
 
 #include <chrono>
