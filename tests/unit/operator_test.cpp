@@ -2,6 +2,12 @@
 // filters, request counters, process metrics, log formats, and the flags for them.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
+#include <thread>
+
+#include <atomic>
+
 #include <limits>
 
 #include <clocale>
@@ -228,6 +234,26 @@ TEST(ProcessStatsTest, LiveFamiliesAreWhatTheSerializersWouldWrite) {
   AppendLiveFamilies(cut, ExpositionFormat::kPrometheusText, samples[0], counters);
   EXPECT_TRUE(cut.overflowed());
   EXPECT_EQ(cut.view(), "# HELP process_c");
+}
+
+TEST(ProcessStatsTest, RecentReusesASampleOnlyWhileItIsYoungEnough) {
+  ProcessStats stats;
+  ProcessSample first = stats.Recent(std::chrono::hours(1));
+  EXPECT_EQ(stats.samples_taken(), 1u);
+  ASSERT_TRUE(first.threads);
+  // Another thread now: a reused sample still says what /proc said before it.
+  std::atomic<bool> stop{false};
+  std::thread extra([&] {
+    while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  ProcessSample reused = stats.Recent(std::chrono::hours(1));
+  EXPECT_EQ(stats.samples_taken(), 1u);
+  EXPECT_EQ(reused.threads, first.threads);
+  ProcessSample fresh = stats.Recent(std::chrono::milliseconds(0));
+  EXPECT_EQ(stats.samples_taken(), 2u);
+  EXPECT_EQ(fresh.threads.value_or(0), first.threads.value_or(0) + 1);
+  stop = true;
+  extra.join();
 }
 
 TEST(ProcessStatsTest, ReadsThisProcess) {

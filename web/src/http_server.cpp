@@ -468,7 +468,9 @@ void HttpServer::AnswerMetrics(const Request& request, bool gzip, Response& resp
   // Live families, read now: the agent's process and the requests answered so far,
   // written into the response itself (no allocation on the fast path).
   FixedText live(response.live.data(), response.live.size());
-  AppendLiveFamilies(live, format, process_->Sample(), *requests_);
+  // The process sample may be up to 100 ms old: nothing that scrapes every few
+  // seconds can tell, and a flood of scrapes does not read /proc for each.
+  AppendLiveFamilies(live, format, process_->Recent(std::chrono::milliseconds(100)), *requests_);
   if (openmetrics) live.Append(kOpenMetricsEof);
   if (live.overflowed()) {  // cannot happen with the families above; never send a cut page
     response.status = 500;

@@ -7,7 +7,9 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -76,18 +78,28 @@ struct ProcessSample {
       max_fds, threads;
 };
 
-// The process_* families every exporter dashboard uses, read from /proc/self when
-// called (a few small reads into buffers on the stack: cheap enough for every scrape).
+// The process_* families every exporter dashboard uses, read from /proc/self (a few
+// small reads into buffers on the stack, no allocation).
 class ProcessStats {
  public:
   // Reads the start time once (/proc/self/stat starttime and /proc/stat btime).
   ProcessStats();
   ProcessSample Sample() const;
+  // The last sample when it is younger than max_age, else a new one. Reading
+  // /proc/self/stat (which sums every thread) and listing /proc/self/fd is about a
+  // third of a scrape's CPU: under a flood of scrapes one sample serves many.
+  ProcessSample Recent(std::chrono::milliseconds max_age) const;
+  uint64_t samples_taken() const { return samples_taken_.load(); }  // by Recent, for tests
   std::vector<prometheus::MetricFamily> Families() const { return Families(Sample()); }
   static std::vector<prometheus::MetricFamily> Families(const ProcessSample& sample);
 
  private:
   std::optional<double> start_time_seconds_;
+  mutable std::mutex recent_mutex_;
+  mutable ProcessSample recent_;
+  mutable std::chrono::steady_clock::time_point recent_at_;
+  mutable bool have_recent_ = false;
+  mutable std::atomic<uint64_t> samples_taken_{0};
 };
 
 // Text in a fixed buffer the caller owns (on its stack): what does not fit is dropped,
