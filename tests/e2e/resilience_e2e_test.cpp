@@ -3,6 +3,7 @@
 // and never fall over. The hostile peer is 127.0.0.1, the scraper 127.0.0.2.
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -266,6 +267,31 @@ TEST(ResilienceTest, ClientsThatNeverReadTheirResponsesDoNotHoldWorkers) {
     ::close(fd);
   }
   EXPECT_EQ(HttpGet(agent.port(), "/healthz").status, 200);
+  EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
+}
+
+// CivetWeb's own authorization looks for a Digest password file on the request's path
+// ("/.htpasswd" for every endpoint) unless an authorization hook is set: a file there
+// that has nothing to do with the agent made every scrape a 401 Digest challenge.
+TEST(ResilienceTest, AStrayHtpasswdAtTheRootChangesNothing) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to write /.htpasswd";
+  static constexpr char kPath[] = "/.htpasswd";
+  int fd = open(kPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) GTEST_SKIP() << kPath << " exists already (not ours to touch)";
+  const char line[] = "admin:example.org:0123456789abcdef0123456789abcdef\n";
+  ASSERT_EQ(write(fd, line, sizeof(line) - 1), static_cast<ssize_t>(sizeof(line) - 1));
+  close(fd);
+  struct Remove {
+    ~Remove() { unlink(kPath); }
+  } remove;
+  AgentProcess agent(FixtureArgs("amd-epyc-pvm-guest"));
+  ASSERT_TRUE(agent.started()) << agent.log();
+  ASSERT_TRUE(agent.WaitForLog("first snapshot ready", 20000)) << agent.log();
+  for (const char* path : {"/metrics", "/capabilities", "/healthz", "/"}) {
+    testing::HttpResponse answer = HttpGet(agent.port(), path);
+    EXPECT_EQ(answer.status, 200) << path;
+    EXPECT_EQ(answer.Header("www-authenticate"), "") << path;
+  }
   EXPECT_EQ(agent.Stop(SIGTERM), 0) << agent.log();
 }
 

@@ -151,6 +151,13 @@ std::pair<int, std::string_view> RequestProblem(const struct mg_request_info* re
 }
 
 // CivetWeb's C-level handler: one entry point for every method and path.
+// CivetWeb's authorization hook, standing in for its own check: without one, CivetWeb
+// looks for a Digest password file (".htpasswd") on the request's file system path
+// for every request, a stat per scrape, and a /.htpasswd that has nothing to do with
+// the agent would make it demand Digest credentials. The agent's basic auth is decided
+// in HandleRequest.
+int AllowEveryRequest(struct mg_connection*, void*) { return 1; }
+
 int HandleRequest(struct mg_connection* connection, void* data) {
   const auto* server = static_cast<const HttpServer*>(data);
   const struct mg_request_info* request = mg_get_request_info(connection);
@@ -751,8 +758,9 @@ Status HttpServer::Start() {
     for (int i = 0; i < count; ++i) guarded.push_back(bound[i].port);
     gate_->Guard(std::move(guarded));
   }
-  mg_set_request_handler(const_cast<struct mg_context*>(server_->getContext()), "/", HandleRequest,
-                         const_cast<HttpServer*>(this));
+  auto* context = const_cast<struct mg_context*>(server_->getContext());
+  mg_set_auth_handler(context, "/", AllowEveryRequest, nullptr);
+  mg_set_request_handler(context, "/", HandleRequest, const_cast<HttpServer*>(this));
   if (web_) web_->Start();  // re-reads the web config when its files change
   return Status();
 }
