@@ -318,6 +318,45 @@ TEST_P(FixtureHostTest, DomainCapabilitiesMatchGoldens) {
   }
 }
 
+// What the refresh loop remembers (CPUID answers, KVM's scratch VM, topology and
+// caches, emulator probes, finished guests) must not change a document: the third
+// probe with one memory (the second and third take everything over) says what the
+// one-off probe says.
+TEST_P(FixtureHostTest, RememberingRefreshesSayWhatAOneOffProbeSays) {
+  RefreshMemory memory;
+  ProbeHost(config_, nullptr, &memory);
+  ProbeHost(config_, nullptr, &memory);
+  HostCapabilities warm = ProbeHost(config_, nullptr, &memory);
+  for (CollectorOutcome& outcome : warm.collectors) outcome.duration_seconds = 0;
+  EXPECT_EQ(RenderCapabilitiesXml(warm), RenderCapabilitiesXml(caps_));
+  // The counters of probes spawned and cache hits differ by design; nothing else may.
+  auto without_probe_counts = [](std::string text) {
+    std::string kept;
+    for (std::string_view line : Split(text, '\n')) {
+      if (line.find("virtcaps_qemu_") != std::string_view::npos &&
+          (line.find("cache_hits") != std::string_view::npos ||
+           line.find("probes_spawned") != std::string_view::npos))
+        continue;
+      kept.append(line).append("\n");
+    }
+    return kept;
+  };
+  EXPECT_EQ(without_probe_counts(RenderPrometheus(warm, RefreshFacts{}, BuildInfo{})),
+            without_probe_counts(RenderPrometheus(caps_, RefreshFacts{}, BuildInfo{})));
+  for (const Guest& guest : caps_.guests) {
+    if (guest.hypervisor != "qemu") continue;
+    for (const GuestDomain& domain : guest.domains) {
+      DomainCapabilitiesQuery query{guest.arch, domain.type, "", guest.emulator};
+      auto cold_xml = RenderDomainCapabilitiesXml(caps_, query);
+      auto warm_xml = RenderDomainCapabilitiesXml(warm, query);
+      ASSERT_EQ(cold_xml.ok(), warm_xml.ok());
+      if (cold_xml) {
+        EXPECT_EQ(*warm_xml, *cold_xml) << guest.arch << " " << domain.type;
+      }
+    }
+  }
+}
+
 // The default flags_include keeps what alerts and placement use and drops the rest.
 TEST_P(FixtureHostTest, DefaultFlagsIncludeKeepsPlacementFlagsOnly) {
   std::string all = RenderPrometheus(caps_, RefreshFacts{}, BuildInfo{});

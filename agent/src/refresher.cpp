@@ -10,11 +10,15 @@
 namespace virtcaps {
 
 HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel,
-                           QemuProbeMemory* qemu_memory, QemuFirmwareMemory* firmware_memory,
-                           HostProbeMemory* probe_memory) {
+                           RefreshMemory* memory) {
   HostPaths paths = HostPaths::FromConfig(config.paths);
-  Probes probes = MakeProbes(config.probes, paths, probe_memory);
-  CollectContext context{paths, probes, config, cancel, qemu_memory, firmware_memory};
+  Probes probes = MakeProbes(config.probes, paths, memory ? &memory->probes : nullptr);
+  CollectContext context{paths, probes, config, cancel};
+  if (memory) {
+    context.qemu_memory = &memory->qemu;
+    context.firmware_memory = &memory->firmware;
+    context.cpu_layout_memory = &memory->cpu_layout;
+  }
   return CollectHost(context);
 }
 
@@ -107,8 +111,7 @@ void LogProbeProblems(const HostCapabilities& caps) {
 void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_at,
                             bool web_reload_ok) {
   auto start = std::chrono::steady_clock::now();
-  HostCapabilities caps =
-      ProbeHost(config, &cancel_, &qemu_memory_, &firmware_memory_, &probe_memory_);
+  HostCapabilities caps = ProbeHost(config, &cancel_, &memory_);
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   LogProbeProblems(caps);
   RefreshFacts facts;

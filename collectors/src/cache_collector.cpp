@@ -165,62 +165,92 @@ Status AddControls(const std::vector<ResctrlCacheInfo>& scopes, CacheBank& bank)
   return Status();
 }
 
+// sysfs's level 3+ cache banks of the online CPUs (cpuN/cache/indexN), ascending.
+Expected<std::vector<CacheBank>> ReadCacheBanks(const HostPaths& paths,
+                                                const std::vector<unsigned>& online) {
+  // Banks are shared by several CPUs; the (level, id, type) triple names one bank.
+  std::map<std::tuple<unsigned, unsigned, std::string>, CacheBank> banks;
+  for (unsigned cpu : online) {
+    std::string cache_dir = paths.Sys("devices/system/cpu/cpu" + std::to_string(cpu) + "/cache");
+    if (!IsDirectory(cache_dir)) continue;
+    auto entries = ListDirectory(cache_dir);
+    if (!entries) return entries.status();
+    for (const std::string& entry : *entries) {
+      if (entry.rfind("index", 0) != 0) continue;
+      std::string dir = cache_dir + "/" + entry + "/";
+      auto level = ReadUint(dir + "level");
+      if (!level) return level.status();
+      if (*level < 3) continue;
+      // Kernels before 4.15 have no cache id; libvirt cannot name such banks either.
+      if (!PathExists(dir + "id")) continue;
+      auto id = ReadUint(dir + "id");
+      if (!id) return id.status();
+      auto type_text = ReadValue(dir + "type");
+      if (!type_text) return type_text.status();
+      std::string type = *type_text == "Unified"       ? "both"
+                         : *type_text == "Instruction" ? "code"
+                         : *type_text == "Data"        ? "data"
+                                                       : "";
+      if (type.empty()) return Status::Error(dir + "type: unknown cache type '" + *type_text + "'");
+      auto size_text = ReadValue(dir + "size");
+      if (!size_text) return size_text.status();
+      auto size = ParseCacheSize(*size_text);
+      if (!size) return Status::Error(dir + "size: bad size '" + *size_text + "'");
+      auto shared = ReadCpuList(dir + "shared_cpu_list");
+      if (!shared) return shared.status();
+      CacheBank& bank = banks[{static_cast<unsigned>(*level), static_cast<unsigned>(*id), type}];
+      bank.level = static_cast<unsigned>(*level);
+      bank.id = static_cast<unsigned>(*id);
+      bank.type = type;
+      bank.size_bytes = *size;
+      bank.cpus = *shared;
+    }
+  }
+  std::vector<CacheBank> result;
+  for (auto& [key, bank] : banks) result.push_back(std::move(bank));
+  return result;
+}
+
+// The online CPUs: this refresh's topology read, or our own read of them. A read made
+// to be remembered is our own, made after its key, so that a CPU plugged in between
+// cannot leave banks kept under a key they do not belong to.
+Expected<std::vector<unsigned>> OnlineCpus(const HostPaths& paths, const HostCpu& cpu,
+                                           bool to_remember) {
+  std::vector<LogicalCpu> own_read;
+  if (!cpu.logical_cpus_read || to_remember) {
+    auto read = ReadLogicalCpus(paths, cpu.present_cpus);
+    if (!read) return read.status();
+    own_read = std::move(*read);
+  }
+  std::vector<unsigned> online;
+  for (const LogicalCpu& logical : own_read.empty() ? cpu.logical_cpus : own_read)
+    if (logical.online) online.push_back(logical.id);
+  return online;
+}
+
 class CacheCollector : public Collector {
  public:
   std::string_view name() const override { return "cache"; }
 
   Status Collect(const CollectContext& context, HostCapabilities& caps) override {
     const HostPaths& paths = context.paths;
-    // The online CPUs of this refresh's topology read, or our own read of them.
-    std::vector<unsigned> online;
-    std::vector<LogicalCpu> own_read;
-    if (!caps.cpu.logical_cpus_read) {
-      auto read = ReadLogicalCpus(paths, 0);
+    // Banks change only with a CPU hotplug (see CpuLayoutMemory).
+    CpuLayoutMemory* memory = context.cpu_layout_memory;
+    std::string key;
+    std::optional<std::vector<CacheBank>> banks;
+    if (memory) {
+      key = CpuLayoutKey(paths);
+      banks = memory->FindCaches(key);
+    }
+    if (!banks) {
+      auto online = OnlineCpus(paths, caps.cpu, memory != nullptr);
+      if (!online) return online.status();
+      auto read = ReadCacheBanks(paths, *online);
       if (!read) return read.status();
-      own_read = std::move(*read);
+      banks = std::move(*read);
+      if (memory) memory->RememberCaches(key, *banks);
     }
-    for (const LogicalCpu& cpu : caps.cpu.logical_cpus_read ? caps.cpu.logical_cpus : own_read)
-      if (cpu.online) online.push_back(cpu.id);
-    // Banks are shared by several CPUs; the (level, id, type) triple names one bank.
-    std::map<std::tuple<unsigned, unsigned, std::string>, CacheBank> banks;
-    for (unsigned cpu : online) {
-      std::string cache_dir = paths.Sys("devices/system/cpu/cpu" + std::to_string(cpu) + "/cache");
-      if (!IsDirectory(cache_dir)) continue;
-      auto entries = ListDirectory(cache_dir);
-      if (!entries) return entries.status();
-      for (const std::string& entry : *entries) {
-        if (entry.rfind("index", 0) != 0) continue;
-        std::string dir = cache_dir + "/" + entry + "/";
-        auto level = ReadUint(dir + "level");
-        if (!level) return level.status();
-        if (*level < 3) continue;
-        // Kernels before 4.15 have no cache id; libvirt cannot name such banks either.
-        if (!PathExists(dir + "id")) continue;
-        auto id = ReadUint(dir + "id");
-        if (!id) return id.status();
-        auto type_text = ReadValue(dir + "type");
-        if (!type_text) return type_text.status();
-        std::string type = *type_text == "Unified"       ? "both"
-                           : *type_text == "Instruction" ? "code"
-                           : *type_text == "Data"        ? "data"
-                                                         : "";
-        if (type.empty())
-          return Status::Error(dir + "type: unknown cache type '" + *type_text + "'");
-        auto size_text = ReadValue(dir + "size");
-        if (!size_text) return size_text.status();
-        auto size = ParseCacheSize(*size_text);
-        if (!size) return Status::Error(dir + "size: bad size '" + *size_text + "'");
-        auto shared = ReadCpuList(dir + "shared_cpu_list");
-        if (!shared) return shared.status();
-        CacheBank& bank = banks[{static_cast<unsigned>(*level), static_cast<unsigned>(*id), type}];
-        bank.level = static_cast<unsigned>(*level);
-        bank.id = static_cast<unsigned>(*id);
-        bank.type = type;
-        bank.size_bytes = *size;
-        bank.cpus = *shared;
-      }
-    }
-    for (auto& [key, bank] : banks) caps.caches.push_back(std::move(bank));
+    caps.caches = std::move(*banks);
 
     // Resource control (Intel RDT / AMD PQoS) through a mounted resctrl file system.
     auto resctrl = ReadResctrlInfo(paths.Sys("fs/resctrl/info"));

@@ -253,20 +253,43 @@ void DetectOtherVirtualization(HostCpu& cpu) {
   // aarch64 and POWER expose no such flag; KVM's presence is their signal.
 }
 
-// libvirt's topology from the one sysfs read of this refresh; the per-CPU data stays
-// in the model for the numa collector.
-Status ReadTopology(const HostPaths& paths, unsigned cpuinfo_processors, HostCpu& cpu) {
+// The per-CPU topology and the nodes' CPUs: kept from an earlier refresh while no CPU
+// or node was plugged (`memory`), else read from sysfs.
+Expected<CpuLayoutMemory::Topology> ReadCpuTopology(const HostPaths& paths,
+                                                    unsigned cpuinfo_processors,
+                                                    CpuLayoutMemory* memory) {
+  std::string key;
+  if (memory) {
+    // Without cpu/present and cpu/online the CPU count comes from /proc/cpuinfo.
+    key = CpuLayoutKey(paths);
+    key.append(" cpuinfo ").append(std::to_string(cpuinfo_processors));
+    if (auto kept = memory->FindTopology(key)) return std::move(*kept);
+  }
+  CpuLayoutMemory::Topology topology;
   auto cpus = ReadLogicalCpus(paths, cpuinfo_processors);
   if (!cpus) return cpus.status();
-  cpu.logical_cpus = std::move(*cpus);
+  topology.cpus = std::move(*cpus);
+  auto nodes = ReadNodeCpus(paths);
+  if (!nodes) return nodes.status();
+  topology.node_cpus = std::move(*nodes);
+  if (memory) memory->RememberTopology(key, topology);
+  return topology;
+}
+
+// libvirt's topology from the one sysfs read of this refresh; the per-CPU data stays
+// in the model for the numa collector.
+Status ReadTopology(const HostPaths& paths, unsigned cpuinfo_processors, CpuLayoutMemory* memory,
+                    HostCpu& cpu) {
+  auto topology = ReadCpuTopology(paths, cpuinfo_processors, memory);
+  if (!topology) return topology.status();
+  cpu.logical_cpus = std::move(topology->cpus);
   cpu.logical_cpus_read = true;
   cpu.present_cpus = static_cast<unsigned>(cpu.logical_cpus.size());
   cpu.online_cpus = static_cast<unsigned>(
       std::count_if(cpu.logical_cpus.begin(), cpu.logical_cpus.end(),
                     [](const LogicalCpu& logical) { return logical.online; }));
-  auto nodes = ReadNodeCpus(paths);
-  if (!nodes) return nodes.status();
-  cpu.topology = ComputeTopology(cpu.logical_cpus, *nodes, cpu.arch.rfind("s390", 0) == 0);
+  cpu.topology =
+      ComputeTopology(cpu.logical_cpus, topology->node_cpus, cpu.arch.rfind("s390", 0) == 0);
   return Status();
 }
 
@@ -318,7 +341,8 @@ class CpuCollector : public Collector {
     if (cpuinfo && cpuinfo->processors.empty())
       cpu.cpuinfo_problem = "no 'processor : N' entries; CPUs counted from sysfs";
     note(ReadTopology(context.paths,
-                      cpuinfo ? static_cast<unsigned>(cpuinfo->processors.size()) : 0, cpu));
+                      cpuinfo ? static_cast<unsigned>(cpuinfo->processors.size()) : 0,
+                      context.cpu_layout_memory, cpu));
     note(ReadPageSizes(context.paths, cpu));
     // libvirt's names (cpu_vocabulary.cpp); an unreadable map leaves only those unknown.
     if (cpuinfo) note(DescribeCpuInLibvirtTerms(context, *cpuinfo, cpu));

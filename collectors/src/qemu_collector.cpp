@@ -1,4 +1,6 @@
 // The qemu hypervisor: one guest per emulator, from ProbeQemuEmulators.
+#include <algorithm>
+
 #include "virtcaps/cpu_vocabulary.h"
 #include "virtcaps/files.h"
 #include "virtcaps/firmware.h"
@@ -69,18 +71,35 @@ class QemuCollector : public Collector {
          {"usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin"}) {
       swtpm = swtpm || PathExists(context.paths.Root(std::string(dir) + "/swtpm"));
     }
-    for (Guest& guest : LibvirtQemuGuests(std::move(probed), caps.cpu.arch)) {
+    // libvirt's guests from the probed ones: derived arches, the CPU map's model names
+    // and vendors and the host-models (cpu_vocabulary.cpp); a bad map is only noted.
+    // Both use the refresh's one load of the map (one check of its directory). Made
+    // from the same probes and map, they are what the last refresh finished.
+    LazyX86CpuMap own_map(context.paths.Root(context.config.host.cpu_map_dir));
+    LazyX86CpuMap& map = context.x86_cpu_map ? *context.x86_cpu_map : own_map;
+    std::shared_ptr<const void> map_identity;
+    bool any_x86 = std::any_of(probed.begin(), probed.end(), [](const Guest& guest) {
+      return CpuMapArchFor(guest.arch) == "x86";
+    });
+    if (any_x86 && map.Get().ok()) map_identity = *map.Get();
+    QemuProbeMemory* memory = context.qemu_memory;
+    std::optional<std::vector<Guest>> finished;
+    if (memory) finished = memory->FindFinished(probed, map_identity, caps.cpu.arch);
+    if (!finished) {
+      std::vector<Guest> kept = memory ? probed : std::vector<Guest>();
+      finished = LibvirtQemuGuests(std::move(probed), caps.cpu.arch);
+      Status named = NameGuestCpuModels(map, *finished);
+      if (!named.ok()) errors += (errors.empty() ? "" : "; ") + named.message();
+      Status host_models = DescribeGuestHostModels(map, caps.cpu.arch, *finished);
+      if (!host_models.ok()) errors += (errors.empty() ? "" : "; ") + host_models.message();
+      // Only a clean finish is kept: a problem is found and said again each refresh.
+      if (memory && named.ok() && host_models.ok())
+        memory->RememberFinished(std::move(kept), map_identity, caps.cpu.arch, *finished);
+    }
+    for (Guest& guest : *finished) {
       if (guest.device_facts) guest.device_facts->swtpm = swtpm;
       caps.guests.push_back(std::move(guest));
     }
-    // libvirt's model names and vendors (cpu_vocabulary.cpp); a bad map is only noted.
-    // Both use the refresh's one load of the map (one check of its directory).
-    LazyX86CpuMap own_map(context.paths.Root(context.config.host.cpu_map_dir));
-    LazyX86CpuMap& map = context.x86_cpu_map ? *context.x86_cpu_map : own_map;
-    Status named = NameGuestCpuModels(map, caps.guests);
-    if (!named.ok()) errors += (errors.empty() ? "" : "; ") + named.message();
-    Status host_models = DescribeGuestHostModels(map, caps.cpu.arch, caps.guests);
-    if (!host_models.ok()) errors += (errors.empty() ? "" : "; ") + host_models.message();
     // The firmware guests can boot (<os> of the domain capabilities); a bad descriptor
     // is skipped, said in the metrics and logged by the refresh loop.
     caps.qemu_firmware = context.firmware_memory != nullptr

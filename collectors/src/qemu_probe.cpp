@@ -838,8 +838,9 @@ bool IsExecutableFile(const struct stat& st) {
   return S_ISREG(st.st_mode) && (st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) != 0;
 }
 
-// A directory's entries, listed again only when its mtime changed (creating, removing
-// or renaming an entry changes it).
+// The qemu-system-<known target> entries of a directory, listed again only when its
+// mtime changed (creating, removing or renaming an entry changes it). Only those are
+// kept: /usr/bin has a thousand other names.
 std::optional<std::vector<std::string>> ListEmulatorDirectory(const std::string& path,
                                                               QemuProbeMemory* memory) {
   struct stat st;
@@ -848,10 +849,16 @@ std::optional<std::vector<std::string>> ListEmulatorDirectory(const std::string&
   if (memory != nullptr) {
     if (auto names = memory->Listing(path, mtime_ns)) return names;
   }
-  auto names = ListDirectory(path);
-  if (!names) return std::nullopt;
-  if (memory != nullptr) memory->RememberListing(path, mtime_ns, *names);
-  return std::move(names).value();
+  auto entries = ListDirectory(path);
+  if (!entries) return std::nullopt;
+  std::vector<std::string> names;
+  for (std::string& name : *entries) {
+    if (name.compare(0, kBinaryPrefix.size(), kBinaryPrefix) != 0) continue;
+    if (!QemuTargetArch(name.substr(kBinaryPrefix.size()))) continue;
+    names.push_back(std::move(name));
+  }
+  if (memory != nullptr) memory->RememberListing(path, mtime_ns, names);
+  return names;
 }
 
 std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths& paths,
@@ -861,8 +868,6 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
     auto names = ListEmulatorDirectory(JoinPath(paths.rootfs, dir), memory);
     if (!names) continue;  // a directory that is not there holds no emulators
     for (const std::string& name : *names) {
-      if (name.substr(0, kBinaryPrefix.size()) != kBinaryPrefix) continue;
-      if (!QemuTargetArch(name.substr(kBinaryPrefix.size()))) continue;
       Candidate candidate;
       candidate.emulator = JoinPath(dir, name);
       candidate.exec_path = JoinPath(paths.rootfs, candidate.emulator);
@@ -1021,6 +1026,27 @@ void QemuProbeMemory::Retain(const std::set<std::string>& emulators,
   for (auto it = listings_.begin(); it != listings_.end();) {
     it = dirs.count(it->first) ? std::next(it) : listings_.erase(it);
   }
+}
+
+std::optional<std::vector<Guest>> QemuProbeMemory::FindFinished(
+    const std::vector<Guest>& probed, const std::shared_ptr<const void>& cpu_map,
+    const std::string& host_arch) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // The probed guests share their CPU models with what was remembered, so comparing
+  // them costs little more than their machine lists.
+  if (!finished_ || finished_->cpu_map != cpu_map || finished_->host_arch != host_arch ||
+      finished_->probed != probed) {
+    return std::nullopt;
+  }
+  return finished_->guests;
+}
+
+void QemuProbeMemory::RememberFinished(std::vector<Guest> probed,
+                                       std::shared_ptr<const void> cpu_map, std::string host_arch,
+                                       std::vector<Guest> finished) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  finished_ =
+      Finished{std::move(probed), std::move(cpu_map), std::move(host_arch), std::move(finished)};
 }
 
 bool QemuGuestIsNative(std::string_view host, std::string_view guest) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "virtcaps/collector.h"
 #include "virtcaps/config.h"
 #include "virtcaps/firmware.h"
 #include "virtcaps/probes.h"
@@ -20,13 +21,9 @@ namespace virtcaps {
 
 // Probes the host once with this configuration (what --once and each loop turn do).
 // A cancelled `cancel` ends emulator probes in flight.
-// `qemu_memory`, when given, keeps emulator probes and listings between calls,
-// `firmware_memory` the QEMU firmware descriptors and `probe_memory` the CPUID answers
-// and KVM's scratch VM (see HostProbeMemory).
+// `memory`, when given, keeps what a later call may take over unread (see RefreshMemory).
 HostCapabilities ProbeHost(const Config& config, const Cancellation* cancel = nullptr,
-                           QemuProbeMemory* qemu_memory = nullptr,
-                           QemuFirmwareMemory* firmware_memory = nullptr,
-                           HostProbeMemory* probe_memory = nullptr);
+                           RefreshMemory* memory = nullptr);
 // Logs what went wrong in one probe: each failed collector, the emulators whose
 // probe failed while their hypervisor driver as a whole succeeded (with their reasons),
 // and the firmware descriptors skipped, when they were read again (once per change).
@@ -70,9 +67,7 @@ class Refresher {
   uint64_t refreshes_ = 0;
   RefreshFacts probe_totals_;  // only the qemu_*_total counters are used
   Cancellation cancel_;        // Stop() cancels a refresh in flight
-  QemuProbeMemory qemu_memory_;
-  QemuFirmwareMemory firmware_memory_;
-  HostProbeMemory probe_memory_;
+  RefreshMemory memory_;
   std::function<void()> on_first_snapshot_;
   std::optional<MetricsOptions> metrics_options_;  // for metrics_options_pattern_
   std::string metrics_options_pattern_;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "virtcaps/config.h"
+#include "virtcaps/cpu_layout_memory.h"
 #include "virtcaps/firmware.h"
 #include "virtcaps/host_paths.h"
 #include "virtcaps/model.h"
@@ -32,6 +33,17 @@ struct CollectContext {
   // The configured x86 CPU map, loaded (its directory checked) at most once per
   // refresh for the host CPU and the guests; CollectHost sets it when it is null.
   LazyX86CpuMap* x86_cpu_map = nullptr;
+  // The CPUs' topology and caches, kept by the refresh loop until a hotplug.
+  CpuLayoutMemory* cpu_layout_memory = nullptr;
+};
+
+// What the refresh loop keeps across refreshes, so that a warm refresh reads again
+// only what can have changed since the last.
+struct RefreshMemory {
+  QemuProbeMemory qemu;         // emulator probes and directory listings
+  QemuFirmwareMemory firmware;  // QEMU firmware descriptors
+  HostProbeMemory probes;       // CPUID answers and KVM's scratch VM
+  CpuLayoutMemory cpu_layout;   // topology and cache banks, until a hotplug
 };
 
 class Collector {

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "virtcaps/shared_vector.h"
+
 namespace virtcaps {
 
 struct CpuSignature {
@@ -381,7 +383,8 @@ struct Guest {
   std::vector<GuestFeature> features;
   // Per virt type, the first probe's accelerator first (kvm when KVM came up, else
   // qemu), then qemu from libvirt's second, TCG-only probe when the first ran on KVM.
-  std::vector<GuestCpuModes> cpu_modes;
+  // Shared by the copies a refresh makes of a remembered guest (see SharedVector).
+  SharedVector<GuestCpuModes> cpu_modes;
   std::string qemu_version;  // query-version: "7.2.22"; empty when not known
   // QEMU guests: what the domain capabilities' devices and features are decided by;
   // nullopt for other hypervisors (and a probe that asked nothing of it).

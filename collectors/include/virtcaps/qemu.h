@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -43,14 +44,31 @@ class QemuProbeMemory {
  public:
   std::optional<Guest> Find(const std::string& emulator, const std::string& key) const;
   void Remember(const std::string& emulator, const std::string& key, const Guest& guest);
-  // The names listed when the directory had this mtime, if that is the last listing.
+  // The emulator names listed when the directory had this mtime, if that is the last
+  // listing.
   std::optional<std::vector<std::string>> Listing(const std::string& dir, int64_t mtime_ns) const;
   void RememberListing(const std::string& dir, int64_t mtime_ns, std::vector<std::string> names);
   // Forgets emulators and directories not in these sets (removed or reconfigured).
   void Retain(const std::set<std::string>& emulators, const std::set<std::string>& dirs);
 
+  // The qemu collector's guests as it last finished them (libvirt's derived arches,
+  // the CPU map's model names, host-models), found when made from equal probed
+  // guests, the same CPU map (`cpu_map`: its identity) and host arch.
+  std::optional<std::vector<Guest>> FindFinished(const std::vector<Guest>& probed,
+                                                 const std::shared_ptr<const void>& cpu_map,
+                                                 const std::string& host_arch) const;
+  void RememberFinished(std::vector<Guest> probed, std::shared_ptr<const void> cpu_map,
+                        std::string host_arch, std::vector<Guest> finished);
+
  private:
+  struct Finished {
+    std::vector<Guest> probed;
+    std::shared_ptr<const void> cpu_map;
+    std::string host_arch;
+    std::vector<Guest> guests;
+  };
   mutable std::mutex mutex_;
+  std::optional<Finished> finished_;
   std::map<std::string, std::pair<std::string, Guest>> guests_;  // emulator -> (key, guest)
   std::map<std::string, std::pair<int64_t, std::vector<std::string>>> listings_;
 };
