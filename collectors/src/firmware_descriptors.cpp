@@ -256,25 +256,39 @@ QemuFirmware ReadQemuFirmware(const QemuOptions& options, const HostPaths& paths
   return firmware;
 }
 
+QemuFirmwareMemory::QemuFirmwareMemory() = default;
+QemuFirmwareMemory::~QemuFirmwareMemory() = default;
+
+bool QemuFirmwareMemory::Unchanged(const std::vector<std::string>& dirs) {
+  if (!valid_ || watches_.size() != dirs.size()) return false;
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    Watch& watch = watches_[i];
+    if (watch.dir != dirs[i]) return false;
+    if (watch.changes ? watch.changes->Changed() : IsDirectory(watch.dir)) return false;
+  }
+  return true;
+}
+
 QemuFirmware QemuFirmwareMemory::Read(const QemuOptions& options, const HostPaths& paths) {
-  std::string identity;
-  for (const std::string& dir : options.firmware_dirs) {
-    identity += dir;
-    identity += '\0';
-    identity += DirectoryIdentity(paths.Root(dir));
-    identity += '\0';
-  }
+  std::vector<std::string> dirs;
+  for (const std::string& dir : options.firmware_dirs) dirs.push_back(paths.Root(dir));
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!valid_ || identity != identity_) {
-    last_ = ReadQemuFirmware(options, paths);
-    identity_ = std::move(identity);
-    valid_ = true;
-    return last_;
+  if (Unchanged(dirs)) {
+    QemuFirmware firmware = last_;
+    firmware.reread = false;
+    CheckLoaders(options, paths, firmware);
+    return firmware;
   }
-  QemuFirmware firmware = last_;
-  firmware.reread = false;
-  CheckLoaders(options, paths, firmware);
-  return firmware;
+  // Watched before the read, so that a change during it shows at the next refresh.
+  watches_.clear();
+  for (std::string& dir : dirs) {
+    auto changes = std::make_unique<DirectoryChanges>(dir);
+    if (!changes->valid()) changes.reset();
+    watches_.push_back({std::move(dir), std::move(changes)});
+  }
+  last_ = ReadQemuFirmware(options, paths);
+  valid_ = true;
+  return last_;
 }
 
 }  // namespace virtcaps

@@ -228,6 +228,17 @@ TEST(FirmwareMemoryTest, ReReadsOnlyWhenADirectoryChanges) {
   changed = memory.Read(options, Root(root));
   EXPECT_TRUE(changed.reread);
   EXPECT_EQ(changed.invalid.size(), 1u);
+  EXPECT_FALSE(memory.Read(options, Root(root)).reread);
+  // A descriptor removed, and the whole /etc directory removed, are changes.
+  std::filesystem::remove(root + "/usr/share/qemu/firmware/50-edk2-x86_64-secure.json");
+  changed = memory.Read(options, Root(root));
+  EXPECT_TRUE(changed.reread);
+  EXPECT_EQ(changed.descriptors.size(), 1u);
+  std::filesystem::remove_all(root + "/etc/qemu/firmware");
+  changed = memory.Read(options, Root(root));
+  EXPECT_TRUE(changed.reread);
+  EXPECT_EQ(changed.descriptors.size(), 2u);
+  EXPECT_FALSE(memory.Read(options, Root(root)).reread);  // still absent: nothing to read
 }
 
 TEST(FirmwareRulesTest, DebianOvmfPerMachineAsLibvirt) {

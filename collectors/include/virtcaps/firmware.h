@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -16,6 +17,8 @@
 #include "virtcaps/status.h"
 
 namespace virtcaps {
+
+class DirectoryChanges;
 
 // Descriptor files read at most (more names are reported, not read), and the size of
 // one (libvirt's own cap: 1 MiB; Debian's are under 1 kB).
@@ -41,17 +44,26 @@ Expected<FirmwareDescriptor> ParseFirmwareDescriptor(std::string_view json,
 QemuFirmware ReadQemuFirmware(const QemuOptions& options, const HostPaths& paths);
 
 // What a refresh loop keeps so that a warm refresh re-reads no descriptor: the last
-// result under the identity of the descriptor directories (every entry's inode, size
-// and mtime). Loader existence is checked again each time (a few stats). Thread-safe.
+// result while no descriptor directory changed (DirectoryChanges: an inotify watch on
+// each, begun before the read; a directory that was not there is looked for again).
+// Loader existence is checked again each time (a few stats). Thread-safe.
 class QemuFirmwareMemory {
  public:
+  QemuFirmwareMemory();
+  ~QemuFirmwareMemory();
   // ReadQemuFirmware, or the remembered descriptors when nothing in the directories
   // changed (then `reread` is false).
   QemuFirmware Read(const QemuOptions& options, const HostPaths& paths);
 
  private:
+  struct Watch {
+    std::string dir;                            // under the root
+    std::unique_ptr<DirectoryChanges> changes;  // null: not a directory when read
+  };
+  bool Unchanged(const std::vector<std::string>& dirs);
+
   std::mutex mutex_;
-  std::string identity_;
+  std::vector<Watch> watches_;
   bool valid_ = false;
   QemuFirmware last_;
 };
