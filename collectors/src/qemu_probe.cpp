@@ -980,6 +980,31 @@ QemuEmulatorResult ProbeCandidate(const Candidate& candidate, const QemuOptions&
   return result;
 }
 
+// A candidate's remembered probe, when its binary and the key's inputs are unchanged:
+// looked up before any worker thread is started, so a warm refresh starts none.
+std::optional<QemuEmulatorResult> RememberedCandidate(const Candidate& candidate,
+                                                      const QemuHostFacts& facts,
+                                                      QemuProbeMemory* memory) {
+  if (memory == nullptr || !candidate.problem.ok()) return std::nullopt;
+  auto start = std::chrono::steady_clock::now();
+  try {
+    auto identity = StatQemuBinary(candidate.exec_path);
+    if (!identity) return std::nullopt;
+    auto guest =
+        memory->Find(candidate.emulator, QemuCacheKey(candidate.emulator, *identity, facts));
+    if (!guest) return std::nullopt;
+    QemuEmulatorResult result;
+    result.emulator = candidate.emulator;
+    result.guest = std::move(*guest);
+    result.from_cache = true;
+    result.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  } catch (const std::exception&) {
+    return std::nullopt;  // ProbeCandidate tries again and reports it
+  }
+}
+
 std::string FormatUint(uint64_t value, bool hex) {
   char text[32];
   std::snprintf(text, sizeof(text), hex ? "0x%llx" : "%llu",
@@ -1179,14 +1204,22 @@ std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
                                                    QemuProbeMemory* memory) {
   std::vector<Candidate> candidates = FindEmulators(options, paths, memory);
   std::vector<QemuEmulatorResult> results(candidates.size());
+  std::vector<size_t> pending;  // what memory does not answer
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    if (auto remembered = RememberedCandidate(candidates[i], facts, memory)) {
+      results[i] = std::move(*remembered);
+    } else {
+      pending.push_back(i);
+    }
+  }
   size_t workers = static_cast<size_t>(std::clamp(options.parallel_probes, 1, 64));
-  workers = std::min(workers, candidates.size());
+  workers = std::min(workers, pending.size());
   std::atomic<size_t> next{0};
   ReadBudget* budget = ReadBudget::Current();  // the refresh's, shared by every worker
   auto work = [&] {
     ReadBudget::Join join(budget);
-    for (size_t i = next++; i < candidates.size(); i = next++) {
-      results[i] = ProbeCandidate(candidates[i], options, facts, cancel, memory);
+    for (size_t k = next++; k < pending.size(); k = next++) {
+      results[pending[k]] = ProbeCandidate(candidates[pending[k]], options, facts, cancel, memory);
     }
   };
   std::vector<std::thread> threads;
