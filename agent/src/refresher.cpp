@@ -37,7 +37,9 @@ double Now() {
 }  // namespace
 
 Refresher::Refresher(Config config, SnapshotStore& store)
-    : store_(store), config_(std::move(config)), config_loaded_at_(Now()) {}
+    : store_(store),
+      config_(std::make_shared<const Config>(std::move(config))),
+      config_loaded_at_(Now()) {}
 
 Refresher::~Refresher() { Stop(); }
 
@@ -58,7 +60,7 @@ void Refresher::Stop() {
 void Refresher::Reconfigure(Config config) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    config_ = std::move(config);
+    config_ = std::make_shared<const Config>(std::move(config));
     config_changed_ = true;
     reload_ok_ = true;
     config_loaded_at_ = Now();
@@ -154,15 +156,15 @@ void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_
 void Refresher::Run() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {
-    Config config = config_;
+    std::shared_ptr<const Config> config = config_;
     bool reload_ok = reload_ok_;
     double loaded_at = config_loaded_at_;
     bool web_reload_ok = web_reload_ok_;
     config_changed_ = false;
     lock.unlock();
-    RefreshOnce(config, reload_ok, loaded_at, web_reload_ok);
+    RefreshOnce(*config, reload_ok, loaded_at, web_reload_ok);
     lock.lock();
-    wake_.wait_for(lock, config.refresh_interval, [this] { return stopping_ || config_changed_; });
+    wake_.wait_for(lock, config->refresh_interval, [this] { return stopping_ || config_changed_; });
   }
 }
 

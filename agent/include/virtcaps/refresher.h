@@ -58,7 +58,8 @@ class Refresher {
   SnapshotStore& store_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  Config config_;
+  // Shared with the refresh in flight: a refresh takes a reference, not a copy.
+  std::shared_ptr<const Config> config_;
   bool stopping_ = false;
   bool config_changed_ = false;
   bool reload_ok_ = true;
