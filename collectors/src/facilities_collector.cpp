@@ -47,15 +47,20 @@ Status ReadCgroups(const HostPaths& paths, HostFacilities& facilities) {
   if (!PathExists(v1)) return Status();
   auto text = ReadFile(v1);
   if (!text) return text.status();
+  // A controller counts when the kernel enables it and it is mounted: its name is
+  // under /sys/fs/cgroup (a directory, or a symlink to a co-mounted "cpu,cpuacct").
+  // One listing rather than a stat per controller.
+  auto listed = ListDirectory(paths.Sys("fs/cgroup"));
+  std::set<std::string> mounted;
+  if (listed) mounted.insert(listed->begin(), listed->end());
   std::set<std::string> enabled;
   for (std::string_view line : Split(*text, '\n')) {
     if (line.empty() || line.front() == '#') continue;
     auto fields = SplitWhitespace(line);
     if (fields.size() != 4)
       return Status::Error(v1 + ": expected 4 columns in '" + std::string(line) + "'");
-    if (fields[3] == "1" && IsDirectory(paths.Sys("fs/cgroup/" + std::string(fields[0])))) {
-      enabled.emplace(fields[0]);
-    }
+    std::string name(fields[0]);
+    if (fields[3] == "1" && mounted.count(name) > 0) enabled.insert(std::move(name));
   }
   facilities.cgroup_version = 1;
   for (const char* controller : kControllers) {
