@@ -239,7 +239,7 @@ class CacheCollector : public Collector {
     std::string key;
     std::optional<std::vector<CacheBank>> banks;
     if (memory) {
-      key = CpuLayoutKey(paths);
+      key = memory->Key(paths);
       banks = memory->FindCaches(key);
     }
     if (!banks) {

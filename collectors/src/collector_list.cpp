@@ -112,6 +112,7 @@ HostCapabilities CollectHost(const CollectContext& given) {
   LazyX86CpuMap x86_cpu_map(given.paths.Root(given.config.host.cpu_map_dir));
   CollectContext context = given;
   if (context.x86_cpu_map == nullptr) context.x86_cpu_map = &x86_cpu_map;
+  if (context.cpu_layout_memory) context.cpu_layout_memory->StartRefresh();
   ReadBudget budget(static_cast<size_t>(context.config.host.read_budget_bytes));
   HostCapabilities caps;
   caps.cpu.arch = HostArch(context.paths);

@@ -9,6 +9,7 @@
 
 #include "cpu_topology.h"
 #include "sysfs_values.h"
+#include "virtcaps/boot_constants.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/cpu_vocabulary.h"
 #include "virtcaps/cpuinfo.h"
@@ -29,7 +30,7 @@ std::string LibvirtArchName(std::string_view machine) {
 std::string HostArch(const HostPaths& paths) {
   // A fixture root names its architecture in the kernel.arch sysctl; the live host
   // has the same file, and uname is the fallback for kernels without it.
-  auto arch = ReadValue(paths.Proc("sys/kernel/arch"));
+  auto arch = ReadKernelConstant(paths, "sys/kernel/arch");
   if (arch && !arch->empty()) return LibvirtArchName(*arch);
   struct utsname name;
   if (::uname(&name) == 0) return LibvirtArchName(name.machine);
@@ -261,7 +262,7 @@ Expected<CpuLayoutMemory::Topology> ReadCpuTopology(const HostPaths& paths,
   std::string key;
   if (memory) {
     // Without cpu/present and cpu/online the CPU count comes from /proc/cpuinfo.
-    key = CpuLayoutKey(paths);
+    key = memory->Key(paths);
     key.append(" cpuinfo ").append(std::to_string(cpuinfo_processors));
     if (auto kept = memory->FindTopology(key)) return std::move(*kept);
   }
@@ -326,23 +327,14 @@ class CpuCollector : public Collector {
     auto note = [&first_problem](Status status) {
       if (!status.ok() && first_problem.ok()) first_problem = std::move(status);
     };
-    std::string path = context.paths.Proc("cpuinfo");
-    std::optional<Cpuinfo> cpuinfo;
-    if (auto text = ReadFile(path); !text) {
-      note(text.status());
-    } else if (auto parsed = ParseCpuinfo(*text); !parsed) {
-      note(Status::Error(path + ": " + parsed.error()));
-    } else {
-      cpuinfo = std::move(*parsed);
-    }
+    std::optional<CpuLayoutMemory::KeptCpuinfo> kept = ReadCpuinfo(context, note);
+    const Cpuinfo* cpuinfo = kept ? &kept->first : nullptr;
 
     const CpuidSource* cpuid = IsX86(cpu.arch) ? context.probes.cpuid.get() : nullptr;
     if (cpuinfo) note(ReadIdentity(*cpuinfo, cpuid, context.probes.msr.get(), cpu));
-    if (cpuinfo && cpuinfo->processors.empty())
+    if (kept && kept->processors == 0)
       cpu.cpuinfo_problem = "no 'processor : N' entries; CPUs counted from sysfs";
-    note(ReadTopology(context.paths,
-                      cpuinfo ? static_cast<unsigned>(cpuinfo->processors.size()) : 0,
-                      context.cpu_layout_memory, cpu));
+    note(ReadTopology(context.paths, kept ? kept->processors : 0, context.cpu_layout_memory, cpu));
     note(ReadPageSizes(context.paths, cpu));
     // libvirt's names (cpu_vocabulary.cpp); an unreadable map leaves only those unknown.
     if (cpuinfo) note(DescribeCpuInLibvirtTerms(context, *cpuinfo, cpu));
@@ -353,6 +345,38 @@ class CpuCollector : public Collector {
   }
 
  private:
+  // /proc/cpuinfo, from the refresh loop's memory when the CPU layout and CPU 0's
+  // microcode revision read as they did when it was kept; nullopt when unreadable or
+  // garbled (noted).
+  template <typename Note>
+  static std::optional<CpuLayoutMemory::KeptCpuinfo> ReadCpuinfo(const CollectContext& context,
+                                                                 Note& note) {
+    CpuLayoutMemory* memory = context.cpu_layout_memory;
+    std::string key;
+    if (memory) {
+      key = memory->Key(context.paths);
+      key.append(" microcode ").append(context.probes.microcode_revision.value_or("-"));
+      if (auto kept = memory->FindCpuinfo(key)) return kept;
+    }
+    std::string path = context.paths.Proc("cpuinfo");
+    auto text = ReadFile(path);
+    if (!text) {
+      note(text.status());
+      return std::nullopt;
+    }
+    auto parsed = ParseCpuinfo(*text);
+    if (!parsed) {
+      note(Status::Error(path + ": " + parsed.error()));
+      return std::nullopt;
+    }
+    CpuLayoutMemory::KeptCpuinfo read;
+    read.processors = static_cast<unsigned>(parsed->processors.size());
+    parsed->processors.resize(std::min<size_t>(parsed->processors.size(), 1));
+    read.first = std::move(*parsed);
+    if (memory) memory->RememberCpuinfo(key, read);
+    return read;
+  }
+
   static Status ReadIdentity(const Cpuinfo& cpuinfo, const CpuidSource* cpuid, const MsrReader* msr,
                              HostCpu& cpu) {
     if (IsX86(cpu.arch)) {

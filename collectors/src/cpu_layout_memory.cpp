@@ -27,7 +27,34 @@ void CpuLayoutMemory::RememberCaches(const std::string& key, std::vector<CacheBa
   caches_.emplace(key, std::move(banks));
 }
 
-std::string CpuLayoutKey(const HostPaths& paths) {
+std::optional<std::map<unsigned, CpuLayoutMemory::NodeLayout>> CpuLayoutMemory::FindNodes(
+    const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!nodes_ || nodes_->first != key) return std::nullopt;
+  return nodes_->second;
+}
+
+void CpuLayoutMemory::RememberNodes(const std::string& key, std::map<unsigned, NodeLayout> nodes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  nodes_.emplace(key, std::move(nodes));
+}
+
+std::optional<CpuLayoutMemory::KeptCpuinfo> CpuLayoutMemory::FindCpuinfo(
+    const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!cpuinfo_ || cpuinfo_->first != key) return std::nullopt;
+  return cpuinfo_->second;
+}
+
+void CpuLayoutMemory::RememberCpuinfo(const std::string& key, KeptCpuinfo cpuinfo) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cpuinfo_.emplace(key, std::move(cpuinfo));
+}
+
+namespace {
+
+// The key, and node/online's text when it could be read.
+std::string ReadLayoutKey(const HostPaths& paths, std::optional<std::string>* node_online) {
   std::string key = paths.sysfs;
   for (const char* list :
        {"devices/system/cpu/present", "devices/system/cpu/online", "devices/system/node/online"}) {
@@ -38,8 +65,31 @@ std::string CpuLayoutKey(const HostPaths& paths) {
       continue;
     }
     key.append(" ").append(std::to_string(text->size())).append(":").append(*text);
+    if (node_online && std::string_view(list) == "devices/system/node/online")
+      *node_online = std::move(*text);
   }
   return key;
 }
+
+}  // namespace
+
+void CpuLayoutMemory::StartRefresh() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  key_.reset();
+  node_online_.reset();
+}
+
+std::string CpuLayoutMemory::Key(const HostPaths& paths) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!key_) key_ = ReadLayoutKey(paths, &node_online_);
+  return *key_;
+}
+
+std::optional<std::string> CpuLayoutMemory::NodeOnline() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return node_online_;
+}
+
+std::string CpuLayoutKey(const HostPaths& paths) { return ReadLayoutKey(paths, nullptr); }
 
 }  // namespace virtcaps

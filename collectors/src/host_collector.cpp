@@ -1,5 +1,6 @@
 // The host collector: <uuid>, <power_management> and <secmodel>.
 #include "sysfs_values.h"
+#include "virtcaps/boot_constants.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/files.h"
 #include "virtcaps/strings.h"
@@ -79,8 +80,7 @@ class HostCollector : public Collector {
   std::string_view name() const override { return "host"; }
   Status Collect(const CollectContext& context, HostCapabilities& caps) override {
     caps.uuid = ReadUuid(context);
-    if (auto release = ReadValue(context.paths.Proc("sys/kernel/osrelease")))
-      caps.kernel_release = *release;
+    if (auto release = KernelRelease(context.paths)) caps.kernel_release = *release;
     caps.power = ReadPower(context.paths);
     caps.secmodels = ReadSecurityModels(context.paths);
     return Status();

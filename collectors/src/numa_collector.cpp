@@ -3,6 +3,7 @@
 // host-wide huge page pools.
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "cpu_topology.h"
 
@@ -85,9 +86,42 @@ struct CpuIndex {
   }
 };
 
+// nodeN's distances and CPUs: only a hotplug changes them (CpuLayoutMemory).
+Expected<CpuLayoutMemory::NodeLayout> ReadNodeLayout(const std::string& dir,
+                                                     const std::vector<unsigned>& node_ids) {
+  CpuLayoutMemory::NodeLayout layout;
+  if (auto distance = ReadValue(dir + "distance")) {
+    auto values = SplitWhitespace(*distance);
+    if (values.size() != node_ids.size())
+      return Status::Error(dir + "distance: expected one value per node");
+    for (size_t i = 0; i < values.size(); ++i) {
+      auto value = ParseUint(values[i]);
+      if (!value || *value > 255) return Status::Error(dir + "distance: bad value");
+      layout.distances.emplace_back(node_ids[i], static_cast<unsigned>(*value));
+    }
+  }
+
+  // nodeN/cpulist, or the cpumap mask on kernels before 2.6.26.
+  Expected<std::vector<unsigned>> cpus = std::vector<unsigned>{};
+  if (PathExists(dir + "cpulist") || !PathExists(dir + "cpumap")) {
+    cpus = ReadCpuList(dir + "cpulist");
+  } else if (auto mask = ReadValue(dir + "cpumap"); !mask) {
+    cpus = mask.status();
+  } else if (auto parsed = ParseCpuMask(*mask)) {
+    cpus = *parsed;
+  } else {
+    cpus = Status::Error(dir + "cpumap: bad cpu mask '" + mask->substr(0, 40) + "'");
+  }
+  if (!cpus) return cpus.status();
+  layout.cpus = std::move(*cpus);
+  return layout;
+}
+
+// One cell. `layout` is the node's kept layout, or empty and then read (and set).
 Status ReadCell(const HostPaths& paths, unsigned id, const std::vector<unsigned>& node_ids,
                 uint64_t base_page_kib, const std::vector<uint64_t>& huge_sizes,
-                const CpuIndex& cpus_by_id, NumaCell& cell) {
+                const CpuIndex& cpus_by_id, std::optional<CpuLayoutMemory::NodeLayout>& layout,
+                NumaCell& cell) {
   cell.id = id;
   std::string dir = paths.Sys("devices/system/node/node" + std::to_string(id) + "/");
   auto memory = ReadMemTotalKib(dir + "meminfo");
@@ -105,31 +139,14 @@ Status ReadCell(const HostPaths& paths, unsigned id, const std::vector<unsigned>
   cell.pages.push_back(base);
   cell.pages.insert(cell.pages.end(), huge->begin(), huge->end());
 
-  if (auto distance = ReadValue(dir + "distance")) {
-    auto values = SplitWhitespace(*distance);
-    if (values.size() != node_ids.size())
-      return Status::Error(dir + "distance: expected one value per node");
-    for (size_t i = 0; i < values.size(); ++i) {
-      auto value = ParseUint(values[i]);
-      if (!value || *value > 255) return Status::Error(dir + "distance: bad value");
-      cell.distances.emplace_back(node_ids[i], static_cast<unsigned>(*value));
-    }
+  if (!layout) {
+    auto read = ReadNodeLayout(dir, node_ids);
+    if (!read) return read.status();
+    layout = std::move(*read);
   }
-
-  // nodeN/cpulist, or the cpumap mask on kernels before 2.6.26.
-  Expected<std::vector<unsigned>> cpus = std::vector<unsigned>{};
-  if (PathExists(dir + "cpulist") || !PathExists(dir + "cpumap")) {
-    cpus = ReadCpuList(dir + "cpulist");
-  } else if (auto mask = ReadValue(dir + "cpumap"); !mask) {
-    cpus = mask.status();
-  } else if (auto parsed = ParseCpuMask(*mask)) {
-    cpus = *parsed;
-  } else {
-    cpus = Status::Error(dir + "cpumap: bad cpu mask '" + mask->substr(0, 40) + "'");
-  }
-  if (!cpus) return cpus.status();
+  cell.distances = layout->distances;
   // Offline CPUs stay out of the cells, whatever the node's list says.
-  for (unsigned cpu_id : *cpus) {
+  for (unsigned cpu_id : layout->cpus) {
     auto found = cpus_by_id.online.find(cpu_id);
     if (found != cpus_by_id.online.end()) cell.cpus.push_back(ToCellCpu(*found->second));
   }
@@ -161,23 +178,50 @@ class NumaCollector : public Collector {
       cpus_by_id.Add(own_read);
     }
 
-    auto nodes = OnlineNodes(paths);
+    // With the refresh loop's memory the nodes' distances and CPUs are kept under the
+    // CPU layout's key, read (with node/online) before any of them.
+    CpuLayoutMemory* memory = context.cpu_layout_memory;
+    std::string key;
+    std::optional<std::map<unsigned, CpuLayoutMemory::NodeLayout>> kept;
+    if (memory) {
+      key = memory->Key(paths);
+      kept = memory->FindNodes(key);
+    }
+    auto nodes = OnlineNodes(paths, memory);
     if (!nodes) return nodes.status();
     if (nodes->empty()) return CollectWithoutNuma(paths, base_page_kib, cpus_by_id, caps);
+    std::map<unsigned, CpuLayoutMemory::NodeLayout> layouts;
     for (unsigned id : *nodes) {
+      std::optional<CpuLayoutMemory::NodeLayout> layout;
+      if (kept) {
+        auto found = kept->find(id);
+        if (found != kept->end()) layout = std::move(found->second);
+      }
       NumaCell cell;
-      Status status = ReadCell(paths, id, *nodes, base_page_kib, *huge_sizes, cpus_by_id, cell);
+      Status status =
+          ReadCell(paths, id, *nodes, base_page_kib, *huge_sizes, cpus_by_id, layout, cell);
       caps.cells.push_back(std::move(cell));
       if (!status.ok()) return status;
+      layouts.emplace(id, std::move(*layout));
     }
+    if (memory && !kept) memory->RememberNodes(key, std::move(layouts));
     return Status();
   }
 
  private:
   // node/online; on kernels before 2.6.26 (no such file) the nodeN directories, as
   // libnuma (and so libvirt) finds them. Empty when the host has no NUMA sysfs.
-  static Expected<std::vector<unsigned>> OnlineNodes(const HostPaths& paths) {
+  static Expected<std::vector<unsigned>> OnlineNodes(const HostPaths& paths,
+                                                     const CpuLayoutMemory* memory) {
     std::string online_path = paths.Sys("devices/system/node/online");
+    // The layout key read node/online this refresh: its text, not a second read.
+    if (std::optional<std::string> text = memory ? memory->NodeOnline() : std::nullopt) {
+      auto nodes = ParseCpuList(*text);
+      if (!nodes)
+        return Status::Error(online_path + ": bad cpu list '" + text->substr(0, 40) + "'");
+      if (nodes->empty()) return Status::Error(online_path + ": no node online");
+      return *nodes;
+    }
     if (PathExists(online_path)) {
       auto nodes = ReadCpuList(online_path);
       if (nodes && nodes->empty()) return Status::Error(online_path + ": no node online");

@@ -422,6 +422,10 @@ std::unique_ptr<MsrReader> MakeFixedMsrReader(std::map<uint32_t, uint64_t> value
 
 Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths, HostProbeMemory* memory) {
   Probes probes;
+  if (memory != nullptr) {
+    if (auto revision = ReadValue(paths.Sys("devices/system/cpu/cpu0/microcode/version")))
+      probes.microcode_revision = std::move(*revision);
+  }
   switch (config.cpuid.source) {
     case CpuidProbeConfig::Source::kAuto:
     case CpuidProbeConfig::Source::kInstruction:
@@ -429,9 +433,8 @@ Probes MakeProbes(const ProbesConfig& config, const HostPaths& paths, HostProbeM
       if (probes.cpuid && memory != nullptr) {
         // Absent in VMs and without the microcode driver: then nothing can load new
         // microcode either, and the answers hold for the agent's life.
-        auto revision = ReadValue(paths.Sys("devices/system/cpu/cpu0/microcode/version"));
-        probes.cpuid =
-            MakeRememberingCpuid(std::move(probes.cpuid), *memory, revision ? *revision : "");
+        probes.cpuid = MakeRememberingCpuid(std::move(probes.cpuid), *memory,
+                                            probes.microcode_revision.value_or(""));
       }
       break;
     case CpuidProbeConfig::Source::kDump:

@@ -1,5 +1,7 @@
 // The qemu hypervisor: one guest per emulator, from ProbeQemuEmulators.
 #include <algorithm>
+#include <map>
+#include <mutex>
 
 #include "virtcaps/cpu_vocabulary.h"
 #include "virtcaps/files.h"
@@ -13,8 +15,7 @@ namespace virtcaps {
 namespace {
 
 // The id of `name` in an /etc/passwd or /etc/group file (third field), or of "+N".
-std::optional<uint64_t> LookUpId(const std::string& file, const std::string& name) {
-  if (name.size() > 1 && name.front() == '+') return ParseUint(name.substr(1));
+std::optional<uint64_t> ReadId(const std::string& file, const std::string& name) {
   auto text = ReadFile(file, 4u << 20);
   if (!text) return std::nullopt;
   for (std::string_view line : Split(*text, '\n')) {
@@ -22,6 +23,31 @@ std::optional<uint64_t> LookUpId(const std::string& file, const std::string& nam
     if (fields.size() >= 3 && fields[0] == name) return ParseUint(fields[2]);
   }
   return std::nullopt;
+}
+
+// ReadId, answered again while the file's identity (inode, size, times) is the same:
+// every tool that edits /etc/passwd or /etc/group rewrites or replaces it, so a stat
+// instead of a read each refresh. A few (file, name) pairs, one per configured driver.
+std::optional<uint64_t> LookUpId(const std::string& file, const std::string& name) {
+  if (name.size() > 1 && name.front() == '+') return ParseUint(name.substr(1));
+  struct Answer {
+    std::string identity;
+    std::optional<uint64_t> id;
+  };
+  static std::mutex mutex;
+  static std::map<std::pair<std::string, std::string>, Answer> answers;
+  std::string identity = FileIdentity(file);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto found = answers.find({file, name});
+    if (found != answers.end() && !identity.empty() && found->second.identity == identity)
+      return found->second.id;
+  }
+  std::optional<uint64_t> id = ReadId(file, name);
+  std::lock_guard<std::mutex> lock(mutex);
+  if (answers.size() >= 16) answers.clear();  // other roots and names: stay small
+  if (!identity.empty()) answers[{file, name}] = Answer{identity, id};
+  return id;
 }
 
 // libvirt's QEMU driver always stacks the DAC security driver: guests run as the

@@ -16,6 +16,7 @@
 #include <thread>
 #include <utility>
 
+#include "virtcaps/boot_constants.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/files.h"
 #include "virtcaps/json.h"
@@ -1244,7 +1245,7 @@ std::vector<QemuEmulatorResult> ProbeQemuEmulators(const QemuOptions& options,
 QemuHostFacts CurrentQemuHostFacts(const HostPaths& paths, const HostCapabilities& caps) {
   QemuHostFacts facts;
   facts.kvm_usable = caps.kvm.usable();
-  if (auto release = ReadValue(paths.Proc("sys/kernel/osrelease"))) {
+  if (auto release = KernelRelease(paths)) {
     facts.kernel_release = *release;
   }
   if (caps.cpu.microcode) facts.microcode = FormatUint(*caps.cpu.microcode, true);

@@ -264,6 +264,14 @@ std::string DirectoryIdentity(const std::string& path) {
   return identity;
 }
 
+std::string FileIdentity(const std::string& path) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0) return "";
+  std::string identity;
+  AppendIdentity(identity, ".", info);
+  return identity;
+}
+
 namespace {
 // The directory's own (dev, inode, mtime), following symlinks: a different directory
 // under the path, or one whose entries changed.

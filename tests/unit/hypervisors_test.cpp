@@ -1,6 +1,9 @@
 // Xen and LXC guests; QEMU has its own tests (qemu_test).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <set>
 
 #include "test_support.h"
@@ -229,6 +232,24 @@ TEST_F(QemuDriverPartsTest, DacBaselabelsAndMigrationFeaturesAsLibvirtPrintsThem
   std::string lxc = RenderCapabilitiesXml(caps, "lxc");
   EXPECT_EQ(lxc.find("baselabel"), std::string::npos);
   EXPECT_EQ(lxc.find("migration_features"), std::string::npos);
+}
+
+TEST_F(QemuDriverPartsTest, AnEditedGroupFileIsReadAgain) {
+  qemu_.qemu.group = "kvm";
+  EXPECT_EQ(Run().secmodels.at(0).baselabels.at(0).second, "+64055:+108");
+  EXPECT_EQ(Run().secmodels.at(0).baselabels.at(0).second, "+64055:+108");  // answered again
+  // groupmod writes a new file and renames it over the old one (a new inode).
+  testing::WriteTestFile(root_ + "/etc/group.new", "root:x:0:\nkvm:x:109:\n");
+  ASSERT_EQ(::rename((root_ + "/etc/group.new").c_str(), (root_ + "/etc/group").c_str()), 0);
+  EXPECT_EQ(Run().secmodels.at(0).baselabels.at(0).second, "+64055:+109");
+  // An edit in place that changes the size.
+  testing::WriteTestFile(root_ + "/etc/group", "root:x:0:\nkvm:x:1100:\n");
+  EXPECT_EQ(Run().secmodels.at(0).baselabels.at(0).second, "+64055:+1100");
+  // Gone: no DAC model, and back again.
+  ::unlink((root_ + "/etc/group").c_str());
+  EXPECT_TRUE(Run().secmodels.empty());
+  testing::WriteTestFile(root_ + "/etc/group", kDebianGroup);
+  EXPECT_EQ(Run().secmodels.at(0).baselabels.at(0).second, "+64055:+108");
 }
 
 TEST_F(QemuDriverPartsTest, ConfiguredUserGroupNumericIdsAndSwitches) {

@@ -5,7 +5,10 @@
 #include <filesystem>
 #include <string>
 
+#include <sys/utsname.h>
+
 #include "test_support.h"
+#include "virtcaps/boot_constants.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/cpu_layout_memory.h"
 #include "virtcaps/qemu.h"
@@ -60,6 +63,8 @@ class CpuLayoutMemoryTest : public ::testing::Test {
     Write("sys/devices/system/cpu/online", "0-1\n");
     Write("sys/devices/system/node/online", "0\n");
     Write("sys/devices/system/node/node0/cpulist", "0-1\n");
+    Write("sys/devices/system/node/node0/distance", "10\n");
+    Write("sys/devices/system/node/node0/meminfo", "Node 0 MemTotal:  1048576 kB\n");
     for (unsigned cpu = 0; cpu < 2; ++cpu) {
       std::string dir = "sys/devices/system/cpu/cpu" + std::to_string(cpu);
       Write(dir + "/topology/physical_package_id", "0\n");
@@ -75,16 +80,20 @@ class CpuLayoutMemoryTest : public ::testing::Test {
   void Write(const std::string& relative, const std::string& content) {
     testing::WriteTestFile(root_ + "/" + relative, content);
   }
-  // The cpu and cache collectors, as one refresh runs them, with `memory_`.
+  // The cpu, cache and numa collectors, as one refresh runs them, with `memory_`
+  // and `microcode_` as MakeProbes read CPU 0's revision.
   Status Refresh() {
     caps_ = HostCapabilities{};
     HostPaths paths = HostPaths::FromConfig(config_.paths);
     Probes probes;
+    probes.microcode_revision = microcode_;
     CollectContext context{paths, probes, config_};
     context.cpu_layout_memory = &memory_;
+    memory_.StartRefresh();
     caps_.cpu.arch = HostArch(paths);
     Status cpu = MakeCpuCollector()->Collect(context, caps_);
     Status cache = MakeCacheCollector()->Collect(context, caps_);
+    numa_ = MakeNumaCollector()->Collect(context, caps_);
     return !cpu.ok() ? cpu : cache;
   }
   unsigned CoreOf(unsigned cpu) const { return caps_.cpu.logical_cpus.at(cpu).core_id; }
@@ -92,6 +101,8 @@ class CpuLayoutMemoryTest : public ::testing::Test {
   std::string root_;
   Config config_;
   CpuLayoutMemory memory_;
+  std::optional<std::string> microcode_;
+  Status numa_;
   HostCapabilities caps_;
 };
 
@@ -152,6 +163,93 @@ TEST_F(CpuLayoutMemoryTest, AFailedReadIsNotKept) {
   ASSERT_TRUE(Refresh().ok());
   EXPECT_EQ(CoreOf(1), 1u);
   EXPECT_EQ(caps_.caches.at(0).size_bytes, 32u << 20);
+}
+
+TEST_F(CpuLayoutMemoryTest, NodesDistancesAndCpusKeptTheirMemoryReadEachRefresh) {
+  ASSERT_TRUE(Refresh().ok());
+  ASSERT_TRUE(numa_.ok()) << numa_.message();
+  ASSERT_EQ(caps_.cells.size(), 1u);
+  EXPECT_EQ(caps_.cells[0].distances, (std::vector<std::pair<unsigned, unsigned>>{{0, 10}}));
+  EXPECT_EQ(caps_.cells[0].cpus.size(), 2u);
+  // Distances and CPUs change only with a hotplug; memory and pools change any time.
+  Write("sys/devices/system/node/node0/distance", "20\n");
+  Write("sys/devices/system/node/node0/cpulist", "0\n");
+  Write("sys/devices/system/node/node0/meminfo", "Node 0 MemTotal:  2097152 kB\n");
+  ASSERT_TRUE(Refresh().ok());
+  ASSERT_TRUE(numa_.ok()) << numa_.message();
+  EXPECT_EQ(caps_.cells.at(0).distances.at(0).second, 10u);
+  EXPECT_EQ(caps_.cells.at(0).cpus.size(), 2u);
+  EXPECT_EQ(caps_.cells.at(0).memory_kib, 2097152u);
+  // A node plugged: node/online reads differently and every node is read again.
+  Write("sys/devices/system/node/online", "0-1\n");
+  Write("sys/devices/system/node/node0/distance", "20 30\n");
+  Write("sys/devices/system/node/node1/distance", "30 20\n");
+  Write("sys/devices/system/node/node1/cpulist", "\n");
+  Write("sys/devices/system/node/node1/meminfo", "Node 1 MemTotal:  1048576 kB\n");
+  ASSERT_TRUE(Refresh().ok());
+  ASSERT_TRUE(numa_.ok()) << numa_.message();
+  ASSERT_EQ(caps_.cells.size(), 2u);
+  EXPECT_EQ(caps_.cells[0].distances,
+            (std::vector<std::pair<unsigned, unsigned>>{{0, 20}, {1, 30}}));
+  EXPECT_EQ(caps_.cells[0].cpus.size(), 1u);
+  // node/online garbled: the numa collector fails on the text the key read, naming it.
+  Write("sys/devices/system/node/online", "0-x\n");
+  Refresh();
+  EXPECT_FALSE(numa_.ok());
+  EXPECT_NE(numa_.message().find("node/online: bad cpu list"), std::string::npos)
+      << numa_.message();
+}
+
+TEST_F(CpuLayoutMemoryTest, CpuinfoKeptUntilTheLayoutOrMicrocodeChanges) {
+  microcode_ = "0xa0011d1";
+  ASSERT_TRUE(Refresh().ok());
+  EXPECT_EQ(caps_.cpu.vendor_id, "AuthenticAMD");
+  auto cpuinfo_with = [this](const std::string& vendor) {
+    Write("proc/cpuinfo", "processor\t: 0\nvendor_id\t: " + vendor +
+                              "\n\nprocessor\t: 1\nvendor_id\t: " + vendor + "\n\n");
+  };
+  cpuinfo_with("GenuineIntel");
+  ASSERT_TRUE(Refresh().ok());
+  EXPECT_EQ(caps_.cpu.vendor_id, "AuthenticAMD");  // kept
+  microcode_ = "0xa0011d5";                        // a late microcode load
+  ASSERT_TRUE(Refresh().ok());
+  EXPECT_EQ(caps_.cpu.vendor_id, "GenuineIntel");
+  cpuinfo_with("HygonGenuine");
+  microcode_.reset();  // the revision cannot be read: a key of its own
+  ASSERT_TRUE(Refresh().ok());
+  EXPECT_EQ(caps_.cpu.vendor_id, "HygonGenuine");
+  cpuinfo_with("CentaurHauls");
+  Write("sys/devices/system/cpu/online", "0\n");  // a hotplug
+  ASSERT_TRUE(Refresh().ok());
+  EXPECT_EQ(caps_.cpu.vendor_id, "CentaurHauls");
+  // A garbled cpuinfo is reported every refresh, never kept.
+  Write("proc/cpuinfo", "garbled line without a colon\n");
+  Write("sys/devices/system/cpu/online", "0-1\n");
+  EXPECT_FALSE(Refresh().ok());
+  EXPECT_FALSE(Refresh().ok());
+}
+
+std::string ReleaseOr(const HostPaths& paths, const std::string& otherwise) {
+  auto release = KernelRelease(paths);
+  return release ? *release : otherwise;
+}
+
+TEST(KernelConstantTest, AnotherProcfsIsReadEachTime) {
+  std::string root = testing::TempDir();
+  HostPaths paths;
+  paths.procfs = root + "/proc";
+  testing::WriteTestFile(root + "/proc/sys/kernel/osrelease", "6.1.0-1\n");
+  EXPECT_EQ(ReleaseOr(paths, ""), "6.1.0-1");
+  testing::WriteTestFile(root + "/proc/sys/kernel/osrelease", "6.1.0-2\n");
+  EXPECT_EQ(ReleaseOr(paths, ""), "6.1.0-2");
+  // The agent's own /proc: the running kernel's release, the same on every call.
+  HostPaths live;
+  auto first = KernelRelease(live);
+  ASSERT_TRUE(first) << first.status().message();
+  EXPECT_EQ(*first, ReleaseOr(live, ""));
+  struct utsname name;
+  ASSERT_EQ(::uname(&name), 0);
+  EXPECT_EQ(*first, name.release);
 }
 
 TEST(CpuLayoutKeyTest, ContentsCannotRunTogether) {

@@ -1,11 +1,13 @@
 // What sysfs says of the CPUs that only hotplug changes, kept across refreshes.
 #pragma once
 
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "virtcaps/cpuinfo.h"
 #include "virtcaps/host_paths.h"
 #include "virtcaps/model.h"
 
@@ -17,23 +19,55 @@ namespace virtcaps {
 // node/online when that happens. So they are kept under the bytes of those three
 // files (CpuLayoutKey) and read again only when one of them reads differently. A
 // read that failed is never kept: a broken file is reported every refresh.
+// /proc/cpuinfo is kept the same way, with CPU 0's microcode revision added to the key:
+// what it says of the CPUs changes only with a hotplug or a microcode update.
 class CpuLayoutMemory {
  public:
   struct Topology {
     std::vector<LogicalCpu> cpus;
     std::optional<std::vector<std::vector<unsigned>>> node_cpus;  // ReadNodeCpus
   };
+  // What a NUMA node's directory says that only a hotplug changes.
+  struct NodeLayout {
+    std::vector<std::pair<unsigned, unsigned>> distances;  // (node, distance)
+    std::vector<unsigned> cpus;                            // nodeN/cpulist (or cpumap)
+    bool operator==(const NodeLayout& other) const {
+      return distances == other.distances && cpus == other.cpus;
+    }
+  };
+
+  // The three lists are read once per refresh: StartRefresh() forgets the last
+  // reading and the first Key() of the refresh reads them.
+  void StartRefresh();
+  std::string Key(const HostPaths& paths);
+  // node/online as this refresh's Key() read it; nullopt when it could not be read.
+  std::optional<std::string> NodeOnline() const;
 
   std::optional<Topology> FindTopology(const std::string& key) const;
   void RememberTopology(const std::string& key, Topology topology);
   // The banks of sysfs's cpuN/cache (before resctrl's controls are added).
   std::optional<std::vector<CacheBank>> FindCaches(const std::string& key) const;
   void RememberCaches(const std::string& key, std::vector<CacheBank> banks);
+  // /proc/cpuinfo as parsed, trimmed to its first processor (all Cpuinfo::Get reads),
+  // and how many processors it listed.
+  struct KeptCpuinfo {
+    Cpuinfo first;
+    unsigned processors = 0;
+  };
+  std::optional<KeptCpuinfo> FindCpuinfo(const std::string& key) const;
+  void RememberCpuinfo(const std::string& key, KeptCpuinfo cpuinfo);
+  // Every online node's layout, by id.
+  std::optional<std::map<unsigned, NodeLayout>> FindNodes(const std::string& key) const;
+  void RememberNodes(const std::string& key, std::map<unsigned, NodeLayout> nodes);
 
  private:
   mutable std::mutex mutex_;
+  std::optional<std::string> key_;  // this refresh's
+  std::optional<std::string> node_online_;
   std::optional<std::pair<std::string, Topology>> topology_;
   std::optional<std::pair<std::string, std::vector<CacheBank>>> caches_;
+  std::optional<std::pair<std::string, std::map<unsigned, NodeLayout>>> nodes_;
+  std::optional<std::pair<std::string, KeptCpuinfo>> cpuinfo_;
 };
 
 // The key the layout is kept under: the sysfs root and the three lists as they read

@@ -95,6 +95,10 @@ struct Probes {
   std::unique_ptr<CpuidSource> cpuid;  // null when there is no CPUID (non-x86, source none)
   std::unique_ptr<KvmProbe> kvm;       // null with source none
   std::unique_ptr<MsrReader> msr;      // null with source none
+  // cpu0/microcode/version as MakeProbes read it when given memory (nullopt when it
+  // could not be read: in VMs, without the microcode driver). What CPUID and
+  // /proc/cpuinfo say is kept across refreshes while it reads the same.
+  std::optional<std::string> microcode_revision;
 };
 
 // Builds the probes the configuration asks for, for one refresh: the ioctl KVM probe

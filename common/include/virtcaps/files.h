@@ -87,6 +87,8 @@ Expected<std::vector<std::string>> ListDirectory(const std::string& path);
 // written since (a write updates the mtime), so what was read from it can be reused.
 // Empty when the directory cannot be listed.
 std::string DirectoryIdentity(const std::string& path);
+// The same for one file (symlinks followed): empty when it cannot be stat'ed.
+std::string FileIdentity(const std::string& path);
 
 // Whether anything in a directory may have changed since it started being watched:
 // an entry added, removed, renamed, written or its metadata changed, or the directory

@@ -1,0 +1,21 @@
+// Files that cannot read differently while the running kernel lives, read once.
+#pragma once
+
+#include <string>
+
+#include "virtcaps/host_paths.h"
+#include "virtcaps/status.h"
+
+namespace virtcaps {
+
+// ReadValue of `relative` under paths.procfs (sys/kernel/osrelease, sys/kernel/arch),
+// kept for the life of the process when procfs is the agent's own /proc: the kernel
+// it describes is the one the agent runs on, and its release and architecture are
+// fixed at boot. Another procfs (a fixture tree, a mount) is read every time, and a
+// failed read is never kept.
+Expected<std::string> ReadKernelConstant(const HostPaths& paths, const std::string& relative);
+
+// The running kernel's release (sys/kernel/osrelease) through ReadKernelConstant.
+Expected<std::string> KernelRelease(const HostPaths& paths);
+
+}  // namespace virtcaps
