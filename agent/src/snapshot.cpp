@@ -110,15 +110,21 @@ void LazyGzip::Adopt(std::shared_ptr<const OpenGzip> made) {
 }
 
 PreparedResponse PrepareResponse(std::string_view content_type, std::string_view content_encoding,
-                                 std::string body) {
+                                 std::string_view body) {
+  std::string length = std::to_string(body.size());
+  constexpr std::string_view kStatus = "HTTP/1.1 200 OK\r\nContent-Type: ";
+  constexpr std::string_view kLength = "\r\nContent-Length: ";
+  constexpr std::string_view kEncoding = "\r\nContent-Encoding: ";
+  constexpr std::string_view kEnd = "\r\nVary: Accept-Encoding\r\n\r\n";
   PreparedResponse response;
-  response.bytes = "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(content_type) +
-                   "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  if (!content_encoding.empty())
-    response.bytes += "Content-Encoding: " + std::string(content_encoding) + "\r\n";
-  response.bytes += "Vary: Accept-Encoding\r\n\r\n";
+  // One buffer of the final size: the body is copied once.
+  response.bytes.reserve(kStatus.size() + content_type.size() + kLength.size() + length.size() +
+                         kEncoding.size() + content_encoding.size() + kEnd.size() + body.size());
+  response.bytes.append(kStatus).append(content_type).append(kLength).append(length);
+  if (!content_encoding.empty()) response.bytes.append(kEncoding).append(content_encoding);
+  response.bytes.append(kEnd);
   response.head_size = response.bytes.size();
-  response.bytes += body;
+  response.bytes.append(body);
   return response;
 }
 
@@ -175,29 +181,31 @@ std::shared_ptr<const Snapshot> MakeSnapshot(HostCapabilities caps, RefreshFacts
   // A body whose bytes equal the previous snapshot's keeps its compressed bytes (the XML
   // changes only when the host does). The metrics texts carry each refresh's durations:
   // they are compressed when a request first asks for them (LazyGzip).
-  if (previous != nullptr && previous->metrics.body() == texts.prometheus) {
+  if (previous != nullptr && previous->metrics == texts.prometheus) {
     snapshot->metrics_gzip.Adopt(previous->metrics_gzip.IfMade());
   }
-  if (previous != nullptr && previous->openmetrics.body() == texts.openmetrics) {
+  if (previous != nullptr && previous->openmetrics == texts.openmetrics) {
     snapshot->openmetrics_gzip.Adopt(previous->openmetrics_gzip.IfMade());
   }
-  snapshot->openmetrics =
-      PrepareResponse(kOpenMetricsContentType, "", std::move(texts.openmetrics));
+  snapshot->openmetrics = std::move(texts.openmetrics);
+  snapshot->metrics = std::move(texts.prometheus);
   snapshot->metrics_options = std::move(metrics_options);
   if (reuse) {
     snapshot->xml = previous->xml;
     snapshot->xml_gzip = previous->xml_gzip;
   } else {
     std::string xml = RenderCapabilitiesXml(caps);
-    if (previous != nullptr && previous->xml.body() == xml) {
+    if (previous != nullptr && previous->xml->body() == xml) {
+      snapshot->xml = previous->xml;
       snapshot->xml_gzip = previous->xml_gzip;
     } else {
-      snapshot->xml_gzip = PrepareResponse(kXmlContentType, "gzip", Gzip(xml));
+      snapshot->xml_gzip = std::make_shared<const PreparedResponse>(
+          PrepareResponse(kXmlContentType, "gzip", Gzip(xml)));
       ++snapshot->bodies_compressed;
+      snapshot->xml =
+          std::make_shared<const PreparedResponse>(PrepareResponse(kXmlContentType, "", xml));
     }
-    snapshot->xml = PrepareResponse(kXmlContentType, "", std::move(xml));
   }
-  snapshot->metrics = PrepareResponse(kMetricsContentType, "", std::move(texts.prometheus));
   snapshot->caps = std::move(caps);
   snapshot->refresh = refresh;
   return snapshot;

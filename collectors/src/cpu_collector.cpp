@@ -88,11 +88,13 @@ bool IsValidFeatureName(std::string_view name) {
 }
 
 std::vector<std::string> FeatureList(std::string_view text) {
-  std::set<std::string> features;
-  for (std::string_view word : SplitWhitespace(text)) {
-    if (IsValidFeatureName(word)) features.emplace(word);
-  }
-  return {features.begin(), features.end()};
+  // Sorted and de-duplicated as views, so each name is allocated once (not a set node
+  // and a string per flag, every refresh).
+  std::vector<std::string_view> words = SplitWhitespace(text);
+  std::erase_if(words, [](std::string_view word) { return !IsValidFeatureName(word); });
+  std::sort(words.begin(), words.end());
+  words.erase(std::unique(words.begin(), words.end()), words.end());
+  return {words.begin(), words.end()};
 }
 
 CpuSignature SignatureFromLeaf1(uint32_t eax) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <utility>
 
 namespace virtcaps {
@@ -190,12 +191,36 @@ size_t SequenceLength(std::string_view text, size_t at, bool& allowed) {
   return length;
 }
 
+// Bytes from text[at] on that are printable ASCII (0x20..0x7E), eight at a time: nearly
+// all of the model's text is, and a refresh checks a few thousand strings.
+size_t PrintableAsciiPrefix(std::string_view text, size_t at) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHighBits = 0x8080808080808080ull;
+  while (at + 8 <= text.size()) {
+    uint64_t word;
+    std::memcpy(&word, text.data() + at, sizeof(word));
+    // A byte with its high bit set, below 0x20 (borrows past bit 7 when 0x20 is taken
+    // from it) or equal to 0x7F (zero after the XOR) sets its high bit here.
+    uint64_t below_space = (word - 0x20 * kOnes) & ~word;
+    uint64_t delete_byte = ((word ^ (0x7F * kOnes)) - kOnes) & ~(word ^ (0x7F * kOnes));
+    if (((word | below_space | delete_byte) & kHighBits) != 0) break;
+    at += 8;
+  }
+  while (at < text.size()) {
+    auto byte = static_cast<unsigned char>(text[at]);
+    if (byte < 0x20 || byte >= 0x7F) break;
+    ++at;
+  }
+  return at;
+}
+
 }  // namespace
 
 bool SanitizeInPlace(std::string& text) {
-  size_t at = 0;
+  size_t at = PrintableAsciiPrefix(text, 0);
+  if (at == text.size()) return false;
   bool allowed = true;
-  while (at < text.size()) {  // the common case: nothing to do, no copy
+  while (at < text.size()) {  // nothing to do yet, no copy
     size_t length = SequenceLength(text, at, allowed);
     if (length == 0 || !allowed) break;
     at += length;

@@ -58,18 +58,17 @@ TEST(HttpHandlerTest, ServesThePreCompressedBodyWhenGzipIsAccepted) {
   EXPECT_TRUE(gzip.vary_accept);
   EXPECT_EQ(server.Handle("GET", "/capabilities", "gzip;q=0").content_encoding, "");
   EXPECT_EQ(server.Handle("GET", "/capabilities", "br").content_encoding, "");
-  EXPECT_EQ(server.Handle("GET", "/capabilities", "*").body, snapshot->xml_gzip.body());
+  EXPECT_EQ(server.Handle("GET", "/capabilities", "*").body, snapshot->xml_gzip->body());
   // The prepared response is the head the server would format, then the body.
-  EXPECT_EQ(snapshot->metrics.head(),
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-            "Content-Length: " +
-                std::to_string(snapshot->metrics_text().size()) +
-                "\r\nVary: Accept-Encoding\r\n\r\n");
-  EXPECT_NE(snapshot->xml_gzip.head().find("Content-Encoding: gzip\r\n"), std::string::npos);
+  EXPECT_EQ(snapshot->xml->head(),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: " +
+                std::to_string(snapshot->xml_text().size()) + "\r\nVary: Accept-Encoding\r\n\r\n");
+  EXPECT_EQ(snapshot->xml->body(), RenderCapabilitiesXml(caps));
+  EXPECT_NE(snapshot->xml_gzip->head().find("Content-Encoding: gzip\r\n"), std::string::npos);
   // gzip magic bytes
-  ASSERT_GE(snapshot->xml_gzip.body().size(), 2u);
-  EXPECT_EQ(static_cast<unsigned char>(snapshot->xml_gzip.body()[0]), 0x1f);
-  EXPECT_EQ(static_cast<unsigned char>(snapshot->xml_gzip.body()[1]), 0x8b);
+  ASSERT_GE(snapshot->xml_gzip->body().size(), 2u);
+  EXPECT_EQ(static_cast<unsigned char>(snapshot->xml_gzip->body()[0]), 0x1f);
+  EXPECT_EQ(static_cast<unsigned char>(snapshot->xml_gzip->body()[1]), 0x8b);
 }
 
 // Issue 13: a refresh compresses only the bodies whose bytes changed.
@@ -88,11 +87,14 @@ TEST(HttpHandlerTest, SnapshotsReuseTheCompressedBodiesThatDidNotChange) {
   EXPECT_EQ(same->bodies_compressed, 0);
   EXPECT_EQ(same->metrics_gzip.IfMade().get(), &made);  // taken over, not compressed again
   EXPECT_EQ(same->openmetrics_gzip.IfMade(), nullptr);  // never asked for: still not made
-  EXPECT_EQ(same->xml_gzip.bytes, first->xml_gzip.bytes);
+  EXPECT_EQ(same->xml_gzip->bytes, first->xml_gzip->bytes);
   facts.refreshes_total = 2;  // the metrics change, the XML does not
   auto next = MakeSnapshot(caps, facts, same.get());
   EXPECT_EQ(next->bodies_compressed, 0);
-  EXPECT_EQ(next->xml_gzip.bytes, first->xml_gzip.bytes);
+  EXPECT_EQ(next->xml_gzip->bytes, first->xml_gzip->bytes);
+  // Shared, not copied: a refresh of an unchanged host allocates no XML body.
+  EXPECT_EQ(next->xml.get(), first->xml.get());
+  EXPECT_EQ(next->xml_gzip.get(), first->xml_gzip.get());
   EXPECT_EQ(next->metrics_gzip.IfMade(), nullptr);
   EXPECT_NE(next->metrics_gzip_open().bytes, made.bytes);
   EXPECT_EQ(
@@ -100,7 +102,7 @@ TEST(HttpHandlerTest, SnapshotsReuseTheCompressedBodiesThatDidNotChange) {
       next->metrics_text());
   EXPECT_EQ(testing::Gunzip(next->openmetrics_gzip_open().bytes +
                             GzipClose(next->openmetrics_gzip_open(), "# EOF\n")),
-            std::string(next->openmetrics.body()) + "# EOF\n");
+            std::string(next->openmetrics) + "# EOF\n");
 }
 
 // Issue 13: a snapshot whose model equals the previous one's but for durations and
@@ -128,7 +130,7 @@ TEST(HttpHandlerTest, AnUnchangedModelReusesTheCapabilityBodies) {
   EXPECT_TRUE(second->capability_bodies_reused);
   EXPECT_EQ(second->bodies_compressed, 0);
   EXPECT_EQ(second->metrics_text(), RenderPrometheus(again, facts, CurrentBuildInfo()));
-  EXPECT_EQ(second->openmetrics.body(),
+  EXPECT_EQ(second->openmetrics,
             RenderOpenMetrics(again, facts, CurrentBuildInfo(), {}, /*terminate=*/false));
   EXPECT_EQ(second->xml_text(), RenderCapabilitiesXml(again));
   EXPECT_NE(second->metrics_text().find(

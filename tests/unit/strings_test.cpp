@@ -111,5 +111,27 @@ TEST(StringsTest, SanitizeTextKeepsCleanTextAndReplacesWhatTheFormatsCannotCarry
   }
 }
 
+// The clean-ASCII scan goes eight bytes at a time: a byte it must stop at is found
+// wherever it sits in the word, and the bytes around the word boundaries pass.
+TEST(StringsTest, SanitizeInPlaceFindsABadByteAtEveryPosition) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  const std::string clean = "pc-q35-7.2 ~ !Az{|}~ 0123456789";  // 0x20..0x7E only
+  std::string unchanged = clean;
+  EXPECT_FALSE(SanitizeInPlace(unchanged));
+  for (char bad : {'\x00', '\x01', '\x1F', '\x7F', '\x80', '\xFF'}) {
+    for (size_t at = 0; at < clean.size(); ++at) {
+      std::string text = clean;
+      text[at] = bad;
+      EXPECT_TRUE(SanitizeInPlace(text)) << "byte " << int(bad) << " at " << at;
+      EXPECT_EQ(text, clean.substr(0, at) + fffd + clean.substr(at + 1))
+          << "byte " << int(bad) << " at " << at;
+    }
+  }
+  // Neighbours of the bounds the word test uses (0x20 and 0x7E) stay as they are.
+  std::string bounds(24, ' ');
+  for (size_t at = 0; at < bounds.size(); at += 2) bounds[at] = '~';
+  EXPECT_FALSE(SanitizeInPlace(bounds));
+}
+
 }  // namespace
 }  // namespace virtcaps

@@ -513,7 +513,7 @@ void HttpServer::AnswerMetrics(const Request& request, bool gzip, Response& resp
     response.body = open.bytes;
     response.tail = std::make_shared<const std::string>(GzipClose(open, live_text));
   } else {
-    response.body = (openmetrics ? snapshot.openmetrics : snapshot.metrics).body();
+    response.body = openmetrics ? snapshot.openmetrics : snapshot.metrics;
     response.tail_is_live = true;  // response.live, which this response carries
   }
 }
@@ -580,7 +580,7 @@ HttpServer::Response HttpServer::Handle(const Request& request) const {
     response.vary_accept_encoding = true;
     return response;
   }
-  response.prepared = gzip ? &snapshot->xml_gzip : &snapshot->xml;
+  response.prepared = gzip ? snapshot->xml_gzip.get() : snapshot->xml.get();
   response.content_type = kXmlContentType;
   response.body = response.prepared->body();
   response.content_encoding = gzip ? "gzip" : "";

@@ -53,12 +53,16 @@ class LazyGzip {
 struct Snapshot {
   HostCapabilities caps;
   RefreshFacts refresh;
-  PreparedResponse metrics;   // /metrics
-  PreparedResponse xml;       // /capabilities
-  PreparedResponse xml_gzip;  // /capabilities for Accept-Encoding: gzip
-  // OpenMetrics bodies for Accept: application/openmetrics-text, without the closing
-  // "# EOF": the server appends its live families (process, requests) and then "# EOF".
-  PreparedResponse openmetrics;
+  // The /metrics body; the server writes its own head (the live families it appends
+  // change the length) and the live families after it.
+  std::string metrics;
+  // /capabilities, plain and for Accept-Encoding: gzip: shared with the snapshots before
+  // and after while the host does not change (a refresh copies no body).
+  std::shared_ptr<const PreparedResponse> xml;
+  std::shared_ptr<const PreparedResponse> xml_gzip;
+  // The body for Accept: application/openmetrics-text, without the closing "# EOF": the
+  // server appends its live families (process, requests) and then "# EOF".
+  std::string openmetrics;
   // Both metrics bodies compressed but left open for the live families (GzipClose),
   // on first use (metrics_gzip_open()).
   LazyGzip metrics_gzip;
@@ -75,15 +79,15 @@ struct Snapshot {
   // facts, instead of rendering everything.
   bool capability_bodies_reused = false;
 
-  const OpenGzip& metrics_gzip_open() const { return metrics_gzip.Get(metrics.body()); }
-  const OpenGzip& openmetrics_gzip_open() const { return openmetrics_gzip.Get(openmetrics.body()); }
-  std::string_view metrics_text() const { return metrics.body(); }
-  std::string_view xml_text() const { return xml.body(); }
+  const OpenGzip& metrics_gzip_open() const { return metrics_gzip.Get(metrics); }
+  const OpenGzip& openmetrics_gzip_open() const { return openmetrics_gzip.Get(openmetrics); }
+  std::string_view metrics_text() const { return metrics; }
+  std::string_view xml_text() const { return xml->body(); }
 };
 
 // The head of a 200 response with this body (Content-Type, Content-Length, encoding).
 PreparedResponse PrepareResponse(std::string_view content_type, std::string_view content_encoding,
-                                 std::string body);
+                                 std::string_view body);
 
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 inline constexpr std::string_view kXmlContentType = "application/xml";
