@@ -243,13 +243,21 @@ check("the runtime stage copies everything the build stage installs",
       all(any(("/" + p).startswith(c.replace("/staging", "", 1).rstrip("/")) for c in copied)
           for p in staged), f"installed {staged}, copied {copied}")
 staged_agent = os.path.join(staging, "usr", "bin", "virtcaps-agent")
+staged_module = os.path.join(staging, "usr", "lib", "virtcaps", "libvirtcaps-tls.so")
 ldd = run(["ldd", staged_agent])
-libraries = dict(re.findall(r"^\s*(\S+) => (\S+)", ldd.stdout, re.M))
-check("the installed agent finds all its libraries (TLS shims through its RUNPATH)",
+ldd_module = run(["ldd", staged_module])
+agent_libraries = dict(re.findall(r"^\s*(\S+) => (\S+)", ldd.stdout, re.M))
+module_libraries = dict(re.findall(r"^\s*(\S+) => (\S+)", ldd_module.stdout, re.M))
+check("the installed agent finds all its libraries, and links no OpenSSL (only its TLS module does)",
       ldd.returncode == 0 and "not found" not in ldd.stdout
-      and os.path.realpath(libraries.get("libssl.so", "")).startswith(
-          os.path.join(os.path.realpath(staging), "usr/lib/virtcaps/")),
+      and not any(name.startswith(("libssl", "libcrypto.")) for name in agent_libraries),
       ldd.stdout.strip())
+check("the installed TLS module finds all its libraries (the TLS shims through its RUNPATH)",
+      ldd_module.returncode == 0 and "not found" not in ldd_module.stdout
+      and os.path.realpath(module_libraries.get("libssl.so", "")).startswith(
+          os.path.join(os.path.realpath(staging), "usr/lib/virtcaps/")),
+      ldd_module.stdout.strip())
+libraries = {**agent_libraries, **module_libraries}
 owners = set()
 for soname, path in libraries.items():
     if path.startswith(staging):
@@ -261,7 +269,7 @@ for soname, path in libraries.items():
         if os.path.dirname(owned).removeprefix("/usr") == real_dir:
             owners.add(package.split(":")[0])
 base = {"libc6", "libgcc-s1"}  # in every Debian image
-check("the runtime stage installs the package of every library the agent links",
+check("the runtime stage installs the package of every library the agent and its TLS module link",
       owners - base <= runtime_packages, f"missing {sorted(owners - base - runtime_packages)}")
 check("the runtime stage installs only those packages",
       runtime_packages <= owners, f"not needed: {sorted(runtime_packages - owners)}")

@@ -545,8 +545,9 @@ TEST(TlsCredentialsTest, LoadsChainsAndClientCasAndReportsBrokenFiles) {
   EXPECT_FALSE((*watcher)->CheckNow());
 }
 
-// The agent as installed (bin/virtcaps-agent, lib/virtcaps/libssl.so) finds its shim
-// through its RUNPATH; without the shim it refuses HTTPS instead of crashing later.
+// The agent as installed (bin/virtcaps-agent, lib/virtcaps/libvirtcaps-tls.so and the
+// shims) finds its TLS module through its RUNPATH and the module the shim; without
+// either it refuses HTTPS instead of crashing later. Without TLS, OpenSSL is never mapped.
 class InstalledAgent {
  public:
   InstalledAgent(const std::string& binary, const std::vector<std::string>& args) {
@@ -590,6 +591,11 @@ class InstalledAgent {
   }
   int port() const { return port_; }
   const std::string& log() const { return log_; }
+  // The files it has mapped (/proc/PID/maps).
+  std::string Maps() const {
+    auto maps = ReadFile("/proc/" + std::to_string(pid_) + "/maps", 1u << 20);
+    return maps ? *maps : std::string();
+  }
   int Stop() {
     int status = 0;
     ::kill(pid_, SIGTERM);
@@ -615,6 +621,19 @@ TEST(TlsAuthE2eTest, InstalledLayoutFindsTheShimBesideTheBinary) {
   std::string binary = prefix + "/bin/virtcaps-agent";
   ASSERT_TRUE(PathExists(prefix + "/lib/virtcaps/libssl.so"));
   ASSERT_TRUE(PathExists(prefix + "/lib/virtcaps/libcrypto.so"));
+  std::string module = prefix + "/lib/virtcaps/libvirtcaps-tls.so";
+  ASSERT_TRUE(PathExists(module));
+  {
+    // Plain HTTP: the agent serves without OpenSSL in its address space.
+    InstalledAgent plain(binary, {});
+    ASSERT_GT(plain.port(), 0) << plain.log();
+    std::string maps = plain.Maps();
+    ASSERT_NE(maps.find("/virtcaps-agent"), std::string::npos) << maps;
+    EXPECT_EQ(maps.find("libssl"), std::string::npos) << maps;
+    EXPECT_EQ(maps.find("libcrypto"), std::string::npos) << maps;
+    EXPECT_EQ(maps.find("libvirtcaps-tls"), std::string::npos) << maps;
+    EXPECT_EQ(plain.Stop(), 0) << plain.log();
+  }
   std::string web_config = WriteWebConfig(TlsSection());
   {
     InstalledAgent agent(binary, AgentArgs(web_config));
@@ -622,8 +641,21 @@ TEST(TlsAuthE2eTest, InstalledLayoutFindsTheShimBesideTheBinary) {
     auto served = Curl(Https(agent.port(), "/healthz"), TrustingCa());
     EXPECT_EQ(served.exit_code, 0) << served.error;
     EXPECT_NE(served.status, 0);
+    // The module and the shim it brought came from beside the binary.
+    std::string maps = agent.Maps();
+    EXPECT_NE(maps.find(module), std::string::npos) << maps;
+    EXPECT_NE(maps.find(prefix + "/lib/virtcaps/libssl.so\n"), std::string::npos) << maps;
     EXPECT_EQ(agent.Stop(), 0) << agent.log();
   }
+  // Without the module: a clear error naming it, before serving anything.
+  ASSERT_EQ(::rename(module.c_str(), (module + ".away").c_str()), 0);
+  auto no_module = RunProcess({binary, "--check-config", "--web.config.file=" + web_config});
+  EXPECT_NE(no_module.exit_code, 0) << no_module.out;
+  EXPECT_NE((no_module.out + no_module.err).find("libvirtcaps-tls.so"), std::string::npos)
+      << no_module.out << no_module.err;
+  InstalledAgent without_module(binary, AgentArgs(web_config));
+  EXPECT_EQ(without_module.port(), 0) << without_module.log();
+  ASSERT_EQ(::rename((module + ".away").c_str(), module.c_str()), 0);
   // Without the shim the installed agent does not get as far as serving (and crashing).
   ASSERT_EQ(::unlink((prefix + "/lib/virtcaps/libssl.so").c_str()), 0);
   auto check = RunProcess({binary, "--check-config", "--web.config.file=" + web_config});

@@ -1,13 +1,12 @@
 #include "virtcaps/basic_auth.h"
 
 #include <crypt.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <utility>
 
+#include "virtcaps/digest.h"
 #include "virtcaps/strings.h"
 
 namespace virtcaps {
@@ -70,13 +69,11 @@ std::string CacheKey(std::string_view user, std::string_view password, const std
   AppendField(input, user);
   AppendField(input, password);
   AppendField(input, hash);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    length = 0;
-  }
-  OPENSSL_cleanse(input.data(), input.size());
-  return std::string(reinterpret_cast<const char*>(digest), length);
+  auto digest = Sha256(input);
+  SecureZero(input.data(), input.size());
+  std::string key(reinterpret_cast<const char*>(digest.data()), digest.size());
+  SecureZero(digest.data(), digest.size());
+  return key;
 }
 
 }  // namespace
@@ -118,7 +115,7 @@ bool BasicAuth::Allows(const char* authorization) const {
   auto credentials = ParseBasicAuthorization(authorization);
   if (!credentials) return false;
   bool allowed = Verify(credentials->first, credentials->second);
-  OPENSSL_cleanse(credentials->second.data(), credentials->second.size());
+  SecureZero(credentials->second.data(), credentials->second.size());
   return allowed;
 }
 
@@ -129,10 +126,10 @@ bool BasicAuth::CheckHash(std::string_view password, const std::string& hash) co
   std::string phrase(password);                       // crypt wants a NUL-terminated string
   auto data = std::make_unique<struct crypt_data>();  // ~32 KiB: only on cache misses
   const char* result = crypt_r(phrase.c_str(), hash.c_str(), data.get());
-  OPENSSL_cleanse(phrase.data(), phrase.size());
+  SecureZero(phrase.data(), phrase.size());
   bool match = result != nullptr && std::strlen(result) == hash.size() &&
-               CRYPTO_memcmp(result, hash.data(), hash.size()) == 0;
-  OPENSSL_cleanse(data.get(), sizeof(struct crypt_data));
+               ConstantTimeEqual(result, hash.data(), hash.size());
+  SecureZero(data.get(), sizeof(struct crypt_data));
   slots_.release();
   work_done_ += WorkOf(BcryptCost(hash));
   return match;

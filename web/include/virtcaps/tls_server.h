@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "virtcaps/status.h"
 #include "virtcaps/web_config.h"
@@ -14,15 +15,17 @@
 namespace virtcaps {
 
 // The certificate, key, client CAs and policy of one tls_server_config, read and
-// checked (the key must match the certificate). Immutable; shared by handshakes.
+// checked (the key must match the certificate). Immutable; shared by handshakes. Made
+// by the TLS module (tls_module.h), which holds the OpenSSL objects behind ApplyTo.
 class TlsCredentials {
  public:
-  // Reads cert_file, key_file and client_ca_file. `before_read` is called with each
+  // Reads cert_file, key_file and client_ca_file and has the TLS module parse them
+  // (loading it, and OpenSSL with it, on first use). `before_read` is called with each
   // path just before it is read (the reload watcher records the files' stamps).
   static Expected<std::shared_ptr<const TlsCredentials>> Load(
       const TlsServerConfig& config,
       const std::function<void(const std::string&)>& before_read = {});
-  ~TlsCredentials();
+  virtual ~TlsCredentials() = default;
   TlsCredentials(const TlsCredentials&) = delete;
   TlsCredentials& operator=(const TlsCredentials&) = delete;
 
@@ -33,13 +36,17 @@ class TlsCredentials {
   const std::string& sha256_fingerprint() const { return fingerprint_; }
 
   // Applies these credentials to one connection (an OpenSSL SSL*) during its ClientHello.
-  bool ApplyTo(void* ssl) const;
+  virtual bool ApplyTo(void* ssl) const = 0;
+
+ protected:
+  TlsCredentials(std::string subject, std::string serial, std::string not_after,
+                 std::string fingerprint)
+      : subject_(std::move(subject)),
+        serial_(std::move(serial)),
+        not_after_(std::move(not_after)),
+        fingerprint_(std::move(fingerprint)) {}
 
  private:
-  struct Material;
-  explicit TlsCredentials(std::unique_ptr<Material> material);
-
-  std::unique_ptr<Material> material_;
   std::string subject_, serial_, not_after_, fingerprint_;
 };
 
@@ -56,8 +63,9 @@ class TlsCredentialProvider {
 Status ConfigureServerContext(void* ssl_ctx, const TlsCredentialProvider* provider);
 
 // CivetWeb 1.15 looks OpenSSL up with dlopen("libssl.so") and crashes on the first
-// HTTPS connection when SSL_get_peer_certificate is missing (OpenSSL 3). Checks that
-// the lookup finds it, i.e. that the TLS shim is the loaded "libssl.so".
+// HTTPS connection when SSL_get_peer_certificate is missing (OpenSSL 3). Loads the TLS
+// module (and with it the shim) and checks that the lookup finds the symbol, i.e. that
+// the TLS shim is the loaded "libssl.so".
 Status CheckCivetwebTlsLookup();
 
 }  // namespace virtcaps
