@@ -3,6 +3,10 @@
 #include "virtcaps/tls_server.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <vector>
 
 #include "virtcaps/digest.h"
 #include "virtcaps/tls_module.h"
@@ -16,13 +20,44 @@ struct LoadedModule {
   std::string error;  // why it could not be loaded
 };
 
+// Where the loader would look for a library the agent needs: its RUNPATH ($ORIGIN
+// expanded; dropped in secure mode, as the loader does), LD_LIBRARY_PATH and the system
+// directories, from dlinfo. Asked for explicitly because a dlopen of a bare name
+// searches the RUNPATH of its caller, and under a sanitizer that is the sanitizer's
+// runtime (which intercepts dlopen), not the agent.
+std::vector<std::string> LibrarySearchPath() {
+  std::vector<std::string> dirs;
+  void* self = dlopen(nullptr, RTLD_LAZY);
+  if (self == nullptr) return dirs;
+  Dl_serinfo size;
+  if (dlinfo(self, RTLD_DI_SERINFOSIZE, &size) == 0 && size.dls_size >= sizeof(Dl_serinfo)) {
+    std::vector<std::max_align_t> buffer(size.dls_size / sizeof(std::max_align_t) + 1);
+    auto* info = reinterpret_cast<Dl_serinfo*>(buffer.data());
+    info->dls_size = size.dls_size;
+    info->dls_cnt = size.dls_cnt;
+    if (dlinfo(self, RTLD_DI_SERINFO, info) == 0) {
+      for (unsigned i = 0; i < info->dls_cnt; ++i) dirs.emplace_back(info->dls_serpath[i].dls_name);
+    }
+  }
+  dlclose(self);
+  return dirs;
+}
+
 // Loaded once and never unloaded: credentials and the SSL_CTX callback live in it.
 const LoadedModule& TlsModuleOnce() {
   static const LoadedModule loaded = [] {
     LoadedModule result;
-    // A bare name: dlopen searches the RUNPATH of the object that calls it, the agent's
-    // (lib/virtcaps when installed, the build tree's shim directory otherwise).
-    void* handle = dlopen(kTlsModuleFile, RTLD_NOW | RTLD_LOCAL);
+    // The first directory on the search path that has it, as the loader would pick;
+    // else the bare name, for the loader's cache (the container image's secure mode).
+    std::string file = kTlsModuleFile;
+    for (const std::string& dir : LibrarySearchPath()) {
+      std::string candidate = dir + "/" + kTlsModuleFile;
+      if (::access(candidate.c_str(), F_OK) == 0) {
+        file = candidate;
+        break;
+      }
+    }
+    void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) {
       const char* why = dlerror();
       result.error = std::string("cannot load the TLS module ") + kTlsModuleFile + " (" +
@@ -33,7 +68,7 @@ const LoadedModule& TlsModuleOnce() {
     auto entry = reinterpret_cast<TlsModuleEntry>(dlsym(handle, kTlsModuleEntry));
     result.module = entry != nullptr ? entry() : nullptr;
     if (result.module == nullptr) {
-      result.error = std::string("the TLS module ") + kTlsModuleFile + " has no " + kTlsModuleEntry;
+      result.error = std::string("the TLS module ") + file + " has no " + kTlsModuleEntry;
     }
     return result;
   }();
