@@ -34,7 +34,7 @@ std::string NormalizeUuid(std::string_view text) {
 
 std::string ReadUuid(const CollectContext& context) {
   if (context.config.host.uuid_source == HostConfig::UuidSource::kDmi) {
-    if (auto dmi = ReadValue(context.paths.Sys("class/dmi/id/product_uuid"))) {
+    if (auto dmi = ReadBootSysfsValue(context.paths, "class/dmi/id/product_uuid")) {
       std::string uuid = NormalizeUuid(*dmi);
       if (!uuid.empty()) return uuid;
     }
@@ -67,8 +67,10 @@ std::vector<SecurityModel> ReadSecurityModels(const HostPaths& paths) {
   std::vector<SecurityModel> models;
   // SELinux is active when selinuxfs is mounted; AppArmor when its module says so.
   if (PathExists(paths.Sys("fs/selinux/enforce"))) models.push_back({"selinux", "0", {}, ""});
-  auto apparmor = ReadBoolParameter(paths.Sys("module/apparmor/parameters/enabled"));
-  if (apparmor && *apparmor && IsDirectory(paths.Sys("kernel/security/apparmor"))) {
+  // AppArmor is built in; its "enabled" parameter is read-only, fixed at boot.
+  auto apparmor = ReadBootSysfsValue(paths, "module/apparmor/parameters/enabled");
+  bool enabled = apparmor && (*apparmor == "Y" || *apparmor == "y" || *apparmor == "1");
+  if (enabled && IsDirectory(paths.Sys("kernel/security/apparmor"))) {
     models.push_back({"apparmor", "0", {}, ""});
   }
   if (models.empty()) models.push_back({"none", "0", {}, ""});

@@ -1,5 +1,6 @@
 // The iommu collector: ACPI tables that describe an IOMMU (firmware) and the
 // groups the kernel made (enabled), as virt-host-validate checks them.
+#include "virtcaps/boot_constants.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/files.h"
 
@@ -14,7 +15,8 @@ class IommuCollector : public Collector {
   Status Collect(const CollectContext& context, HostCapabilities& caps) override {
     IommuState iommu;
     for (const char* table : {"DMAR", "IVRS", "IORT"}) {
-      if (PathExists(context.paths.Sys(std::string("firmware/acpi/tables/") + table))) {
+      // The firmware's ACPI tables are fixed at boot.
+      if (BootSysfsPathExists(context.paths, std::string("firmware/acpi/tables/") + table)) {
         iommu.firmware_tables.push_back(table);
       }
     }

@@ -11,6 +11,7 @@
 #include "virtcaps/boot_constants.h"
 #include "virtcaps/collector.h"
 #include "virtcaps/cpu_layout_memory.h"
+#include "virtcaps/files.h"
 #include "virtcaps/qemu.h"
 
 namespace virtcaps {
@@ -250,6 +251,36 @@ TEST(KernelConstantTest, AnotherProcfsIsReadEachTime) {
   struct utsname name;
   ASSERT_EQ(::uname(&name), 0);
   EXPECT_EQ(*first, name.release);
+}
+
+TEST(KernelConstantTest, AnotherSysfsIsReadEachTimeTheAgentsOwnIsKept) {
+  std::string root = testing::TempDir();
+  HostPaths paths;
+  paths.sysfs = root + "/sys";
+  const std::string uuid = "class/dmi/id/product_uuid";
+  const std::string table = "firmware/acpi/tables/DMAR";
+  testing::WriteTestFile(root + "/sys/" + uuid, "4c4c4544-0001\n");
+  auto first = ReadBootSysfsValue(paths, uuid);
+  ASSERT_TRUE(first) << first.status().message();
+  EXPECT_EQ(*first, "4c4c4544-0001");
+  testing::WriteTestFile(root + "/sys/" + uuid, "4c4c4544-0002\n");
+  auto second = ReadBootSysfsValue(paths, uuid);
+  ASSERT_TRUE(second) << second.status().message();
+  EXPECT_EQ(*second, "4c4c4544-0002");
+  EXPECT_FALSE(BootSysfsPathExists(paths, table));
+  testing::WriteTestFile(root + "/sys/" + table, "");
+  EXPECT_TRUE(BootSysfsPathExists(paths, table));
+  // The agent's own /sys: the same answers as the files give.
+  HostPaths live;
+  EXPECT_EQ(BootSysfsPathExists(live, "kernel"), PathExists("/sys/kernel"));
+  EXPECT_EQ(BootSysfsPathExists(live, "kernel"), PathExists("/sys/kernel"));  // kept
+  EXPECT_FALSE(BootSysfsPathExists(live, "no-such-directory-in-sysfs"));
+  auto online = ReadBootSysfsValue(live, "devices/system/cpu/possible");
+  auto direct = ReadValue("/sys/devices/system/cpu/possible");
+  ASSERT_EQ(online.ok(), direct.ok());
+  if (direct) {
+    EXPECT_EQ(*online, *direct);
+  }
 }
 
 TEST(CpuLayoutKeyTest, ContentsCannotRunTogether) {

@@ -18,4 +18,12 @@ Expected<std::string> ReadKernelConstant(const HostPaths& paths, const std::stri
 // The running kernel's release (sys/kernel/osrelease) through ReadKernelConstant.
 Expected<std::string> KernelRelease(const HostPaths& paths);
 
+// The same under paths.sysfs, kept when it is the agent's own /sys, for what the
+// firmware or the kernel's command line fix at boot: the DMI identity
+// (class/dmi/id/product_uuid), the ACPI tables (firmware/acpi/tables/DMAR) and the
+// parameters of built-in security modules (module/apparmor/parameters/enabled, 0444).
+Expected<std::string> ReadBootSysfsValue(const HostPaths& paths, const std::string& relative);
+// Whether such a path exists; the answer, yes or no, is kept as well.
+bool BootSysfsPathExists(const HostPaths& paths, const std::string& relative);
+
 }  // namespace virtcaps
