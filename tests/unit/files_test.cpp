@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <functional>
@@ -16,6 +17,34 @@
 
 namespace virtcaps {
 namespace {
+
+// ListDirectory reads the kernel's records itself: names across many reads of its
+// buffer, long names, no "." or "..", sorted; what is not a directory is an error.
+TEST(FilesTest, ListDirectoryReadsEveryEntryInOrder) {
+  std::string dir = testing::TempDir() + "/many";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  auto empty = ListDirectory(dir);
+  ASSERT_TRUE(empty) << empty.status().message();
+  EXPECT_TRUE(empty->empty());
+  std::vector<std::string> expected;
+  for (int i = 0; i < 1500; ++i) {  // ~1500 records of ~90 bytes: many 8 kB reads
+    std::string name =
+        "entry-" + std::to_string(i) + "-" + std::string(static_cast<size_t>(i % 64), 'x');
+    testing::WriteTestFile(dir + "/" + name, "");
+    expected.push_back(name);
+  }
+  std::string longest(255, 'n');  // NAME_MAX
+  testing::WriteTestFile(dir + "/" + longest, "");
+  expected.push_back(longest);
+  std::sort(expected.begin(), expected.end());
+  auto names = ListDirectory(dir);
+  ASSERT_TRUE(names) << names.status().message();
+  EXPECT_EQ(*names, expected);
+  auto file = ListDirectory(dir + "/" + longest);
+  ASSERT_FALSE(file);
+  EXPECT_NE(file.error().find("Not a directory"), std::string::npos) << file.error();
+  EXPECT_FALSE(ListDirectory(dir + "/absent"));
+}
 
 TEST(FilesTest, ReadsAndNamesThePathOnError) {
   std::string dir = testing::TempDir();
