@@ -1,7 +1,5 @@
 #include "virtcaps/refresher.h"
 
-#include <malloc.h>
-
 #include <chrono>
 
 #include "virtcaps/collector.h"
@@ -136,19 +134,16 @@ void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_
   }
   store_.Publish(MakeSnapshot(std::move(caps), facts, previous.get(), *metrics_options_));
   previous.reset();
-#ifdef __GLIBC__
-  // The refresh's temporaries are freed by now, but free() returns to the kernel only
-  // the heap's top; the first refresh (CPU map, QEMU caches) leaves holes in the middle
-  // that would stay resident. malloc_trim releases their pages (a walk over the free
-  // chunks, once a refresh).
-  malloc_trim(0);
-#endif
+  // The refresh's temporaries are freed by now; give their pages back if they add up.
+  bool trimmed = heap_trimmer_.AfterRefresh();
   // The first snapshot is worth an info line: from here on the agent is healthy.
   LogFields fields = {{"duration_seconds", std::to_string(facts.duration_seconds)}};
   if (facts.refreshes_total == 1) {
     LogInfo("first snapshot ready", fields);
     if (on_first_snapshot_) on_first_snapshot_();
   } else {
+    fields.push_back({"heap_free_bytes", std::to_string(heap_trimmer_.free_bytes())});
+    fields.push_back({"heap_trimmed", trimmed ? "true" : "false"});
     LogDebug("refreshed", fields);
   }
 }

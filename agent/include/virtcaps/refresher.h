@@ -12,6 +12,7 @@
 #include "virtcaps/collector.h"
 #include "virtcaps/config.h"
 #include "virtcaps/firmware.h"
+#include "virtcaps/heap_trim.h"
 #include "virtcaps/probes.h"
 #include "virtcaps/qemu.h"
 #include "virtcaps/snapshot.h"
@@ -69,6 +70,7 @@ class Refresher {
   RefreshFacts probe_totals_;  // only the qemu_*_total counters are used
   Cancellation cancel_;        // Stop() cancels a refresh in flight
   RefreshMemory memory_;
+  HeapTrimmer heap_trimmer_;
   std::function<void()> on_first_snapshot_;
   std::optional<MetricsOptions> metrics_options_;  // for metrics_options_pattern_
   std::string metrics_options_pattern_;
