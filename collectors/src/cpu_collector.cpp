@@ -122,7 +122,8 @@ Status ReadAddressSizes(const Cpuinfo& cpuinfo, HostCpu& cpu) {
   return Status();
 }
 
-Status ReadX86Identity(const Cpuinfo& cpuinfo, const CpuidSource* cpuid, HostCpu& cpu) {
+Status ReadX86Identity(const Cpuinfo& cpuinfo, const std::vector<std::string>& features,
+                       const CpuidSource* cpuid, HostCpu& cpu) {
   cpu.vendor_id = cpuinfo.Get("vendor_id");
   cpu.vendor = X86VendorName(cpu.vendor_id);
   cpu.model_name = cpuinfo.Get("model name");
@@ -143,11 +144,12 @@ Status ReadX86Identity(const Cpuinfo& cpuinfo, const CpuidSource* cpuid, HostCpu
     cpu.signature = CpuSignature{static_cast<unsigned>(*family), static_cast<unsigned>(*model),
                                  static_cast<unsigned>(*stepping)};
   }
-  cpu.features = FeatureList(cpuinfo.Get("flags"));
+  cpu.features = features;
   return ReadAddressSizes(cpuinfo, cpu);
 }
 
-Status ReadArmIdentity(const Cpuinfo& cpuinfo, HostCpu& cpu) {
+Status ReadArmIdentity(const Cpuinfo& cpuinfo, const std::vector<std::string>& features,
+                       HostCpu& cpu) {
   std::string implementer_text = cpuinfo.Get("CPU implementer");
   std::string part_text = cpuinfo.Get("CPU part");
   if (!implementer_text.empty()) {
@@ -158,7 +160,7 @@ Status ReadArmIdentity(const Cpuinfo& cpuinfo, HostCpu& cpu) {
     cpu.vendor = ArmVendorName(*implementer);
     cpu.model_name = ArmPartName(*implementer, *part);
   }
-  cpu.features = FeatureList(cpuinfo.Get("Features"));
+  cpu.features = features;
   return Status();
 }
 
@@ -171,7 +173,8 @@ void ReadPowerIdentity(const Cpuinfo& cpuinfo, HostCpu& cpu) {
   cpu.vendor_id = "IBM";
 }
 
-void ReadS390Identity(const Cpuinfo& cpuinfo, HostCpu& cpu) {
+void ReadS390Identity(const Cpuinfo& cpuinfo, const std::vector<std::string>& features,
+                      HostCpu& cpu) {
   cpu.vendor_id = cpuinfo.Get("vendor_id");  // "IBM/S390"
   cpu.vendor = "IBM";
   // "processor 0: version = FF,  identification = 0133E8,  machine = 8561"
@@ -179,7 +182,7 @@ void ReadS390Identity(const Cpuinfo& cpuinfo, HostCpu& cpu) {
   size_t machine = processor0.find("machine = ");
   cpu.model_name =
       machine == std::string::npos ? "" : std::string(Trim(processor0.substr(machine + 10)));
-  cpu.features = FeatureList(cpuinfo.Get("features"));
+  cpu.features = features;
 }
 
 bool HasFeature(const HostCpu& cpu, std::string_view name) {
@@ -329,11 +332,11 @@ class CpuCollector : public Collector {
     auto note = [&first_problem](Status status) {
       if (!status.ok() && first_problem.ok()) first_problem = std::move(status);
     };
-    std::optional<CpuLayoutMemory::KeptCpuinfo> kept = ReadCpuinfo(context, note);
+    std::shared_ptr<const CpuLayoutMemory::KeptCpuinfo> kept = ReadCpuinfo(context, cpu.arch, note);
     const Cpuinfo* cpuinfo = kept ? &kept->first : nullptr;
 
     const CpuidSource* cpuid = IsX86(cpu.arch) ? context.probes.cpuid.get() : nullptr;
-    if (cpuinfo) note(ReadIdentity(*cpuinfo, cpuid, context.probes.msr.get(), cpu));
+    if (kept) note(ReadIdentity(*kept, cpuid, context.probes.msr.get(), cpu));
     if (kept && kept->processors == 0)
       cpu.cpuinfo_problem = "no 'processor : N' entries; CPUs counted from sysfs";
     note(ReadTopology(context.paths, kept ? kept->processors : 0, context.cpu_layout_memory, cpu));
@@ -347,57 +350,69 @@ class CpuCollector : public Collector {
   }
 
  private:
-  // /proc/cpuinfo, from the refresh loop's memory when the CPU layout and CPU 0's
-  // microcode revision read as they did when it was kept; nullopt when unreadable or
-  // garbled (noted).
+  // /proc/cpuinfo, from the refresh loop's memory when the CPU layout, CPU 0's
+  // microcode revision and the architecture read as they did when it was kept; null
+  // when unreadable or garbled (noted).
   template <typename Note>
-  static std::optional<CpuLayoutMemory::KeptCpuinfo> ReadCpuinfo(const CollectContext& context,
-                                                                 Note& note) {
+  static std::shared_ptr<const CpuLayoutMemory::KeptCpuinfo> ReadCpuinfo(
+      const CollectContext& context, const std::string& arch, Note& note) {
     CpuLayoutMemory* memory = context.cpu_layout_memory;
     std::string key;
     if (memory) {
       key = memory->Key(context.paths);
       key.append(" microcode ").append(context.probes.microcode_revision.value_or("-"));
+      key.append(" arch ").append(arch);
       if (auto kept = memory->FindCpuinfo(key)) return kept;
     }
     std::string path = context.paths.Proc("cpuinfo");
     auto text = ReadFile(path);
     if (!text) {
       note(text.status());
-      return std::nullopt;
+      return nullptr;
     }
     auto parsed = ParseCpuinfo(*text);
     if (!parsed) {
       note(Status::Error(path + ": " + parsed.error()));
-      return std::nullopt;
+      return nullptr;
     }
-    CpuLayoutMemory::KeptCpuinfo read;
-    read.processors = static_cast<unsigned>(parsed->processors.size());
+    auto read = std::make_shared<CpuLayoutMemory::KeptCpuinfo>();
+    read->processors = static_cast<unsigned>(parsed->processors.size());
     parsed->processors.resize(std::min<size_t>(parsed->processors.size(), 1));
-    read.first = std::move(*parsed);
+    read->first = std::move(*parsed);
+    read->features = FeatureList(FlagsText(read->first, arch));
     if (memory) memory->RememberCpuinfo(key, read);
     return read;
   }
 
-  static Status ReadIdentity(const Cpuinfo& cpuinfo, const CpuidSource* cpuid, const MsrReader* msr,
-                             HostCpu& cpu) {
+  // The cpuinfo key that lists the features, as each architecture names it.
+  static std::string FlagsText(const Cpuinfo& cpuinfo, const std::string& arch) {
+    if (IsX86(arch)) return cpuinfo.Get("flags");
+    if (arch == "aarch64" || arch == "armv7l") return cpuinfo.Get("Features");
+    if (arch.rfind("ppc", 0) == 0) return "";
+    if (arch.rfind("s390", 0) == 0) return cpuinfo.Get("features");
+    return cpuinfo.Get("flags") + " " + cpuinfo.Get("Features");
+  }
+
+  static Status ReadIdentity(const CpuLayoutMemory::KeptCpuinfo& kept, const CpuidSource* cpuid,
+                             const MsrReader* msr, HostCpu& cpu) {
+    const Cpuinfo& cpuinfo = kept.first;
     if (IsX86(cpu.arch)) {
-      if (Status s = ReadX86Identity(cpuinfo, cpuid, cpu); !s.ok()) return s;
+      if (Status s = ReadX86Identity(cpuinfo, kept.features, cpuid, cpu); !s.ok()) return s;
       DetectX86Virtualization(cpuid, msr, cpu);
     } else if (cpu.arch == "aarch64" || cpu.arch == "armv7l") {
-      if (Status s = ReadArmIdentity(cpuinfo, cpu); !s.ok()) return s;
+      if (Status s = ReadArmIdentity(cpuinfo, kept.features, cpu); !s.ok()) return s;
       DetectOtherVirtualization(cpu);
     } else if (cpu.arch.rfind("ppc", 0) == 0) {
       ReadPowerIdentity(cpuinfo, cpu);
       DetectOtherVirtualization(cpu);
     } else if (cpu.arch.rfind("s390", 0) == 0) {
-      ReadS390Identity(cpuinfo, cpu);
+      ReadS390Identity(cpuinfo, kept.features, cpu);
       DetectOtherVirtualization(cpu);
     } else {
       // RISC-V, LoongArch, SPARC, MIPS...: the common keys, whatever their case.
       cpu.model_name = cpuinfo.Get("model name");
       if (cpu.model_name.empty()) cpu.model_name = cpuinfo.Get("cpu");
-      cpu.features = FeatureList(cpuinfo.Get("flags") + " " + cpuinfo.Get("Features"));
+      cpu.features = kept.features;
       return ReadAddressSizes(cpuinfo, cpu);
     }
     return Status();

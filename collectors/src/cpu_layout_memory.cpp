@@ -39,14 +39,15 @@ void CpuLayoutMemory::RememberNodes(const std::string& key, std::map<unsigned, N
   nodes_.emplace(key, std::move(nodes));
 }
 
-std::optional<CpuLayoutMemory::KeptCpuinfo> CpuLayoutMemory::FindCpuinfo(
+std::shared_ptr<const CpuLayoutMemory::KeptCpuinfo> CpuLayoutMemory::FindCpuinfo(
     const std::string& key) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!cpuinfo_ || cpuinfo_->first != key) return std::nullopt;
+  if (!cpuinfo_ || cpuinfo_->first != key) return nullptr;
   return cpuinfo_->second;
 }
 
-void CpuLayoutMemory::RememberCpuinfo(const std::string& key, KeptCpuinfo cpuinfo) {
+void CpuLayoutMemory::RememberCpuinfo(const std::string& key,
+                                      std::shared_ptr<const KeptCpuinfo> cpuinfo) {
   std::lock_guard<std::mutex> lock(mutex_);
   cpuinfo_.emplace(key, std::move(cpuinfo));
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -49,13 +50,15 @@ class CpuLayoutMemory {
   std::optional<std::vector<CacheBank>> FindCaches(const std::string& key) const;
   void RememberCaches(const std::string& key, std::vector<CacheBank> banks);
   // /proc/cpuinfo as parsed, trimmed to its first processor (all Cpuinfo::Get reads),
-  // and how many processors it listed.
+  // how many processors it listed and its feature flags as the model lists them
+  // (sorted, unique, valid names). Shared, not copied, by the refreshes that use it.
   struct KeptCpuinfo {
     Cpuinfo first;
     unsigned processors = 0;
+    std::vector<std::string> features;
   };
-  std::optional<KeptCpuinfo> FindCpuinfo(const std::string& key) const;
-  void RememberCpuinfo(const std::string& key, KeptCpuinfo cpuinfo);
+  std::shared_ptr<const KeptCpuinfo> FindCpuinfo(const std::string& key) const;
+  void RememberCpuinfo(const std::string& key, std::shared_ptr<const KeptCpuinfo> cpuinfo);
   // Every online node's layout, by id.
   std::optional<std::map<unsigned, NodeLayout>> FindNodes(const std::string& key) const;
   void RememberNodes(const std::string& key, std::map<unsigned, NodeLayout> nodes);
@@ -67,7 +70,7 @@ class CpuLayoutMemory {
   std::optional<std::pair<std::string, Topology>> topology_;
   std::optional<std::pair<std::string, std::vector<CacheBank>>> caches_;
   std::optional<std::pair<std::string, std::map<unsigned, NodeLayout>>> nodes_;
-  std::optional<std::pair<std::string, KeptCpuinfo>> cpuinfo_;
+  std::optional<std::pair<std::string, std::shared_ptr<const KeptCpuinfo>>> cpuinfo_;
 };
 
 // The key the layout is kept under: the sysfs root and the three lists as they read
