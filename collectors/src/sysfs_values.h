@@ -27,9 +27,11 @@ inline Expected<bool> ReadBoolParameter(const std::string& path) {
 inline Expected<std::vector<std::pair<uint64_t, std::string>>> ListHugePageDirs(
     const std::string& dir) {
   std::vector<std::pair<uint64_t, std::string>> sizes;
-  if (!IsDirectory(dir)) return sizes;
   auto entries = ListDirectory(dir);
-  if (!entries) return entries.status();
+  if (!entries) {
+    if (!IsDirectory(dir)) return sizes;  // asked only when the listing fails
+    return entries.status();
+  }
   for (const std::string& entry : *entries) {
     if (entry.rfind("hugepages-", 0) != 0) continue;
     std::string_view number = std::string_view(entry).substr(10);

@@ -323,6 +323,41 @@ TEST_F(CpuCollectorTest, NumaUsesTheCpuCollectorsTopologyReadAndHugePageListing)
   EXPECT_EQ(alone.hugepages.size(), 2u);
 }
 
+// The pools are read before they are looked for: a size a node lacks is left out, a
+// missing free_hugepages leaves free unknown, and a garbled count is the error.
+TEST_F(CpuCollectorTest, HugePagePoolsReadWhatIsThereAndNameWhatIsGarbled) {
+  Write("sys/devices/system/node/online", "0\n");
+  Write("sys/devices/system/node/node0/cpulist", "0-1\n");
+  Write("sys/devices/system/node/node0/meminfo", "Node 0 MemTotal: 1024 kB\n");
+  Write("sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "3\n");
+  Write("sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "2\n");
+  Write("sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages", "1\n");
+  const std::string node = "sys/devices/system/node/node0/hugepages/hugepages-2048kB/";
+  Write(node + "nr_hugepages", "3\n");  // no free_hugepages; no 1 GiB pool on the node
+  ASSERT_TRUE(Collect().ok());
+  HostPaths paths = HostPaths::FromConfig(config_.paths);
+  CollectContext context{paths, probes_, config_};
+  ASSERT_TRUE(MakeNumaCollector()->Collect(context, caps_).ok());
+  ASSERT_EQ(caps_.hugepages.size(), 2u);
+  EXPECT_EQ(caps_.hugepages[0], (PagePool{2048, 3, 2}));
+  EXPECT_EQ(caps_.hugepages[1], (PagePool{1048576, 1, std::nullopt}));
+  ASSERT_EQ(caps_.cells.size(), 1u);
+  ASSERT_EQ(caps_.cells[0].pages.size(), 2u);  // the base page, then the 2 MiB pool
+  EXPECT_EQ(caps_.cells[0].pages[1], (PagePool{2048, 3, std::nullopt}));
+
+  Write(node + "free_hugepages", "many\n");
+  HostCapabilities garbled_free;
+  Status status = MakeNumaCollector()->Collect(context, garbled_free);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find(node + "free_hugepages"), std::string::npos) << status.message();
+  Write(node + "free_hugepages", "1\n");
+  Write(node + "nr_hugepages", "");
+  HostCapabilities garbled_total;
+  status = MakeNumaCollector()->Collect(context, garbled_total);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find(node + "nr_hugepages"), std::string::npos) << status.message();
+}
+
 TEST(ArchNameTest, NamesArchitecturesAsLibvirtDoes) {
   EXPECT_EQ(LibvirtArchName("i386"), "i686");
   EXPECT_EQ(LibvirtArchName("i586"), "i686");
