@@ -319,6 +319,10 @@ Expected<QemuBinaryIdentity> StatQemuBinary(const std::string& exec_path) {
   if (::stat(exec_path.c_str(), &st) != 0) {
     return Status::Error(exec_path + ": " + std::strerror(errno));
   }
+  return QemuBinaryIdentityOf(st);
+}
+
+QemuBinaryIdentity QemuBinaryIdentityOf(const struct stat& st) {
   QemuBinaryIdentity identity;
   identity.device = static_cast<uint64_t>(st.st_dev);
   identity.inode = static_cast<uint64_t>(st.st_ino);

@@ -833,6 +833,8 @@ struct Candidate {
   Status problem;         // an explicitly listed path that cannot be probed
   dev_t device = 0;
   ino_t inode = 0;
+  // What the search's stat saw: the cache key's binary identity (not stat'ed again).
+  QemuBinaryIdentity identity;
 };
 
 bool IsExecutableFile(const struct stat& st) {
@@ -876,6 +878,7 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
       if (::stat(candidate.exec_path.c_str(), &st) != 0 || !IsExecutableFile(st)) continue;
       candidate.device = st.st_dev;
       candidate.inode = st.st_ino;
+      candidate.identity = QemuBinaryIdentityOf(st);
       found.push_back(std::move(candidate));
     }
   }
@@ -891,6 +894,7 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
     } else {
       candidate.device = st.st_dev;
       candidate.inode = st.st_ino;
+      candidate.identity = QemuBinaryIdentityOf(st);
     }
     found.push_back(std::move(candidate));
   }
@@ -909,6 +913,7 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
     if (::stat(candidate.exec_path.c_str(), &st) == 0 && IsExecutableFile(st)) {
       candidate.device = st.st_dev;
       candidate.inode = st.st_ino;
+      candidate.identity = QemuBinaryIdentityOf(st);
       found.push_back(std::move(candidate));
     }
   }
@@ -941,10 +946,7 @@ QemuEmulatorResult ProbeCandidate(const Candidate& candidate, const QemuOptions&
       result.status = candidate.problem;
     } else {
       std::optional<QemuBinaryIdentity> identity;
-      if (!options.cache_dir.empty() || memory != nullptr) {
-        auto stat = StatQemuBinary(candidate.exec_path);
-        if (stat) identity = *stat;
-      }
+      if (!options.cache_dir.empty() || memory != nullptr) identity = candidate.identity;
       std::string key;
       std::optional<Guest> cached;
       // Memory first: a warm refresh opens no file and spawns nothing.
@@ -989,10 +991,8 @@ std::optional<QemuEmulatorResult> RememberedCandidate(const Candidate& candidate
   if (memory == nullptr || !candidate.problem.ok()) return std::nullopt;
   auto start = std::chrono::steady_clock::now();
   try {
-    auto identity = StatQemuBinary(candidate.exec_path);
-    if (!identity) return std::nullopt;
-    auto guest =
-        memory->Find(candidate.emulator, QemuCacheKey(candidate.emulator, *identity, facts));
+    auto guest = memory->Find(candidate.emulator,
+                              QemuCacheKey(candidate.emulator, candidate.identity, facts));
     if (!guest) return std::nullopt;
     QemuEmulatorResult result;
     result.emulator = candidate.emulator;

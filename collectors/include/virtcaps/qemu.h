@@ -22,6 +22,8 @@
 #include "virtcaps/status.h"
 #include "virtcaps/subprocess.h"
 
+struct stat;
+
 namespace virtcaps {
 
 // What, besides the binary itself, decides whether a cached probe is still true
@@ -128,6 +130,8 @@ struct QemuBinaryIdentity {
   int64_t ctime_ns = 0;
 };
 Expected<QemuBinaryIdentity> StatQemuBinary(const std::string& exec_path);
+// The same from a stat() already made (the emulator search's own).
+QemuBinaryIdentity QemuBinaryIdentityOf(const struct stat& st);
 // The whole cache key as one string (what QemuProbeMemory compares).
 std::string QemuCacheKey(const std::string& emulator, const QemuBinaryIdentity& binary,
                          const QemuHostFacts& facts);
