@@ -265,7 +265,9 @@ DomainDeviceCaps LibvirtDomainDeviceCaps(const Guest& guest, const std::string& 
     caps.features_after_sev.push_back(Unsupported("sgx"));
   }
   if (facts.Answered("hyperv") && !facts.hyperv.empty()) {
-    caps.features_after_sev.push_back(Supported("hyperv", {{"features", facts.hyperv}}));
+    caps.features_after_sev.push_back(Supported(
+        "hyperv",
+        {{"features", std::vector<std::string>(facts.hyperv.begin(), facts.hyperv.end())}}));
   }
   return caps;
 }

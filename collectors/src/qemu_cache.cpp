@@ -279,7 +279,7 @@ std::optional<Guest> GuestFromXml(const XmlElement& element) {
   }
   if (const XmlElement* facts = element.Child("deviceFacts")) {
     GuestDeviceFacts device_facts;
-    const std::pair<const char*, std::vector<std::string>*> lists[] = {
+    const std::pair<const char*, SharedVector<std::string>*> lists[] = {
         {"answered", &device_facts.answered},
         {"found", &device_facts.found},
         {"hyperv", &device_facts.hyperv}};

@@ -753,8 +753,9 @@ Expected<GuestDeviceFacts> DeviceFactsFromSession(QmpSession& session, const std
       }
     }
   }
-  facts.answered.assign(answered.begin(), answered.end());
-  facts.found.assign(found.begin(), found.end());
+  facts.answered =
+      SharedVector<std::string>(std::vector<std::string>(answered.begin(), answered.end()));
+  facts.found = SharedVector<std::string>(std::vector<std::string>(found.begin(), found.end()));
   return facts;
 }
 

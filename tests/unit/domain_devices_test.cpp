@@ -98,9 +98,9 @@ TEST(DomainDevices, RecordedQemuKeepsOnlyLibvirtsFacts) {
   ASSERT_TRUE(guest.device_facts);
   const GuestDeviceFacts& facts = *guest.device_facts;
   EXPECT_EQ(facts.answered,
-            (std::vector<std::string>{"command-line-options", "hyperv", "qom-list-types",
-                                      "query-qmp-schema", "query-sgx-capabilities",
-                                      "query-tpm-models", "query-tpm-types"}));
+            (SharedVector<std::string>{"command-line-options", "hyperv", "qom-list-types",
+                                       "query-qmp-schema", "query-sgx-capabilities",
+                                       "query-tpm-models", "query-tpm-types"}));
   for (const char* fact :
        {"type:VGA", "type:usb-storage", "type:ich9-ahci", "type:iothread", "type:sgx-epc",
         "command:query-vnc", "command:blockdev-reopen", "schema:display-sdl",
@@ -113,7 +113,7 @@ TEST(DomainDevices, RecordedQemuKeepsOnlyLibvirtsFacts) {
   EXPECT_FALSE(facts.Has("sgx"));
   // Bounded: only names from the agent's tables, not QEMU's ~700 types.
   EXPECT_LT(facts.found.size(), 80u);
-  EXPECT_EQ(facts.hyperv, (std::vector<std::string>{"spinlocks", "vendor_id"}));
+  EXPECT_EQ(facts.hyperv, (SharedVector<std::string>{"spinlocks", "vendor_id"}));
 }
 
 TEST(DomainDevices, RecordedHostMatchesLibvirtOnTheBuildMachine) {

@@ -303,6 +303,9 @@ Guest ProbedGuest(const std::string& arch) {
   GuestCpuModes& modes = guest.cpu_modes.emplace_back();
   modes.virttype = "kvm";
   modes.models.push_back({"qemu64", true, {}, ""});
+  GuestDeviceFacts& facts = guest.device_facts.emplace();
+  facts.answered = SharedVector<std::string>({"query-qmp-schema", "query-tpm-models"});
+  facts.found = SharedVector<std::string>({"schema:display-dbus", "tpm-model:tpm-crb"});
   return guest;
 }
 
@@ -317,7 +320,14 @@ TEST(QemuFinishedGuestsTest, FoundOnlyForTheSameProbesMapAndArch) {
   auto found = memory.FindFinished(probed, map, "x86_64");
   ASSERT_TRUE(found);
   EXPECT_EQ(*found, finished);
-  EXPECT_TRUE(found->at(0).cpu_modes.SharesWith(finished[0].cpu_modes));          // not copied
+  EXPECT_TRUE(found->at(0).cpu_modes.SharesWith(finished[0].cpu_modes));  // not copied
+  EXPECT_TRUE(found->at(0).device_facts->found.SharesWith(finished[0].device_facts->found));
+  EXPECT_TRUE(found->at(0).device_facts->answered.SharesWith(finished[0].device_facts->answered));
+  // A change to one copy's facts is its own.
+  Guest changed = found->at(0);
+  changed.device_facts->found.push_back("type:VGA");
+  EXPECT_FALSE(changed.device_facts->found.SharesWith(finished[0].device_facts->found));
+  EXPECT_EQ(finished[0].device_facts->found.size(), 2u);
   EXPECT_FALSE(memory.FindFinished(probed, std::make_shared<int>(1), "x86_64"));  // another map
   EXPECT_FALSE(memory.FindFinished(probed, map, "aarch64"));
   std::vector<Guest> reprobed = {ProbedGuest("x86_64")};

@@ -356,11 +356,13 @@ struct GuestCpuModes {
 // command-line-options, query-tpm-models, query-tpm-types, query-sgx-capabilities,
 // hyperv): a fact of a probe not listed there is unknown, not absent.
 struct GuestDeviceFacts {
-  std::vector<std::string> answered;  // sorted
-  std::vector<std::string> found;     // sorted
+  // Shared by the copies each refresh makes of a remembered guest (see SharedVector):
+  // a few hundred strings that change only with a new probe.
+  SharedVector<std::string> answered;  // sorted
+  SharedVector<std::string> found;     // sorted
   // libvirt's names of the Hyper-V enlightenments KVM offers (QEMU's full expansion of
   // "host" with hv-passthrough), in libvirt's order; meaningful when "hyperv" answered.
-  std::vector<std::string> hyperv;
+  SharedVector<std::string> hyperv;
   // Host state, set at every refresh by the qemu collector (never cached): whether
   // swtpm is installed (libvirt's virTPMHasSwtpm), which decides the TPM emulator.
   std::optional<bool> swtpm;
