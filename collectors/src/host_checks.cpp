@@ -1,5 +1,7 @@
 #include "virtcaps/host_checks.h"
 
+#include <utility>
+
 #include "virtcaps/strings.h"
 
 namespace virtcaps {
@@ -8,9 +10,11 @@ namespace {
 
 class CheckList {
  public:
-  void Add(const std::string& driver, const std::string& name, const std::string& title,
-           const std::string& severity, bool passed, const std::string& note) {
-    checks_.push_back({driver, name, title, severity, passed, note});
+  // By value: the callers' literals become these strings, moved in (not built and copied).
+  void Add(std::string driver, std::string name, std::string title, std::string severity,
+           bool passed, std::string note) {
+    checks_.push_back({std::move(driver), std::move(name), std::move(title), std::move(severity),
+                       passed, std::move(note)});
   }
   std::vector<HostCheck> Take() { return std::move(checks_); }
 
