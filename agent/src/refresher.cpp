@@ -141,7 +141,7 @@ void Refresher::RefreshOnce(const Config& config, bool reload_ok, double loaded_
   if (facts.refreshes_total == 1) {
     LogInfo("first snapshot ready", fields);
     if (on_first_snapshot_) on_first_snapshot_();
-  } else {
+  } else if (LogDebugEnabled()) {  // a warm refresh at info level formats no fields
     fields.push_back({"heap_free_bytes", std::to_string(heap_trimmer_.free_bytes())});
     fields.push_back({"heap_trimmed", trimmed ? "true" : "false"});
     LogDebug("refreshed", fields);

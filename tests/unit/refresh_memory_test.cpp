@@ -273,7 +273,7 @@ TEST(KernelConstantTest, AnotherSysfsIsReadEachTimeTheAgentsOwnIsKept) {
   // The agent's own /sys: the same answers as the files give.
   HostPaths live;
   EXPECT_EQ(BootSysfsPathExists(live, "kernel"), PathExists("/sys/kernel"));
-  EXPECT_EQ(BootSysfsPathExists(live, "kernel"), PathExists("/sys/kernel"));  // kept
+  EXPECT_EQ(BootSysfsPathExists(live, "kernel"), PathExists("/sys/kernel"));  // asked again
   EXPECT_FALSE(BootSysfsPathExists(live, "no-such-directory-in-sysfs"));
   auto online = ReadBootSysfsValue(live, "devices/system/cpu/possible");
   auto direct = ReadValue("/sys/devices/system/cpu/possible");

@@ -139,7 +139,7 @@ bool BasicAuth::Verify(std::string_view user, std::string_view password) const {
   auto found = users_.find(std::string(user));
   bool known = found != users_.end();
   std::string key = known ? CacheKey(user, password, found->second) : std::string();
-  if (known && !key.empty()) {
+  if (known) {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     if (cache_.count(key)) return true;
   }
@@ -156,7 +156,7 @@ bool BasicAuth::Verify(std::string_view user, std::string_view password) const {
     pad(max_cost_);
   }
   if (!match) return false;
-  if (!key.empty()) {
+  {  // a match is a known user: its key is made
     std::lock_guard<std::mutex> lock(cache_mutex_);
     if (cache_.insert(key).second) {
       cache_order_.push_back(key);
