@@ -217,6 +217,24 @@ TEST(ProcessStatsTest, LiveFamiliesAreWhatTheSerializersWouldWrite) {
   odd.max_fds = std::numeric_limits<double>::infinity();
   odd.threads = 1.0 / 3;  // open_fds absent: its family is left out
   samples.push_back(odd);
+  // Whole numbers, which are written without to_chars' precision path: with and without
+  // trailing zeros (OpenMetrics' shortest form writes 1000000 as 1e+06), zero and -0,
+  // and either side of 1e15.
+  ProcessSample whole;
+  whole.cpu_seconds = 0;
+  whole.resident_bytes = 10002432;
+  whole.virtual_bytes = 1000000;
+  whole.start_time_seconds = 999999999999999;
+  whole.open_fds = -0.0;
+  whole.max_fds = 1e15;
+  whole.threads = 7;
+  samples.push_back(whole);
+  whole.cpu_seconds = 10;
+  whole.resident_bytes = 1e16;
+  whole.virtual_bytes = 123456789;
+  whole.open_fds = 100;
+  whole.max_fds = 1e15 + 1;
+  samples.push_back(whole);
   for (const ProcessSample& sample : samples) {
     for (ExpositionFormat format :
          {ExpositionFormat::kPrometheusText, ExpositionFormat::kOpenMetrics}) {
@@ -228,6 +246,20 @@ TEST(ProcessStatsTest, LiveFamiliesAreWhatTheSerializersWouldWrite) {
       EXPECT_FALSE(text.overflowed());
       EXPECT_EQ(text.view(), Serialize(families, format));
     }
+  }
+  // Label values with every character the text formats escape, at the ends too.
+  RequestCounters odd_path("\"/a\\b\nc\"\\");
+  odd_path.Count("\"/a\\b\nc\"\\", 200);
+  for (ExpositionFormat format :
+       {ExpositionFormat::kPrometheusText, ExpositionFormat::kOpenMetrics}) {
+    std::vector<prometheus::MetricFamily> families = ProcessStats::Families(odd);
+    families.push_back(odd_path.Family());
+    char buffer[4096];
+    FixedText text(buffer, sizeof(buffer));
+    AppendLiveFamilies(text, format, odd, odd_path);
+    EXPECT_NE(text.view().find("path=\"\\\"/a\\\\b\\nc\\\"\\\\\"} 1"), std::string_view::npos)
+        << text.view();
+    EXPECT_EQ(text.view(), Serialize(families, format));
   }
   char small[16];
   FixedText cut(small, sizeof(small));

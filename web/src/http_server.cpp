@@ -22,6 +22,7 @@
 #include <set>
 
 #include "virtcaps/connection_gate.h"
+#include "virtcaps/gathering_writer.h"
 #include "virtcaps/log.h"
 #include "virtcaps/renderers.h"
 #include "virtcaps/scrape.h"
@@ -87,6 +88,38 @@ bool WriteWithin(struct mg_connection* connection, std::string_view data,
     data.remove_prefix(piece);
   }
   return true;
+}
+
+// A buffer per worker thread for gathering a response's pieces (GatheringWriter;
+// CivetWeb's worker stacks are 100 kB, too small to hold it): mapped on the worker's first response
+// and its pages given back when the connection closes, as the stack's are.
+constexpr size_t kGatherBytes = 64 * 1024;  // a loopback segment's worth
+struct WorkerGatherBuffer {
+  char* data = nullptr;
+  bool touched = false;
+  ~WorkerGatherBuffer() {
+    if (data != nullptr) munmap(data, kGatherBytes);
+  }
+};
+thread_local WorkerGatherBuffer worker_gather_buffer;
+
+char* GatherBuffer() {
+  WorkerGatherBuffer& buffer = worker_gather_buffer;
+  if (buffer.data == nullptr) {
+    void* mapped =
+        mmap(nullptr, kGatherBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED) return nullptr;
+    buffer.data = static_cast<char*>(mapped);
+  }
+  buffer.touched = true;
+  return buffer.data;
+}
+
+void ReleaseGatherBuffer() {
+  WorkerGatherBuffer& buffer = worker_gather_buffer;
+  if (buffer.data == nullptr || !buffer.touched) return;
+  madvise(buffer.data, kGatherBytes, MADV_DONTNEED);
+  buffer.touched = false;
 }
 
 // Answers with `status` and closes the connection (the request, or what follows it on
@@ -169,16 +202,18 @@ int HandleRequest(struct mg_connection* connection, void* data) {
   std::shared_ptr<const WebSettings> web;
   if (server->web_settings() != nullptr) web = server->web_settings()->Current();
   bool needs_auth = web && !(server->options().health_without_auth && path == "/healthz");
-  HttpServer::Response response;
-  if (needs_auth && !web->auth->Allows(mg_get_header(connection, "Authorization"))) {
-    response = HttpServer::Unauthorized();
-  } else {
+  // Made in place (the response carries its live text buffer: no copy of it).
+  auto answer = [&] {
+    if (needs_auth && !web->auth->Allows(mg_get_header(connection, "Authorization"))) {
+      return HttpServer::Unauthorized();
+    }
     const char* accept_encoding = mg_get_header(connection, "Accept-Encoding");
     const char* accept = mg_get_header(connection, "Accept");
-    response = server->Handle(
+    return server->Handle(
         HttpServer::Request{method, path, request->query_string ? request->query_string : "",
                             accept ? accept : "", accept_encoding ? accept_encoding : ""});
-  }
+  };
+  const HttpServer::Response response = answer();
   std::string_view tail = response.tail_text();
   std::string_view extra_headers = web ? std::string_view(web->response_headers) : "";
 
@@ -218,9 +253,11 @@ int HandleRequest(struct mg_connection* connection, void* data) {
     // the other responses TCP_NODELAY prevents that.)
     sent = WriteWithin(connection, response.prepared->bytes, deadline);
   } else {
-    sent = WriteWithin(connection, std::string_view(head, static_cast<size_t>(length)), deadline) &&
-           WriteWithin(connection, response.body, deadline) &&
-           (tail.empty() || WriteWithin(connection, tail, deadline));
+    GatheringWriter writer(GatherBuffer(), kGatherBytes, [&](std::string_view bytes) {
+      return WriteWithin(connection, bytes, deadline);
+    });
+    sent = writer.Add(std::string_view(head, static_cast<size_t>(length))) &&
+           writer.Add(response.body) && writer.Add(tail) && writer.Flush();
   }
   // A client that does not take its response in time gets no further request served.
   if (!sent) mg_disable_connection_keep_alive(connection);
@@ -339,47 +376,13 @@ void ReleaseIdleStack() {
 }
 
 // CivetWeb's connection_close callback (on the worker that served the connection):
-// answers what CivetWeb dropped, then releases the stack the connection used.
+// answers what CivetWeb dropped, then gives back the stack and gather buffer pages the
+// connection used.
 void ConnectionClosed(const struct mg_connection* connection) {
   AnswerDroppedRequest(const_cast<struct mg_connection*>(connection));
+  ReleaseGatherBuffer();
   ReleaseIdleStack();
 }
-
-// Worker threads run our handler, CivetWeb's request parsing and OpenSSL handshakes,
-// none of which needs glibc's 8 MiB default stack: a smaller one keeps the address
-// space (and the stacks' page tables) of a pool of workers small. Sanitizer builds keep
-// the default, as their instrumentation needs more stack.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr size_t kWorkerStackBytes = 0;
-#else
-constexpr size_t kWorkerStackBytes = 256 * 1024;
-#endif
-
-// Sets the default stack size of threads created while it lives (CivetWeb creates all
-// its threads when it starts, with default attributes), and restores it after.
-class WorkerStackSize {
- public:
-  explicit WorkerStackSize(size_t bytes) {
-    if (bytes == 0 || pthread_getattr_default_np(&saved_) != 0) return;
-    pthread_attr_t attributes;
-    if (pthread_getattr_default_np(&attributes) != 0) return;
-    if (pthread_attr_setstacksize(&attributes, bytes) == 0 &&
-        pthread_setattr_default_np(&attributes) == 0) {
-      restore_ = true;
-    }
-    pthread_attr_destroy(&attributes);
-  }
-  ~WorkerStackSize() {
-    if (restore_) pthread_setattr_default_np(&saved_);
-    if (restore_) pthread_attr_destroy(&saved_);
-  }
-  WorkerStackSize(const WorkerStackSize&) = delete;
-  WorkerStackSize& operator=(const WorkerStackSize&) = delete;
-
- private:
-  pthread_attr_t saved_;
-  bool restore_ = false;
-};
 
 // CivetWeb's init_ssl callback: we set up its SSL_CTX ourselves (return 1).
 int InitSsl(void* ssl_ctx, void* user_data) {
@@ -555,7 +558,8 @@ HttpServer::Response HttpServer::Handle(const Request& request) const {
     return response;
   }
   if (path == "/domcapabilities") {
-    return DomainCapabilities(*snapshot, std::move(response), request.query);
+    DomainCapabilities(*snapshot, request.query, response);
+    return response;
   }
   bool gzip = AcceptsGzip(request.accept_encoding);
   bool metrics = path != "/capabilities";
@@ -591,8 +595,8 @@ HttpServer::Response HttpServer::Handle(const Request& request) const {
 // /domcapabilities?arch=&virttype=&machine=&emulator=, rendered from the snapshot for
 // this request (small: one emulator's machines and models). A malformed query is a
 // 400, an arch/emulator/virt type/machine the host does not have a 404.
-HttpServer::Response HttpServer::DomainCapabilities(const Snapshot& snapshot, Response response,
-                                                    std::string_view query) {
+void HttpServer::DomainCapabilities(const Snapshot& snapshot, std::string_view query,
+                                    Response& response) {
   auto parsed = ParseDomainCapabilitiesQuery(query);
   std::shared_ptr<std::string> body;
   if (!parsed) {
@@ -607,7 +611,6 @@ HttpServer::Response HttpServer::DomainCapabilities(const Snapshot& snapshot, Re
   }
   response.owned_body = body;
   response.body = *body;
-  return response;
 }
 
 Expected<DomainCapabilitiesQuery> ParseDomainCapabilitiesQuery(std::string_view query) {
@@ -741,7 +744,6 @@ Status HttpServer::Start() {
   callbacks.connection_close = ConnectionClosed;
   callbacks.init_connection = ConnectionOpened;
   try {
-    WorkerStackSize stack_size(kWorkerStackBytes);
     server_ = std::make_unique<CivetServer>(civet_options, &callbacks, this);
   } catch (const CivetException& error) {
     return Status::Error("cannot listen on " + ports + ": " + error.what());

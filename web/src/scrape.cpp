@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <limits>
 
 #include "virtcaps/files.h"
@@ -294,18 +295,18 @@ bool HasSuffix(std::string_view text, std::string_view suffix) {
 }
 
 // Help and label values: backslash, double quote (label values) and newline escaped,
-// as both serializers do.
+// as both serializers do. Runs without an escape are appended whole.
 void AppendEscaped(FixedText& out, std::string_view text, bool quote) {
-  for (char c : text) {
-    if (c == '\\') {
-      out.Append("\\\\");
-    } else if (c == '\n') {
-      out.Append("\\n");
-    } else if (c == '"' && quote) {
-      out.Append("\\\"");
-    } else {
-      out.Append(c);
-    }
+  // (A loop, not find_first_of: libstdc++'s calls memchr once per character.)
+  auto is_special = [quote](char c) { return c == '\\' || c == '\n' || (quote && c == '"'); };
+  while (!text.empty()) {
+    size_t special = 0;
+    while (special < text.size() && !is_special(text[special])) ++special;
+    out.Append(text.substr(0, special));
+    if (special == text.size()) return;
+    char c = text[special];
+    out.Append(c == '\\' ? "\\\\" : c == '\n' ? "\\n" : "\\\"");
+    text.remove_prefix(special + 1);
   }
 }
 
@@ -322,6 +323,18 @@ void AppendValue(FixedText& out, ExpositionFormat format, double value) {
     return;
   }
   char buffer[40];
+  // Most live values are whole numbers (bytes, counts): written as an integer, which is
+  // what both formats make of them when it has no trailing zero (OpenMetrics' shortest
+  // form would write 1000000 as 1e+06; %.16g writes integers below 1e16 in full).
+  // to_chars with a precision costs more than the rest of the live families.
+  if (value == std::trunc(value) && std::fabs(value) < 1e15 && !std::signbit(value)) {
+    auto whole = static_cast<int64_t>(value);
+    if (!openmetrics || whole % 10 != 0) {
+      auto result = std::to_chars(buffer, buffer + sizeof(buffer), whole);
+      out.Append(std::string_view(buffer, static_cast<size_t>(result.ptr - buffer)));
+      return;
+    }
+  }
   if (openmetrics) {
     auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
     out.Append(std::string_view(buffer, static_cast<size_t>(result.ptr - buffer)));
@@ -335,9 +348,9 @@ void AppendValue(FixedText& out, ExpositionFormat format, double value) {
 
 // The family's head lines. Prometheus text: HELP then TYPE. OpenMetrics: TYPE, UNIT
 // (for a _seconds or _bytes family), HELP, with a counter's family named without _total.
-// Returns the name its samples carry.
-std::string_view AppendFamilyHead(FixedText& out, ExpositionFormat format, std::string_view name,
-                                  std::string_view help, bool counter) {
+// Every live counter's samples are named ..._total already (the family's name as given).
+void AppendFamilyHead(FixedText& out, ExpositionFormat format, std::string_view name,
+                      std::string_view help, bool counter) {
   if (format != ExpositionFormat::kOpenMetrics) {
     out.Append("# HELP ");
     out.Append(name);
@@ -346,7 +359,7 @@ std::string_view AppendFamilyHead(FixedText& out, ExpositionFormat format, std::
     out.Append("\n# TYPE ");
     out.Append(name);
     out.Append(counter ? " counter\n" : " gauge\n");
-    return name;
+    return;
   }
   std::string_view family = name;
   if (counter && HasSuffix(family, "_total")) family.remove_suffix(6);
@@ -368,7 +381,31 @@ std::string_view AppendFamilyHead(FixedText& out, ExpositionFormat format, std::
   out.Append(' ');
   AppendEscaped(out, help, false);
   out.Append('\n');
-  return name;  // every live counter is named ..._total already
+}
+
+// The head lines of the live families (the process's in their order, then the
+// requests'), in both formats: constant, so written once, not escaped on every scrape.
+constexpr size_t kLiveFamilies = std::size(kProcessFamilies) + 1;
+using LiveHeads = std::array<std::array<std::string, kLiveFamilies>, 2>;
+
+const LiveHeads& Heads() {
+  static const LiveHeads heads = [] {
+    LiveHeads made;
+    for (ExpositionFormat format :
+         {ExpositionFormat::kPrometheusText, ExpositionFormat::kOpenMetrics}) {
+      for (size_t i = 0; i < kLiveFamilies; ++i) {
+        bool requests = i == std::size(kProcessFamilies);
+        char buffer[512];
+        FixedText head(buffer, sizeof(buffer));
+        AppendFamilyHead(head, format, requests ? kRequestsName : kProcessFamilies[i].name,
+                         requests ? kRequestsHelp : kProcessFamilies[i].help,
+                         requests || kProcessFamilies[i].counter);
+        made[static_cast<size_t>(format)][i] = std::string(head.view());
+      }
+    }
+    return made;
+  }();
+  return heads;
 }
 
 }  // namespace
@@ -385,18 +422,19 @@ void FixedText::Append(std::string_view text) {
 
 void AppendLiveFamilies(FixedText& out, ExpositionFormat format, const ProcessSample& sample,
                         const RequestCounters& requests) {
-  for (const ProcessFamily& family : kProcessFamilies) {
-    const std::optional<double>& value = sample.*family.value;
+  const auto& heads = Heads()[static_cast<size_t>(format)];
+  for (size_t i = 0; i < std::size(kProcessFamilies); ++i) {
+    const std::optional<double>& value = sample.*kProcessFamilies[i].value;
     if (!value) continue;
-    std::string_view name = AppendFamilyHead(out, format, family.name, family.help, family.counter);
-    out.Append(name);
+    out.Append(heads[i]);
+    out.Append(kProcessFamilies[i].name);  // the samples' name, _total included
     out.Append(' ');
     AppendValue(out, format, *value);
     out.Append('\n');
   }
-  std::string_view name = AppendFamilyHead(out, format, kRequestsName, kRequestsHelp, true);
+  out.Append(heads.back());
   requests.ForEach([&](std::string_view code, std::string_view path, uint64_t count) {
-    out.Append(name);
+    out.Append(kRequestsName);
     out.Append("{code=\"");
     AppendEscaped(out, code, true);
     out.Append("\",path=\"");
