@@ -655,6 +655,19 @@ TEST(TlsAuthE2eTest, InstalledLayoutFindsTheShimBesideTheBinary) {
       << no_module.out << no_module.err;
   InstalledAgent without_module(binary, AgentArgs(web_config));
   EXPECT_EQ(without_module.port(), 0) << without_module.log();
+  // A library that loads but is not the module (the crypto shim under its name): the
+  // error says which file lacks the entry point, and nothing is served.
+  ASSERT_EQ(::link((prefix + "/lib/virtcaps/libcrypto.so").c_str(), module.c_str()), 0);
+  auto not_module = RunProcess({binary, "--check-config", "--web.config.file=" + web_config});
+  EXPECT_NE(not_module.exit_code, 0) << not_module.out;
+  // (The path as the agent's RUNPATH spells it: .../bin/../lib/virtcaps.)
+  EXPECT_NE((not_module.out + not_module.err)
+                .find("/lib/virtcaps/libvirtcaps-tls.so has no virtcaps_tls_module_v1"),
+            std::string::npos)
+      << not_module.out << not_module.err;
+  InstalledAgent wrong_module(binary, AgentArgs(web_config));
+  EXPECT_EQ(wrong_module.port(), 0) << wrong_module.log();
+  ASSERT_EQ(::unlink(module.c_str()), 0);
   ASSERT_EQ(::rename((module + ".away").c_str(), module.c_str()), 0);
   // Without the shim the installed agent does not get as far as serving (and crashing).
   ASSERT_EQ(::unlink((prefix + "/lib/virtcaps/libssl.so").c_str()), 0);
