@@ -1,8 +1,8 @@
 #include "virtcaps/boot_constants.h"
 
+#include <functional>
 #include <map>
 #include <mutex>
-#include <optional>
 
 #include "virtcaps/files.h"
 
@@ -10,26 +10,36 @@ namespace virtcaps {
 
 namespace {
 
-// Answers kept for the life of the process, by full path. Only successes are kept.
+// Answers kept for the life of the process, by full path: file values, and whether
+// paths exist.
 class KeptAnswers {
  public:
-  template <typename Read>
-  auto Find(const std::string& path, Read read) -> decltype(read()) {
+  // read() once; what it gave is kept when keep(answer) says it is final.
+  Expected<std::string> Value(const std::string& path,
+                              const std::function<Expected<std::string>()>& read,
+                              const std::function<bool(const Expected<std::string>&)>& keep) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto found = values_.find(path);
       if (found != values_.end()) return found->second;
     }
-    auto value = read();
-    if (!value) return value;
+    Expected<std::string> value = read();
+    if (!keep(value)) return value;
     std::lock_guard<std::mutex> lock(mutex_);
-    values_.emplace(path, *value);
+    values_.emplace(path, value);
     return value;
+  }
+  bool Exists(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = exists_.find(path);
+    if (found == exists_.end()) found = exists_.emplace(path, PathExists(path)).first;
+    return found->second;
   }
 
  private:
   std::mutex mutex_;
-  std::map<std::string, std::string> values_;
+  std::map<std::string, Expected<std::string>> values_;
+  std::map<std::string, bool> exists_;
 };
 
 KeptAnswers& Kept() {
@@ -42,7 +52,10 @@ KeptAnswers& Kept() {
 Expected<std::string> ReadKernelConstant(const HostPaths& paths, const std::string& relative) {
   std::string path = paths.Proc(relative);
   if (paths.procfs != "/proc") return ReadValue(path);
-  return Kept().Find(path, [&] { return ReadValue(path); });
+  // A failed read of a file procfs always has is never final.
+  return Kept().Value(
+      path, [&] { return ReadValue(path); },
+      [](const Expected<std::string>& value) { return value.ok(); });
 }
 
 Expected<std::string> KernelRelease(const HostPaths& paths) {
@@ -52,16 +65,17 @@ Expected<std::string> KernelRelease(const HostPaths& paths) {
 Expected<std::string> ReadBootSysfsValue(const HostPaths& paths, const std::string& relative) {
   std::string path = paths.Sys(relative);
   if (paths.sysfs != "/sys") return ReadValue(path);
-  return Kept().Find(path, [&] { return ReadValue(path); });
+  // A value read is final, and so is a file that is not there (no DMI table, a security
+  // module not built in); any other failure is tried again next time.
+  return Kept().Value(
+      path, [&] { return ReadValue(path); },
+      [&](const Expected<std::string>& value) { return value.ok() || !PathExists(path); });
 }
 
 bool BootSysfsPathExists(const HostPaths& paths, const std::string& relative) {
   std::string path = paths.Sys(relative);
   if (paths.sysfs != "/sys") return PathExists(path);
-  // Kept as text, "1" or "0"; the answer either way is final.
-  auto answer = Kept().Find(
-      path, [&]() -> std::optional<std::string> { return PathExists(path) ? "1" : "0"; });
-  return *answer == "1";
+  return Kept().Exists(path);
 }
 
 }  // namespace virtcaps

@@ -275,6 +275,13 @@ TEST(KernelConstantTest, AnotherSysfsIsReadEachTimeTheAgentsOwnIsKept) {
   EXPECT_EQ(BootSysfsPathExists(live, "kernel"), PathExists("/sys/kernel"));
   EXPECT_EQ(BootSysfsPathExists(live, "kernel"), PathExists("/sys/kernel"));  // asked again
   EXPECT_FALSE(BootSysfsPathExists(live, "no-such-directory-in-sysfs"));
+  // A value that is not there fails the same way each time, naming the file.
+  for (int ask = 0; ask < 2; ++ask) {
+    auto absent = ReadBootSysfsValue(live, "no-such-file-in-sysfs");
+    ASSERT_FALSE(absent);
+    EXPECT_NE(absent.status().message().find("/sys/no-such-file-in-sysfs"), std::string::npos)
+        << absent.status().message();
+  }
   auto online = ReadBootSysfsValue(live, "devices/system/cpu/possible");
   auto direct = ReadValue("/sys/devices/system/cpu/possible");
   ASSERT_EQ(online.ok(), direct.ok());

@@ -22,6 +22,8 @@ Expected<std::string> KernelRelease(const HostPaths& paths);
 // firmware or the kernel's command line fix at boot: the DMI identity
 // (class/dmi/id/product_uuid), the ACPI tables (firmware/acpi/tables/DMAR) and the
 // parameters of built-in security modules (module/apparmor/parameters/enabled, 0444).
+// A file that is not there is as final (a host without DMI, AppArmor not built in);
+// other failures are not kept.
 Expected<std::string> ReadBootSysfsValue(const HostPaths& paths, const std::string& relative);
 // Whether such a path exists; the answer, yes or no, is kept as well.
 bool BootSysfsPathExists(const HostPaths& paths, const std::string& relative);
