@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <cstddef>
 #include <stdexcept>
 
 #include "virtcaps/exposition.h"
@@ -41,6 +42,23 @@ constexpr DeflateEffort kRefreshBody{Z_BEST_SPEED, 15, 8};
 // A request's live families (~1 kB): a 1 kB window and the smallest tables, so a request
 // allocates a few kB of zlib state instead of ~270 kB in its worker's malloc arena.
 constexpr DeflateEffort kRequestTail{Z_BEST_SPEED, 10, 1};
+
+// zlib's allocations served from a caller's buffer, front to back; freeing is a no-op
+// (the whole buffer is dropped after one stream). Z_NULL when it is used up.
+struct ScratchArena {
+  char* base;
+  size_t size;
+  size_t used = 0;
+  static voidpf Allocate(voidpf opaque, uInt items, uInt item_size) {
+    auto* arena = static_cast<ScratchArena*>(opaque);
+    size_t bytes = static_cast<size_t>(items) * item_size;
+    size_t start = (arena->used + alignof(std::max_align_t) - 1) & ~(alignof(std::max_align_t) - 1);
+    if (start > arena->size || bytes > arena->size - start) return Z_NULL;
+    arena->used = start + bytes;
+    return arena->base + start;
+  }
+  static void Free(voidpf, voidpf) {}
+};
 
 // Raw deflate (no header) of `data` appended to `out`, ending with `flush`.
 void RawDeflate(std::string_view data, int flush, std::string& out, DeflateEffort effort) {
@@ -91,6 +109,38 @@ std::string GzipClose(const OpenGzip& open, std::string_view tail) {
                                 open.crc, tail_crc, static_cast<z_off_t>(tail.size()))));
   AppendLittleEndian32(out, static_cast<uint32_t>((open.size + tail.size()) & 0xffffffffu));
   return out;
+}
+
+size_t GzipCloseInto(const OpenGzip& open, std::string_view tail, char* out, size_t capacity,
+                     char* scratch, size_t scratch_bytes) {
+  constexpr size_t kTrailer = 8;
+  if (capacity < kTrailer) return 0;
+  ScratchArena arena{scratch, scratch_bytes};
+  z_stream stream{};
+  stream.zalloc = ScratchArena::Allocate;
+  stream.zfree = ScratchArena::Free;
+  stream.opaque = &arena;
+  if (deflateInit2(&stream, kRequestTail.level, Z_DEFLATED, -kRequestTail.window_bits,
+                   kRequestTail.mem_level, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return 0;
+  }
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(tail.data()));
+  stream.avail_in = static_cast<uInt>(tail.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out);
+  stream.avail_out = static_cast<uInt>(capacity - kTrailer);
+  int result = deflate(&stream, Z_FINISH);
+  size_t written = stream.total_out;
+  deflateEnd(&stream);
+  if (result != Z_STREAM_END) return 0;  // `out` too small for the compressed tail
+  uLong tail_crc =
+      crc32(0, reinterpret_cast<const Bytef*>(tail.data()), static_cast<uInt>(tail.size()));
+  uint32_t trailer[2] = {
+      static_cast<uint32_t>(crc32_combine(open.crc, tail_crc, static_cast<z_off_t>(tail.size()))),
+      static_cast<uint32_t>((open.size + tail.size()) & 0xffffffffu)};
+  for (uint32_t value : trailer) {
+    for (int i = 0; i < 4; ++i) out[written++] = static_cast<char>((value >> (8 * i)) & 0xff);
+  }
+  return written;
 }
 
 const OpenGzip& LazyGzip::Get(std::string_view data) const {

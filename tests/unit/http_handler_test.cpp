@@ -50,14 +50,22 @@ TEST(HttpHandlerTest, ServesThePreCompressedBodyWhenGzipIsAccepted) {
   auto gzip = server.Handle("GET", "/metrics", "deflate, gzip;q=0.8");
   EXPECT_EQ(gzip.content_encoding, "gzip");
   EXPECT_EQ(gzip.body.data(), snapshot->metrics_gzip_open().bytes.data());
-  ASSERT_TRUE(gzip.tail);
-  std::string unzipped = testing::Gunzip(std::string(gzip.body) + *gzip.tail);
+  // The live families compressed into this thread's scratch memory, not onto the heap.
+  ASSERT_FALSE(gzip.compressed_tail.empty());
+  EXPECT_FALSE(gzip.owned_tail);
+  EXPECT_EQ(gzip.tail_text().data(), gzip.compressed_tail.data());
+  std::string unzipped = testing::Gunzip(std::string(gzip.body) + std::string(gzip.tail_text()));
   EXPECT_EQ(unzipped.substr(0, snapshot->metrics_text().size()), snapshot->metrics_text());
   EXPECT_NE(unzipped.find("\nvirtcaps_http_requests_total{"), std::string::npos);
   EXPECT_TRUE(gzip.vary_accept_encoding);
   EXPECT_TRUE(gzip.vary_accept);
   EXPECT_EQ(server.Handle("GET", "/capabilities", "gzip;q=0").content_encoding, "");
   EXPECT_EQ(server.Handle("GET", "/capabilities", "br").content_encoding, "");
+  // The first gzip or * coding decides; other codings and empty fields are skipped.
+  EXPECT_EQ(server.Handle("GET", "/capabilities", "gzip;q=0, *").content_encoding, "");
+  EXPECT_EQ(server.Handle("GET", "/capabilities", "identity, *;q=0.5").content_encoding, "gzip");
+  EXPECT_EQ(server.Handle("GET", "/capabilities", " , ,gzip").content_encoding, "gzip");
+  EXPECT_EQ(server.Handle("GET", "/capabilities", "br;q=1, gzip ; q=0.0").content_encoding, "");
   EXPECT_EQ(server.Handle("GET", "/capabilities", "*").body, snapshot->xml_gzip->body());
   // The prepared response is the head the server would format, then the body.
   EXPECT_EQ(snapshot->xml->head(),

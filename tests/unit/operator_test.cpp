@@ -149,6 +149,17 @@ TEST(NegotiationTest, OpenMetricsOnlyWhenPreferred) {
             ExpositionFormat::kPrometheusText);
   EXPECT_EQ(NegotiateExpositionFormat("application/openmetrics-text;q=0"),
             ExpositionFormat::kPrometheusText);
+  // Media types are case-insensitive; the first q of a range counts; a malformed q is 0.
+  EXPECT_EQ(NegotiateExpositionFormat("APPLICATION/OpenMetrics-Text;q=0.9, TEXT/PLAIN;q=0.5"),
+            ExpositionFormat::kOpenMetrics);
+  EXPECT_EQ(NegotiateExpositionFormat("Text/*;q=1,application/openmetrics-text;q=0.9"),
+            ExpositionFormat::kPrometheusText);
+  EXPECT_EQ(NegotiateExpositionFormat("application/openmetrics-text;q=0.5;q=0.9,text/plain;q=0.7"),
+            ExpositionFormat::kPrometheusText);
+  EXPECT_EQ(NegotiateExpositionFormat("application/openmetrics-text;q=bad"),
+            ExpositionFormat::kPrometheusText);
+  EXPECT_EQ(NegotiateExpositionFormat(",,application/openmetrics-text"),
+            ExpositionFormat::kOpenMetrics);
 }
 
 TEST(CollectorSelectionTest, CollectExcludeAndUnknownNames) {
@@ -317,6 +328,30 @@ TEST(GzipSpliceTest, OpenBodyPlusTailIsOneValidMember) {
   std::string whole = open.bytes + GzipClose(open, tail);
   EXPECT_EQ(testing::Gunzip(whole), body + tail);  // Gunzip reads only the first member
   EXPECT_EQ(testing::Gunzip(open.bytes + GzipClose(open, "")), body);
+}
+
+// The allocation-free close: the same bytes as GzipClose, zlib's state in the caller's
+// scratch memory; too little scratch or output room is a 0, never a cut member.
+TEST(GzipSpliceTest, CloseIntoScratchMemoryMakesTheSameBytes) {
+  std::string body = "process_threads 3\n";
+  OpenGzip open = GzipOpen(body);
+  std::vector<char> scratch(kGzipCloseScratchBytes);
+  std::vector<char> out(8192);
+  std::string tail;
+  for (int i = 0; i < 60; ++i)
+    tail += "virtcaps_http_requests_total{code=\"200\"} " + std::to_string(i * i) + "\n";
+  for (std::string_view piece : {std::string_view(), std::string_view(tail)}) {
+    size_t written =
+        GzipCloseInto(open, piece, out.data(), out.size(), scratch.data(), scratch.size());
+    ASSERT_GT(written, 8u);
+    EXPECT_EQ(std::string(out.data(), written), GzipClose(open, piece));
+    EXPECT_EQ(testing::Gunzip(open.bytes + std::string(out.data(), written)),
+              body + std::string(piece));
+  }
+  size_t whole = GzipCloseInto(open, tail, out.data(), out.size(), scratch.data(), scratch.size());
+  EXPECT_EQ(GzipCloseInto(open, tail, out.data(), whole - 1, scratch.data(), scratch.size()), 0u);
+  EXPECT_EQ(GzipCloseInto(open, tail, out.data(), 7, scratch.data(), scratch.size()), 0u);
+  EXPECT_EQ(GzipCloseInto(open, tail, out.data(), out.size(), scratch.data(), 1024), 0u);
 }
 
 TEST(LogFormatTest, LogfmtEscapesEveryControlCharacter) {

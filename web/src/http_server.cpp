@@ -52,23 +52,28 @@ std::string LandingPage(const std::string& telemetry_path) {
          "<li><a href=\"/healthz\">/healthz</a>: health</li>\n</ul>\n</body></html>\n";
 }
 
-// True when the Accept-Encoding header admits gzip (present and not "q=0").
+// True when the Accept-Encoding header admits gzip (present and not "q=0"): the first
+// "gzip" or "*" coding decides. Parsed in place (every Prometheus scrape sends it).
 bool AcceptsGzip(std::string_view header) {
-  for (std::string_view part : Split(header, ',')) {
-    auto fields = Split(part, ';');
-    std::string_view coding = Trim(fields[0]);
-    if (coding != "gzip" && coding != "*") continue;
+  std::optional<bool> accepted;
+  ForEachField(header, ',', [&](std::string_view part) {
+    if (accepted) return;
+    size_t semicolon = part.find(';');
+    std::string_view coding = Trim(part.substr(0, semicolon));
+    if (coding != "gzip" && coding != "*") return;
     bool refused = false;
-    for (size_t i = 1; i < fields.size(); ++i) {
-      std::string_view parameter = Trim(fields[i]);
-      if (parameter.rfind("q=", 0) == 0) {
-        auto q = ParseDouble(parameter.substr(2));
-        refused = q && *q <= 0;
-      }
+    if (semicolon != std::string_view::npos) {
+      ForEachField(part.substr(semicolon + 1), ';', [&](std::string_view parameter) {
+        parameter = Trim(parameter);
+        if (parameter.rfind("q=", 0) == 0) {
+          auto q = ParseDouble(parameter.substr(2));
+          refused = q && *q <= 0;
+        }
+      });
     }
-    return !refused;
-  }
-  return false;
+    accepted = !refused;
+  });
+  return accepted.value_or(false);
 }
 
 const HttpServer* ServerOf(const struct mg_connection* connection) {
@@ -90,37 +95,47 @@ bool WriteWithin(struct mg_connection* connection, std::string_view data,
   return true;
 }
 
-// A buffer per worker thread for gathering a response's pieces (GatheringWriter;
-// CivetWeb's worker stacks are 100 kB, too small to hold it): mapped on the worker's first response
-// and its pages given back when the connection closes, as the stack's are.
-constexpr size_t kGatherBytes = 64 * 1024;  // a loopback segment's worth
-struct WorkerGatherBuffer {
-  char* data = nullptr;
-  bool touched = false;
-  ~WorkerGatherBuffer() {
-    if (data != nullptr) munmap(data, kGatherBytes);
+// Memory of each thread that answers requests, so that a response allocates nothing:
+// a buffer for gathering its pieces (GatheringWriter; CivetWeb's worker stacks are
+// 100 kB, too small to hold it), zlib's state for compressing the live families, and
+// the compressed bytes. One mapping, made on the thread's first use; its pages are
+// given back when a connection closes, as the stack's are.
+class WorkerScratch {
+ public:
+  static constexpr size_t kGatherBytes = 64 * 1024;  // a loopback segment's worth
+  static constexpr size_t kTailBytes = 8 * 1024;     // the live text (<= 4 kB), compressed
+  static WorkerScratch& OfThisThread() {
+    thread_local WorkerScratch scratch;
+    return scratch;
   }
+  ~WorkerScratch() {
+    if (base_ != nullptr) munmap(base_, kBytes);
+  }
+  // Null when the mapping cannot be made (the callers then do without).
+  char* gather() { return Use(0); }
+  char* deflate_state() { return Use(kGatherBytes); }
+  char* tail() { return Use(kGatherBytes + kGzipCloseScratchBytes); }
+  void Release() {
+    if (base_ == nullptr || !touched_) return;
+    madvise(base_, kBytes, MADV_DONTNEED);
+    touched_ = false;
+  }
+
+ private:
+  static constexpr size_t kBytes = kGatherBytes + kGzipCloseScratchBytes + kTailBytes;
+  char* Use(size_t offset) {
+    if (base_ == nullptr) {
+      void* mapped =
+          mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (mapped == MAP_FAILED) return nullptr;
+      base_ = static_cast<char*>(mapped);
+    }
+    touched_ = true;
+    return base_ + offset;
+  }
+  char* base_ = nullptr;
+  bool touched_ = false;
 };
-thread_local WorkerGatherBuffer worker_gather_buffer;
-
-char* GatherBuffer() {
-  WorkerGatherBuffer& buffer = worker_gather_buffer;
-  if (buffer.data == nullptr) {
-    void* mapped =
-        mmap(nullptr, kGatherBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mapped == MAP_FAILED) return nullptr;
-    buffer.data = static_cast<char*>(mapped);
-  }
-  buffer.touched = true;
-  return buffer.data;
-}
-
-void ReleaseGatherBuffer() {
-  WorkerGatherBuffer& buffer = worker_gather_buffer;
-  if (buffer.data == nullptr || !buffer.touched) return;
-  madvise(buffer.data, kGatherBytes, MADV_DONTNEED);
-  buffer.touched = false;
-}
 
 // Answers with `status` and closes the connection (the request, or what follows it on
 // the connection, is not read any further).
@@ -253,9 +268,9 @@ int HandleRequest(struct mg_connection* connection, void* data) {
     // the other responses TCP_NODELAY prevents that.)
     sent = WriteWithin(connection, response.prepared->bytes, deadline);
   } else {
-    GatheringWriter writer(GatherBuffer(), kGatherBytes, [&](std::string_view bytes) {
-      return WriteWithin(connection, bytes, deadline);
-    });
+    GatheringWriter writer(
+        WorkerScratch::OfThisThread().gather(), WorkerScratch::kGatherBytes,
+        [&](std::string_view bytes) { return WriteWithin(connection, bytes, deadline); });
     sent = writer.Add(std::string_view(head, static_cast<size_t>(length))) &&
            writer.Add(response.body) && writer.Add(tail) && writer.Flush();
   }
@@ -376,11 +391,11 @@ void ReleaseIdleStack() {
 }
 
 // CivetWeb's connection_close callback (on the worker that served the connection):
-// answers what CivetWeb dropped, then gives back the stack and gather buffer pages the
+// answers what CivetWeb dropped, then gives back the stack and scratch pages the
 // connection used.
 void ConnectionClosed(const struct mg_connection* connection) {
   AnswerDroppedRequest(const_cast<struct mg_connection*>(connection));
-  ReleaseGatherBuffer();
+  WorkerScratch::OfThisThread().Release();
   ReleaseIdleStack();
 }
 
@@ -514,7 +529,17 @@ void HttpServer::AnswerMetrics(const Request& request, bool gzip, Response& resp
     const OpenGzip& open =
         openmetrics ? snapshot.openmetrics_gzip_open() : snapshot.metrics_gzip_open();
     response.body = open.bytes;
-    response.tail = std::make_shared<const std::string>(GzipClose(open, live_text));
+    WorkerScratch& scratch = WorkerScratch::OfThisThread();
+    char* state = scratch.deflate_state();
+    size_t size = state == nullptr
+                      ? 0
+                      : GzipCloseInto(open, live_text, scratch.tail(), WorkerScratch::kTailBytes,
+                                      state, kGzipCloseScratchBytes);
+    if (size > 0) {
+      response.compressed_tail = std::string_view(scratch.tail(), size);
+    } else {
+      response.owned_tail = std::make_shared<const std::string>(GzipClose(open, live_text));
+    }
   } else {
     response.body = openmetrics ? snapshot.openmetrics : snapshot.metrics;
     response.tail_is_live = true;  // response.live, which this response carries

@@ -24,13 +24,15 @@ constexpr std::string_view kRequestsName = "virtcaps_http_requests_total";
 constexpr std::string_view kRequestsHelp =
     "HTTP requests the agent answered, per path (other: any unknown path) and status code.";
 
-// q of one media range ("type/subtype;version=1.0.0;q=0.5"); 1 when not given.
-double QValue(const std::vector<std::string_view>& fields) {
-  for (size_t i = 1; i < fields.size(); ++i) {
-    std::string_view parameter = Trim(fields[i]);
-    if (parameter.rfind("q=", 0) == 0) return ParseDouble(parameter.substr(2)).value_or(0);
-  }
-  return 1;
+// q of a media range's or a coding's parameters (what follows "type/subtype;":
+// "version=1.0.0;q=0.5"): the first q given, else 1; a malformed q is 0.
+double QValue(std::string_view parameters) {
+  std::optional<double> q;
+  ForEachField(parameters, ';', [&](std::string_view parameter) {
+    parameter = Trim(parameter);
+    if (!q && parameter.rfind("q=", 0) == 0) q = ParseDouble(parameter.substr(2)).value_or(0);
+  });
+  return q.value_or(1);
 }
 
 int HexDigit(char c) {
@@ -139,22 +141,25 @@ std::optional<double> OpenDescriptors() {
 ExpositionFormat NegotiateExpositionFormat(std::string_view accept) {
   double openmetrics = 0;
   double text = 0;
-  for (std::string_view range : Split(accept, ',')) {
-    auto fields = Split(range, ';');
-    std::string type = ToLower(Trim(fields[0]));
-    double q = QValue(fields);
-    if (type == "application/openmetrics-text") {
+  // Parsed in place: every scrape has this header, and parsing it allocates nothing.
+  ForEachField(accept, ',', [&](std::string_view range) {
+    size_t semicolon = range.find(';');
+    std::string_view type = Trim(range.substr(0, semicolon));
+    double q = semicolon == std::string_view::npos ? 1 : QValue(range.substr(semicolon + 1));
+    if (EqualsIgnoreCase(type, "application/openmetrics-text")) {
       openmetrics = std::max(openmetrics, q);
-    } else if (type == "text/plain" || type == "text/*" || type == "*/*") {
+    } else if (EqualsIgnoreCase(type, "text/plain") || EqualsIgnoreCase(type, "text/*") ||
+               type == "*/*") {
       text = std::max(text, q);
     }
-  }
+  });
   return openmetrics > 0 && openmetrics > text ? ExpositionFormat::kOpenMetrics
                                                : ExpositionFormat::kPrometheusText;
 }
 
 Expected<std::optional<std::set<std::string>>> SelectCollectors(
     std::string_view query, const std::vector<std::string>& available) {
+  if (query.empty()) return std::optional<std::set<std::string>>();  // every scrape's case
   std::vector<std::string> collect, exclude;
   for (std::string_view pair : Split(query, '&')) {
     if (pair.empty()) continue;
@@ -182,6 +187,7 @@ Expected<std::optional<std::set<std::string>>> SelectCollectors(
 
 Expected<std::string> SelectDriver(std::string_view query) {
   std::string driver;
+  if (query.empty()) return driver;
   for (std::string_view pair : Split(query, '&')) {
     size_t equals = pair.find('=');
     if (UrlDecode(pair.substr(0, equals)) != "driver") continue;

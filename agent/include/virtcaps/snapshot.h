@@ -31,6 +31,12 @@ struct OpenGzip {
 OpenGzip GzipOpen(std::string_view data);
 // What follows `open.bytes` to make one complete gzip member of data + `tail`.
 std::string GzipClose(const OpenGzip& open, std::string_view tail);
+// The same bytes written into `out`, allocating nothing: zlib's state is laid out in
+// `scratch` (kGzipCloseScratchBytes are enough). The size written, or 0 when `out`
+// or `scratch` is too small.
+inline constexpr size_t kGzipCloseScratchBytes = 24 * 1024;
+size_t GzipCloseInto(const OpenGzip& open, std::string_view tail, char* out, size_t capacity,
+                     char* scratch, size_t scratch_bytes);
 
 // A metrics body's open gzip member, compressed on the first request that wants it:
 // the metrics texts change every refresh (durations, counters), and a Prometheus server

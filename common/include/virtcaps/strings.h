@@ -11,6 +11,19 @@ namespace virtcaps {
 
 std::string_view Trim(std::string_view text);
 std::vector<std::string_view> Split(std::string_view text, char separator);
+// Split's fields, each passed to visit(std::string_view) in order, without a vector
+// (for request headers, which are parsed on every request).
+template <typename Visit>
+void ForEachField(std::string_view text, char separator, Visit visit) {
+  while (true) {
+    size_t end = text.find(separator);
+    visit(text.substr(0, end));
+    if (end == std::string_view::npos) return;
+    text.remove_prefix(end + 1);
+  }
+}
+// ASCII case-insensitive equality.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 // Splits on runs of spaces/tabs, dropping empty fields.
 std::vector<std::string_view> SplitWhitespace(std::string_view text);
 std::string ToLower(std::string_view text);

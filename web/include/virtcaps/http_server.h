@@ -80,16 +80,20 @@ class HttpServer {
     // A body made for this request (a filtered page, an error naming the collectors,
     // /domcapabilities): `body` views this.
     std::shared_ptr<const std::string> owned_body;
-    // Sent after `body` and counted in Content-Length: the live /metrics families,
-    // compressed (tail), or as text in `live` (tail_is_live: its first live_size bytes).
-    std::shared_ptr<const std::string> tail;
+    // Sent after `body` and counted in Content-Length: the live /metrics families, as
+    // text in `live` (tail_is_live: its first live_size bytes), or compressed: into
+    // this thread's scratch memory (compressed_tail, valid until the thread's next
+    // request), or onto the heap where that cannot be had (owned_tail).
+    std::string_view compressed_tail;
+    std::shared_ptr<const std::string> owned_tail;
     bool tail_is_live = false;
     size_t live_size = 0;
     // ~1.8 kB with every request counter in use; only the first live_size bytes are
     // ever read, so it is not cleared (4 kB of stores per request).
     std::array<char, 4096> live;
     std::string_view tail_text() const {
-      if (tail) return *tail;
+      if (!compressed_tail.empty()) return compressed_tail;
+      if (owned_tail) return *owned_tail;
       return tail_is_live ? std::string_view(live.data(), live_size) : std::string_view();
     }
   };

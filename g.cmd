@@ -1,0 +1,7 @@
+set pagination off
+break malloc
+commands
+bt 6
+continue
+end
+continue
