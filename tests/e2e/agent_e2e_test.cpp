@@ -192,7 +192,7 @@ TEST(AgentE2eTest, ServesEveryEndpointForAFixtureHost) {
 
 // `count` scrapes on one keep-alive connection, with the headers a Prometheus 2.42
 // server sends; false when one was not a complete 200.
-bool ScrapeOnOneConnection(int port, int count) {
+[[maybe_unused]] bool ScrapeOnOneConnection(int port, int count) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   struct sockaddr_in address {};
