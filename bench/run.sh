@@ -321,14 +321,15 @@ to_ms() { # "123.45us" | "1.2ms" | "2.00s" | "1.00m"
     else if (v ~ /m$/) printf "%.3f", v * 60000; else printf "%.3f", v * 1000 }'
 }
 declare -A EXTRA # one more client's latency (s) while wrk holds its 16 connections
-measure() { # name url
-  local pid
-  log "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency $2"
-  wrk -t$THREADS -c$CONNECTIONS -d"$DURATION" --latency "$2" >"$RESULTS/wrk-$1.txt" 2>&1 &
+measure() { # name url [request header]
+  local pid header=()
+  [[ -n ${3:-} ]] && header=(-H "$3")
+  log "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency ${header[*]} $2"
+  wrk -t$THREADS -c$CONNECTIONS -d"$DURATION" --latency "${header[@]}" "$2" >"$RESULTS/wrk-$1.txt" 2>&1 &
   pid=$!
   sleep 1
   local rc=0
-  EXTRA[$1]=$(curl -s -o /dev/null -m 60 -w '%{time_total}' "$2") || rc=$?
+  EXTRA[$1]=$(curl -s -o /dev/null -m 60 -w '%{time_total}' "${header[@]}" "$2") || rc=$?
   if ((rc != 0)); then EXTRA[$1]="failed (curl exit $rc after ${EXTRA[$1]:-?} s)"; fi
   wait "$pid"
   RPS[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$RESULTS/wrk-$1.txt")
@@ -340,6 +341,10 @@ measure() { # name url
 measure agent_metrics "$AGENT_URL/metrics"
 measure ne_metrics "$NE_URL/metrics"
 measure nginx_metrics "$NGINX_URL/metrics"
+# What a Prometheus server asks for: the agent closes its pre-compressed body with the
+# live families; node_exporter compresses every response.
+measure agent_metrics_gzip "$AGENT_URL/metrics" "Accept-Encoding: gzip"
+measure ne_metrics_gzip "$NE_URL/metrics" "Accept-Encoding: gzip"
 measure agent_caps "$AGENT_URL/capabilities"
 measure nginx_caps "$NGINX_URL/capabilities"
 rss_agent_end=$(rss_kb "$AGENT_PID")
@@ -554,6 +559,10 @@ table() {
     "${P50[nginx_metrics]}" "${P99[nginx_metrics]}" "$(verdict "${P99[agent_metrics]} < 1")"
   printf '| one more client during the /metrics wrk run (a 17th connection) | %s s | nginx %s s | | (information) | |\n' \
     "${EXTRA[agent_metrics]}" "${EXTRA[nginx_metrics]}"
+  printf '| /metrics gzip (Accept-Encoding: gzip, as Prometheus asks) | %s req/s, p50 / p99 %.3f / %.3f ms | node_exporter: %s req/s, %.3f / %.3f ms | %sx | (information) | |\n' \
+    "$(fmt_int "${RPS[agent_metrics_gzip]}")" "${P50[agent_metrics_gzip]}" "${P99[agent_metrics_gzip]}" \
+    "$(fmt_int "${RPS[ne_metrics_gzip]}")" "${P50[ne_metrics_gzip]}" "${P99[ne_metrics_gzip]}" \
+    "$(fmt_ratio "$(calc "${RPS[agent_metrics_gzip]} / ${RPS[ne_metrics_gzip]}")")"
   printf '| /capabilities throughput (%s B body) | %s req/s | nginx static: %s req/s | %sx | >= 0.8x nginx | %s |\n' \
     "$caps_bytes" "$(fmt_int "${RPS[agent_caps]}")" "$(fmt_int "${RPS[nginx_caps]}")" \
     "$(fmt_ratio "$ratio_nginx_caps")" "$(verdict "$ratio_nginx_caps >= 0.8")"
@@ -640,7 +649,7 @@ beside_previous() {
     }'
 }
 table | beside_previous | tee "$RESULTS/table.md"
-for name in agent_metrics ne_metrics nginx_metrics agent_caps nginx_caps; do
+for name in agent_metrics ne_metrics nginx_metrics agent_metrics_gzip ne_metrics_gzip agent_caps nginx_caps; do
   if [[ -n ${ERR[$name]} ]]; then echo "wrk errors, $name: ${ERR[$name]}"; fi
 done
 echo
