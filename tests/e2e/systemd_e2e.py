@@ -88,6 +88,29 @@ def wait_for(notify, key, seconds, seen):
     return None
 
 
+def server_connections_closed(port, seconds):
+    """True once no TCP socket bound to `port` is ESTABLISHED or in CLOSE_WAIT (the
+    agent's ends of connections), from /proc/net/tcp; False after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        held = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as handle:
+                    rows = handle.read().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                fields = row.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                held += local_port == port and fields[3] in ("01", "08")
+        if held == 0:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
 def get(url, timeout=10):
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -162,6 +185,10 @@ def manager(agent, source_dir):
         # The per-client limit (web.max_connections_per_client, 8 by default) guards the
         # passed socket as it does a bound one: idle connections past it are closed at once.
         limit = 8
+        # The requests above closed their connections, but the agent may not have closed
+        # its ends yet (a worker sees the EOF when it next reads): still open, they count.
+        check(server_connections_closed(port, 10),
+              f"the agent still holds connections on 127.0.0.1:{port} after 10 s")
         idle = [socket.create_connection(("127.0.0.1", port), timeout=5)
                 for _ in range(limit + 2)]
         closed = 0
