@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <stdexcept>
+#include <vector>
 
 #include "virtcaps/exposition.h"
 
@@ -39,8 +40,8 @@ struct DeflateEffort {
 // The metrics texts change every refresh (durations, counters) and are compressed each
 // time: level 1 costs about a third of the default's instructions for a few more bytes.
 constexpr DeflateEffort kRefreshBody{Z_BEST_SPEED, 15, 8};
-// A request's live families (~1 kB): a 1 kB window and the smallest tables, so a request
-// allocates a few kB of zlib state instead of ~270 kB in its worker's malloc arena.
+// A request's live families (~1 kB): a 1 kB window and the smallest tables, so zlib's
+// state for them is ~11 kB and fits the request's scratch (kGzipCloseScratchBytes).
 constexpr DeflateEffort kRequestTail{Z_BEST_SPEED, 10, 1};
 
 // zlib's allocations served from a caller's buffer, front to back; freeing is a no-op
@@ -81,10 +82,6 @@ void RawDeflate(std::string_view data, int flush, std::string& out, DeflateEffor
   out.resize(start + stream.total_out);
 }
 
-void AppendLittleEndian32(std::string& out, uint32_t value) {
-  for (int i = 0; i < 4; ++i) out += static_cast<char>((value >> (8 * i)) & 0xff);
-}
-
 }  // namespace
 
 OpenGzip GzipOpen(std::string_view data) {
@@ -101,13 +98,13 @@ OpenGzip GzipOpen(std::string_view data) {
 }
 
 std::string GzipClose(const OpenGzip& open, std::string_view tail) {
-  std::string out;
-  RawDeflate(tail, Z_FINISH, out, kRequestTail);
-  uLong tail_crc =
-      crc32(0, reinterpret_cast<const Bytef*>(tail.data()), static_cast<uInt>(tail.size()));
-  AppendLittleEndian32(out, static_cast<uint32_t>(crc32_combine(
-                                open.crc, tail_crc, static_cast<z_off_t>(tail.size()))));
-  AppendLittleEndian32(out, static_cast<uint32_t>((open.size + tail.size()) & 0xffffffffu));
+  // deflateBound's conservative bound for any settings, plus the trailer.
+  std::string out(tail.size() + (tail.size() + 7) / 8 + (tail.size() + 63) / 64 + 64, '\0');
+  std::vector<char> scratch(kGzipCloseScratchBytes);
+  size_t written =
+      GzipCloseInto(open, tail, out.data(), out.size(), scratch.data(), scratch.size());
+  if (written == 0) throw std::runtime_error("deflate did not finish");
+  out.resize(written);
   return out;
 }
 

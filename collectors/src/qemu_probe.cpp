@@ -832,9 +832,8 @@ struct Candidate {
   std::string emulator;   // as the host sees it
   std::string exec_path;  // under rootfs
   Status problem;         // an explicitly listed path that cannot be probed
-  dev_t device = 0;
-  ino_t inode = 0;
-  // What the search's stat saw: the cache key's binary identity (not stat'ed again).
+  // What the search's stat saw: which file it is (device, inode: duplicates are found by
+  // it) and the cache key's binary identity (not stat'ed again).
   QemuBinaryIdentity identity;
 };
 
@@ -877,8 +876,6 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
       candidate.exec_path = JoinPath(paths.rootfs, candidate.emulator);
       struct stat st;
       if (::stat(candidate.exec_path.c_str(), &st) != 0 || !IsExecutableFile(st)) continue;
-      candidate.device = st.st_dev;
-      candidate.inode = st.st_ino;
       candidate.identity = QemuBinaryIdentityOf(st);
       found.push_back(std::move(candidate));
     }
@@ -893,8 +890,6 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
     } else if (!IsExecutableFile(st)) {
       candidate.problem = Status::Error(emulator + ": not an executable file");
     } else {
-      candidate.device = st.st_dev;
-      candidate.inode = st.st_ino;
       candidate.identity = QemuBinaryIdentityOf(st);
     }
     found.push_back(std::move(candidate));
@@ -912,8 +907,6 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
     candidate.exec_path = JoinPath(paths.rootfs, candidate.emulator);
     struct stat st;
     if (::stat(candidate.exec_path.c_str(), &st) == 0 && IsExecutableFile(st)) {
-      candidate.device = st.st_dev;
-      candidate.inode = st.st_ino;
       candidate.identity = QemuBinaryIdentityOf(st);
       found.push_back(std::move(candidate));
     }
@@ -925,10 +918,11 @@ std::vector<Candidate> FindEmulators(const QemuOptions& options, const HostPaths
   // symlink with an absolute target resolves the same way the probe will run it.
   std::vector<Candidate> unique;
   std::set<std::string> paths_seen;
-  std::set<std::pair<dev_t, ino_t>> files_seen;
+  std::set<std::pair<uint64_t, uint64_t>> files_seen;
   for (Candidate& candidate : found) {
     if (!paths_seen.insert(candidate.emulator).second) continue;
-    if (candidate.problem.ok() && !files_seen.insert({candidate.device, candidate.inode}).second) {
+    if (candidate.problem.ok() &&
+        !files_seen.insert({candidate.identity.device, candidate.identity.inode}).second) {
       continue;
     }
     unique.push_back(std::move(candidate));

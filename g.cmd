@@ -1,7 +1,0 @@
-set pagination off
-break malloc
-commands
-bt 6
-continue
-end
-continue
